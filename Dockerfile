@@ -1,0 +1,14 @@
+# Production-like image of the gateway (used by docker-compose.yml).
+FROM rust:1.95-bookworm AS build
+WORKDIR /src
+COPY . .
+RUN cargo build --release --bin switchyard
+
+FROM debian:bookworm-slim
+RUN apt-get update && apt-get install -y --no-install-recommends ca-certificates && rm -rf /var/lib/apt/lists/*
+COPY --from=build /src/target/release/switchyard /usr/local/bin/switchyard
+COPY config /etc/switchyard
+WORKDIR /var/lib/switchyard
+EXPOSE 8080
+ENTRYPOINT ["switchyard"]
+CMD ["serve", "--config", "/etc/switchyard/switchyard.toml"]

@@ -1,0 +1,325 @@
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::disallowed_methods)]
+//! End-to-end gateway overhead: the same load generator calls the mock upstream directly and
+//! through the gateway (events going to a real JetStream), in the same run, in alternating
+//! blocks so that machine noise hits both alike.
+//!
+//! Run: `scripts/bench` (or `cargo bench --bench overhead`). Tunables (env):
+//! `SWITCHYARD_BENCH_RATE` (req/s, default 1000), `SWITCHYARD_BENCH_SECS` (seconds per target at
+//! that rate, default 30), `SWITCHYARD_BENCH_CONCURRENCY` (closed-loop workers for the maximum
+//! throughput phase, default 64), `SWITCHYARD_BENCH_MAX_SECS` (default 10).
+//!
+//! Gateway CPU is read from /proc for the gateway process alone during the fixed-rate blocks.
+
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+const KEY: &str = "sk-bench-key";
+const BODY: &str = r#"{"model":"gpt-4o-mini","messages":[{"role":"system","content":"You are terse."},{"role":"user","content":"Summarise the plot of Hamlet in two sentences, please."}],"temperature":0.2,"max_tokens":64}"#;
+
+fn env_u64(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn wait_port(port: u16) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "nothing listening on {port}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+struct Proc(Child);
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.0.id().to_string())
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.0.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// utime + stime of a process, in seconds.
+fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let after = stat.rsplit_once(')').map(|x| x.1).unwrap_or("");
+    let f: Vec<&str> = after.split_whitespace().collect();
+    let ticks: f64 = f.get(11).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0)
+        + f.get(12).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    ticks / 100.0
+}
+
+fn pct(sorted: &[u64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i] as f64 / 1000.0
+}
+
+async fn one(client: &reqwest::Client, url: &str) -> Option<u64> {
+    let t = Instant::now();
+    let r = client
+        .post(url)
+        .bearer_auth(KEY)
+        .header("content-type", "application/json")
+        .body(BODY)
+        .send()
+        .await
+        .ok()?;
+    let ok = r.status().is_success();
+    let _ = r.bytes().await.ok()?;
+    ok.then(|| t.elapsed().as_nanos() as u64)
+}
+
+/// Open-loop load at `rate` req/s for `secs`: latencies in ns of the successful requests, and
+/// the number of failures.
+async fn fixed_rate(client: &reqwest::Client, url: &str, rate: u64, secs: u64) -> (Vec<u64>, u64) {
+    let mut tick = tokio::time::interval(Duration::from_nanos(1_000_000_000 / rate));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+    let mut set = tokio::task::JoinSet::new();
+    for _ in 0..rate * secs {
+        tick.tick().await;
+        let (c, u) = (client.clone(), url.to_owned());
+        set.spawn(async move { one(&c, &u).await });
+    }
+    let mut lat = Vec::with_capacity((rate * secs) as usize);
+    let mut failed = 0;
+    while let Some(r) = set.join_next().await {
+        match r.ok().flatten() {
+            Some(ns) => lat.push(ns),
+            None => failed += 1,
+        }
+    }
+    (lat, failed)
+}
+
+/// Closed loop with `workers` concurrent requests for `secs`: completed requests per second.
+async fn max_throughput(
+    client: &reqwest::Client,
+    url: &str,
+    workers: u64,
+    secs: u64,
+) -> (f64, u64, u64) {
+    let done = Arc::new(AtomicU64::new(0));
+    let failed = Arc::new(AtomicU64::new(0));
+    let end = Instant::now() + Duration::from_secs(secs);
+    let started = Instant::now();
+    let mut set = tokio::task::JoinSet::new();
+    for _ in 0..workers {
+        let (c, u, d, f) = (client.clone(), url.to_owned(), done.clone(), failed.clone());
+        set.spawn(async move {
+            while Instant::now() < end {
+                match one(&c, &u).await {
+                    Some(_) => d.fetch_add(1, Ordering::Relaxed),
+                    None => f.fetch_add(1, Ordering::Relaxed),
+                };
+            }
+        });
+    }
+    while set.join_next().await.is_some() {}
+    let n = done.load(Ordering::Relaxed);
+    (
+        n as f64 / started.elapsed().as_secs_f64(),
+        n,
+        failed.load(Ordering::Relaxed),
+    )
+}
+
+fn nats_binary(root: &Path) -> PathBuf {
+    std::env::var_os("SWITCHYARD_NATS_SERVER")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root.join("tools/nats/bin/nats-server"))
+}
+
+fn main() {
+    if !std::env::args().any(|a| a == "--bench") {
+        // `cargo test --all-targets` runs bench binaries without --bench: nothing to time there.
+        return;
+    }
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let bin = PathBuf::from(env!("CARGO_BIN_EXE_switchyard"));
+    let rate = env_u64("SWITCHYARD_BENCH_RATE", 1000);
+    let secs = env_u64("SWITCHYARD_BENCH_SECS", 30);
+    let workers = env_u64("SWITCHYARD_BENCH_CONCURRENCY", 64);
+    let max_secs = env_u64("SWITCHYARD_BENCH_MAX_SECS", 10);
+    let dir = tempfile::tempdir().unwrap();
+
+    let nats_port = free_port();
+    let _nats = Proc(
+        Command::new(nats_binary(&root))
+            .args([
+                "-a",
+                "127.0.0.1",
+                "-p",
+                &nats_port.to_string(),
+                "-js",
+                "-sd",
+            ])
+            .arg(dir.path().join("js"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("nats-server (run scripts/test or scripts/bench once to install it)"),
+    );
+    let mock_port = free_port();
+    let _mock = Proc(
+        Command::new(&bin)
+            .args(["mock-upstream", "--port", &mock_port.to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let gw_port = free_port();
+    let config = dir.path().join("bench.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"pricing = {pricing:?}
+[server]
+listen = "127.0.0.1:{gw_port}"
+data_dir = {data:?}
+[nats]
+url = "nats://127.0.0.1:{nats_port}"
+[[keys]]
+id = "bench"
+hash = "sha256:{hash}"
+team = "bench"
+[providers.mock]
+kind = "openai"
+base_url = "http://127.0.0.1:{mock_port}/v1"
+[[models]]
+name = "gpt-4o-mini"
+deployments = [{{ provider = "mock", model = "gpt-4o-mini" }}]
+"#,
+            pricing = root.join("config/pricing.toml").display().to_string(),
+            data = dir.path().join("var").display().to_string(),
+            hash = hex::encode(switchyard::governance::hash_key(KEY)),
+        ),
+    )
+    .unwrap();
+    wait_port(nats_port);
+    let gateway = Proc(
+        Command::new(&bin)
+            .args(["serve", "--config"])
+            .arg(&config)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap(),
+    );
+    let gw_pid = gateway.0.id();
+    wait_port(mock_port);
+    wait_port(gw_port);
+
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async move {
+        let client = reqwest::Client::builder().pool_max_idle_per_host(1024).tcp_nodelay(true).build().unwrap();
+        let direct = format!("http://127.0.0.1:{mock_port}/v1/chat/completions");
+        let via = format!("http://127.0.0.1:{gw_port}/v1/chat/completions");
+        let gw_requests = AtomicU64::new(0);
+
+        // warm both paths (connections, JIT-free but caches and pools)
+        for _ in 0..2000 {
+            one(&client, &direct).await;
+            if one(&client, &via).await.is_some() {
+                gw_requests.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+
+        let blocks = 3;
+        let block_secs = (secs / blocks).max(1);
+        let (mut d_lat, mut g_lat, mut d_fail, mut g_fail, mut cpu) = (vec![], vec![], 0, 0, 0.0);
+        for _ in 0..blocks {
+            let (l, f) = fixed_rate(&client, &direct, rate, block_secs).await;
+            d_lat.extend(l);
+            d_fail += f;
+            let c0 = cpu_seconds(gw_pid);
+            let (l, f) = fixed_rate(&client, &via, rate, block_secs).await;
+            cpu += cpu_seconds(gw_pid) - c0;
+            gw_requests.fetch_add(l.len() as u64, Ordering::Relaxed);
+            g_lat.extend(l);
+            g_fail += f;
+        }
+        d_lat.sort_unstable();
+        let gw_ok = g_lat.len() as u64;
+        g_lat.sort_unstable();
+
+        let (d_max, _, d_max_fail) = max_throughput(&client, &direct, workers, max_secs).await;
+        let c0 = cpu_seconds(gw_pid);
+        let (g_max, g_max_n, g_max_fail) = max_throughput(&client, &via, workers, max_secs).await;
+        let max_cpu = cpu_seconds(gw_pid) - c0;
+        gw_requests.fetch_add(g_max_n, Ordering::Relaxed);
+
+        // every gateway request left three events in the stream
+        let nats = async_nats::connect(format!("nats://127.0.0.1:{nats_port}")).await.unwrap();
+        let js = async_nats::jetstream::new(nats);
+        let mut stream = js.get_stream("SWITCHYARD").await.unwrap();
+        let mut stored = 0;
+        for _ in 0..300 {
+            stored = stream.info().await.unwrap().state.messages;
+            if stored >= 3 * gw_requests.load(Ordering::Relaxed) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+
+        let row = |name: &str, l: &[u64]| {
+            println!("| {name} | {:.0} | {:.0} | {:.0} | {:.0} |", pct(l, 0.5), pct(l, 0.9), pct(l, 0.99), pct(l, 0.999));
+        };
+        println!("\n## Switchyard overhead ({rate} req/s for {}s per target, {blocks} alternating blocks)\n", block_secs * blocks);
+        println!("| path | p50 µs | p90 µs | p99 µs | p99.9 µs |");
+        println!("|---|---|---|---|---|");
+        row("direct to mock upstream", &d_lat);
+        row("through Switchyard", &g_lat);
+        println!(
+            "| **overhead** | **{:.0}** | {:.0} | **{:.0}** | {:.0} |",
+            pct(&g_lat, 0.5) - pct(&d_lat, 0.5),
+            pct(&g_lat, 0.9) - pct(&d_lat, 0.9),
+            pct(&g_lat, 0.99) - pct(&d_lat, 0.99),
+            pct(&g_lat, 0.999) - pct(&d_lat, 0.999)
+        );
+        println!("\nfailed requests at fixed rate: direct {d_fail}, gateway {g_fail}");
+        println!(
+            "gateway CPU at {rate} req/s: {:.1} µs per request ({:.2} CPU-s per 1,000 requests)",
+            cpu * 1e6 / gw_ok as f64,
+            cpu * 1000.0 / gw_ok as f64
+        );
+        println!(
+            "maximum throughput ({workers} connections, {max_secs}s): direct {d_max:.0} req/s, through Switchyard {g_max:.0} req/s (ratio {:.2}); failures {d_max_fail}/{g_max_fail}; gateway CPU {:.1} µs per request at max",
+            g_max / d_max,
+            max_cpu * 1e6 / g_max_n.max(1) as f64
+        );
+        let want = 3 * gw_requests.load(Ordering::Relaxed);
+        println!("events in JetStream: {stored} (expected ≥ {want} for {} gateway requests): {}", want / 3, if stored >= want { "none lost" } else { "MISSING EVENTS" });
+    });
+    drop(gateway);
+}

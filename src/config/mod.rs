@@ -1,0 +1,597 @@
+//! Configuration: the TOML file as written (`Raw*` types, strict), then a pure [`validate`] that
+//! reports every problem with its path and returns a [`Config`] whose cross-references are
+//! resolved. Runtime code holds validated handles, never names to look up again.
+
+mod pricing;
+mod secret;
+
+pub use pricing::{Price, Pricing, RawPrice, RawPricing};
+pub use secret::{Secret, SecretRef};
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, HashMap};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The config file as written.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawConfig {
+    #[serde(default)]
+    pub server: ServerConfig,
+    #[serde(default)]
+    pub nats: NatsConfig,
+    #[serde(default)]
+    pub events: EventsConfig,
+    #[serde(default)]
+    pub projections: ProjectionsConfig,
+    #[serde(default)]
+    pub admin: AdminConfig,
+    /// Pricing table file, relative to this config file.
+    pub pricing: Option<PathBuf>,
+    /// Virtual keys bootstrapped from config (stored as hashes only).
+    #[serde(default)]
+    pub keys: Vec<RawKey>,
+    /// Upstream providers by name.
+    #[serde(default)]
+    pub providers: BTreeMap<String, RawProvider>,
+    /// Public model names and the deployments behind them.
+    #[serde(default)]
+    pub models: Vec<RawModel>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    /// Address the HTTP edge listens on.
+    pub listen: SocketAddr,
+    /// Largest accepted request body in bytes; larger bodies get 413.
+    pub max_body_bytes: usize,
+    /// Where the gateway keeps its local files (outbox, projections) unless a path is given.
+    pub data_dir: PathBuf,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            max_body_bytes: 4 * 1024 * 1024,
+            data_dir: PathBuf::from("var"),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct NatsConfig {
+    /// NATS server URL; `SWITCHYARD_NATS_URL` overrides it.
+    pub url: String,
+    /// JetStream stream holding every event.
+    pub stream: String,
+    /// Window within which a re-published event id is dropped as a duplicate.
+    #[serde(with = "humantime_serde")]
+    #[schemars(with = "String")]
+    pub duplicate_window: Duration,
+    /// How long events are kept (0 = forever).
+    #[serde(with = "humantime_serde")]
+    #[schemars(with = "String")]
+    pub max_age: Duration,
+    /// Stream replicas (3 in a production cluster).
+    pub replicas: usize,
+}
+
+impl Default for NatsConfig {
+    fn default() -> Self {
+        Self {
+            url: "nats://127.0.0.1:4250".into(),
+            stream: "SWITCHYARD".into(),
+            duplicate_window: Duration::from_secs(300),
+            max_age: Duration::ZERO,
+            replicas: 1,
+        }
+    }
+}
+
+/// When a response may leave relative to its events' acknowledgement.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Durability {
+    /// Respond without waiting; events are acknowledged (or spilled to the outbox) in the background.
+    #[default]
+    Async,
+    /// Hold each response until its RequestAccepted is acknowledged by JetStream (strict audit).
+    Ack,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct EventsConfig {
+    pub durability: Durability,
+    /// Events waiting for the publisher; when full, handlers wait for room (never drop).
+    pub channel_capacity: usize,
+    /// Publishes awaiting their ack at once.
+    pub max_in_flight: usize,
+    /// An event not acknowledged within this time goes to the outbox.
+    #[serde(with = "humantime_serde")]
+    #[schemars(with = "String")]
+    pub ack_timeout: Duration,
+    /// Outbox file (default: `<data_dir>/outbox.redb`).
+    pub outbox_path: Option<PathBuf>,
+}
+
+impl Default for EventsConfig {
+    fn default() -> Self {
+        Self {
+            durability: Durability::Async,
+            channel_capacity: 65_536,
+            max_in_flight: 4096,
+            ack_timeout: Duration::from_secs(3),
+            outbox_path: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct ProjectionsConfig {
+    pub budgets: ProjectionConfig,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct ProjectionConfig {
+    /// Run this projection inside `switchyard serve`.
+    pub enabled: bool,
+    /// Store file (default: `<data_dir>/<name>.redb`).
+    pub path: Option<PathBuf>,
+    /// Messages fetched per batch.
+    pub batch: usize,
+}
+
+impl Default for ProjectionConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            path: None,
+            batch: 512,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct AdminConfig {
+    /// SHA-256 of the admin bearer token, as `sha256:<hex>` (see `switchyard hash-key`).
+    pub token_hash: Option<String>,
+}
+
+/// A virtual key bootstrapped from config.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawKey {
+    /// Stable id carried in events (never the key).
+    pub id: String,
+    /// `sha256:<hex>` of the key (see `switchyard hash-key`).
+    pub hash: String,
+    pub user: Option<String>,
+    pub team: Option<String>,
+    pub project: Option<String>,
+}
+
+/// Wire format a provider speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ProviderKind {
+    /// OpenAI and every OpenAI-compatible server (Groq, Together, Mistral, vLLM, Ollama, …).
+    Openai,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawProvider {
+    pub kind: ProviderKind,
+    /// Base URL including the version path, e.g. `https://api.openai.com/v1`.
+    pub base_url: String,
+    /// Credential, from an environment variable or a file; omit for servers without auth.
+    pub api_key: Option<SecretRef>,
+    #[serde(default = "default_connect_timeout", with = "humantime_serde")]
+    #[schemars(with = "String")]
+    pub connect_timeout: Duration,
+    /// Whole-request limit for non-streams; for streams, the limit on waiting for each chunk.
+    #[serde(default = "default_timeout", with = "humantime_serde")]
+    #[schemars(with = "String")]
+    pub timeout: Duration,
+}
+
+fn default_connect_timeout() -> Duration {
+    Duration::from_secs(2)
+}
+fn default_timeout() -> Duration {
+    Duration::from_secs(120)
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawModel {
+    /// The public name clients send as `model`.
+    pub name: String,
+    /// Tried in order: later deployments are fallbacks on retryable failures.
+    pub deployments: Vec<RawDeployment>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawDeployment {
+    /// A provider name from `[providers]`.
+    pub provider: String,
+    /// The model name the provider knows.
+    pub model: String,
+}
+
+/// A provider after validation (secret resolved).
+#[derive(Debug, Clone)]
+pub struct ProviderSpec {
+    pub name: String,
+    pub kind: ProviderKind,
+    pub base_url: String,
+    pub api_key: Option<Secret>,
+    pub connect_timeout: Duration,
+    pub timeout: Duration,
+}
+
+/// A deployment after validation: a handle to its provider.
+#[derive(Debug, Clone)]
+pub struct Deployment {
+    pub provider: Arc<ProviderSpec>,
+    pub model: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct ModelSpec {
+    pub name: String,
+    pub deployments: Vec<Deployment>,
+}
+
+/// A virtual key after validation.
+#[derive(Debug, Clone)]
+pub struct KeySpec {
+    pub id: String,
+    pub hash: [u8; 32],
+    pub user: Option<String>,
+    pub team: Option<String>,
+    pub project: Option<String>,
+}
+
+/// Validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub server: ServerConfig,
+    pub nats: NatsConfig,
+    pub events: EventsConfig,
+    pub projections: ProjectionsConfig,
+    pub admin_token_hash: Option<[u8; 32]>,
+    pub keys: Vec<KeySpec>,
+    pub providers: BTreeMap<String, Arc<ProviderSpec>>,
+    pub models: Vec<ModelSpec>,
+    pub pricing: Pricing,
+}
+
+impl Config {
+    pub fn outbox_path(&self) -> PathBuf {
+        self.events
+            .outbox_path
+            .clone()
+            .unwrap_or_else(|| self.server.data_dir.join("outbox.redb"))
+    }
+
+    pub fn budgets_path(&self) -> PathBuf {
+        self.projections
+            .budgets
+            .path
+            .clone()
+            .unwrap_or_else(|| self.server.data_dir.join("budgets.redb"))
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("invalid configuration:\n  {}", .0.join("\n  "))]
+    Invalid(Vec<String>),
+}
+
+/// Read, parse and validate a config file (and the pricing file it names).
+pub fn load(path: &Path) -> Result<Config, ConfigError> {
+    let raw: RawConfig = parse_file(path)?;
+    let pricing = match &raw.pricing {
+        Some(p) => {
+            let p = path.parent().unwrap_or(Path::new(".")).join(p);
+            Some(parse_file::<RawPricing>(&p)?)
+        }
+        None => None,
+    };
+    validate(raw, pricing, |r| r.resolve())
+}
+
+fn parse_file<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.to_owned(),
+        source,
+    })?;
+    toml::from_str(&text).map_err(|e| ConfigError::Parse {
+        path: path.to_owned(),
+        message: e.to_string(),
+    })
+}
+
+/// Parse `sha256:<64 hex>`.
+pub fn parse_hash(s: &str) -> Option<[u8; 32]> {
+    let hex = s.strip_prefix("sha256:")?;
+    let mut out = [0u8; 32];
+    hex::decode_to_slice(hex, &mut out).ok()?;
+    Some(out)
+}
+
+/// Pure validation. `resolve` turns a secret reference into its value (injected for tests).
+pub fn validate(
+    raw: RawConfig,
+    pricing: Option<RawPricing>,
+    resolve: impl Fn(&SecretRef) -> Result<Secret, String>,
+) -> Result<Config, ConfigError> {
+    let mut problems = Vec::new();
+
+    if raw.server.max_body_bytes == 0 {
+        problems.push("server.max_body_bytes: must be greater than 0".into());
+    }
+    if raw.nats.stream.is_empty()
+        || raw
+            .nats
+            .stream
+            .contains(|c: char| c.is_whitespace() || matches!(c, '.' | '*' | '>'))
+    {
+        problems.push(format!(
+            "nats.stream: {:?} is not a valid stream name",
+            raw.nats.stream
+        ));
+    }
+    if raw.nats.replicas == 0 || raw.nats.replicas > 5 {
+        problems.push("nats.replicas: must be between 1 and 5".into());
+    }
+    if raw.events.channel_capacity == 0 {
+        problems.push("events.channel_capacity: must be greater than 0".into());
+    }
+    if raw.events.max_in_flight == 0 {
+        problems.push("events.max_in_flight: must be greater than 0".into());
+    }
+    if raw.projections.budgets.batch == 0 {
+        problems.push("projections.budgets.batch: must be greater than 0".into());
+    }
+
+    let admin_token_hash = match &raw.admin.token_hash {
+        Some(h) => {
+            let parsed = parse_hash(h);
+            if parsed.is_none() {
+                problems.push("admin.token_hash: must be sha256:<64 hex digits>".into());
+            }
+            parsed
+        }
+        None => None,
+    };
+
+    let mut keys = Vec::new();
+    let mut key_ids = HashMap::new();
+    let mut key_hashes = HashMap::new();
+    for (i, k) in raw.keys.iter().enumerate() {
+        let path = format!("keys[{i}]");
+        if k.id.is_empty() {
+            problems.push(format!("{path}.id: must not be empty"));
+        }
+        if let Some(prev) = key_ids.insert(k.id.clone(), i) {
+            problems.push(format!(
+                "{path}.id: {:?} already used by keys[{prev}]",
+                k.id
+            ));
+        }
+        match parse_hash(&k.hash) {
+            Some(hash) => {
+                if let Some(prev) = key_hashes.insert(hash, i) {
+                    problems.push(format!("{path}.hash: same key as keys[{prev}]"));
+                }
+                keys.push(KeySpec {
+                    id: k.id.clone(),
+                    hash,
+                    user: k.user.clone(),
+                    team: k.team.clone(),
+                    project: k.project.clone(),
+                });
+            }
+            None => problems.push(format!("{path}.hash: must be sha256:<64 hex digits>")),
+        }
+    }
+
+    let mut providers = BTreeMap::new();
+    for (name, p) in &raw.providers {
+        let path = format!("providers.{name}");
+        if !(p.base_url.starts_with("http://") || p.base_url.starts_with("https://")) {
+            problems.push(format!(
+                "{path}.base_url: must start with http:// or https://, got {:?}",
+                p.base_url
+            ));
+        }
+        let api_key = match &p.api_key {
+            Some(r) => match resolve(r) {
+                Ok(s) => Some(s),
+                Err(e) => {
+                    problems.push(format!("{path}.api_key: {e}"));
+                    None
+                }
+            },
+            None => None,
+        };
+        providers.insert(
+            name.clone(),
+            Arc::new(ProviderSpec {
+                name: name.clone(),
+                kind: p.kind,
+                base_url: p.base_url.trim_end_matches('/').to_owned(),
+                api_key,
+                connect_timeout: p.connect_timeout,
+                timeout: p.timeout,
+            }),
+        );
+    }
+
+    let mut models = Vec::new();
+    let mut model_names = HashMap::new();
+    for (i, m) in raw.models.iter().enumerate() {
+        let path = format!("models[{i}]");
+        if m.name.is_empty() {
+            problems.push(format!("{path}.name: must not be empty"));
+        }
+        if let Some(prev) = model_names.insert(m.name.clone(), i) {
+            problems.push(format!(
+                "{path}.name: {:?} already defined by models[{prev}]",
+                m.name
+            ));
+        }
+        if m.deployments.is_empty() {
+            problems.push(format!("{path}.deployments: needs at least one deployment"));
+        }
+        let mut deployments = Vec::new();
+        for (j, d) in m.deployments.iter().enumerate() {
+            match providers.get(&d.provider) {
+                Some(p) => deployments.push(Deployment {
+                    provider: Arc::clone(p),
+                    model: d.model.clone(),
+                }),
+                None => problems.push(format!(
+                    "{path}.deployments[{j}].provider: no provider named {:?}",
+                    d.provider
+                )),
+            }
+        }
+        models.push(ModelSpec {
+            name: m.name.clone(),
+            deployments,
+        });
+    }
+
+    let pricing = match pricing {
+        Some(raw) => Pricing::validate(raw, &mut problems),
+        None => Pricing::validate(
+            RawPricing {
+                currency: "USD".into(),
+                models: BTreeMap::new(),
+            },
+            &mut problems,
+        ),
+    };
+
+    if !problems.is_empty() {
+        return Err(ConfigError::Invalid(problems));
+    }
+    Ok(Config {
+        server: raw.server,
+        nats: raw.nats,
+        events: raw.events,
+        projections: raw.projections,
+        admin_token_hash,
+        keys,
+        providers,
+        models,
+        pricing,
+    })
+}
+
+/// JSON Schema of the config file, written to `schemas/config.schema.json`.
+pub fn json_schema() -> serde_json::Value {
+    serde_json::to_value(schemars::schema_for!(RawConfig)).unwrap_or_default()
+}
+
+/// JSON Schema of the pricing file, written to `schemas/pricing.schema.json`.
+pub fn pricing_json_schema() -> serde_json::Value {
+    serde_json::to_value(schemars::schema_for!(RawPricing)).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ok_resolve(_: &SecretRef) -> Result<Secret, String> {
+        Ok(Secret::new("x"))
+    }
+
+    #[test]
+    fn reports_every_problem_with_its_path() {
+        let raw: RawConfig = toml::from_str(
+            r#"
+            [[keys]]
+            id = "a"
+            hash = "nope"
+            [providers.openai]
+            kind = "openai"
+            base_url = "ftp://x"
+            api_key = { env = "SWITCHYARD_TEST_UNSET_VAR" }
+            [[models]]
+            name = "m"
+            deployments = [{ provider = "openia", model = "x" }]
+            [[models]]
+            name = "m"
+            deployments = []
+            "#,
+        )
+        .unwrap();
+        let err = validate(raw, None, |r| r.resolve()).unwrap_err();
+        let ConfigError::Invalid(problems) = err else {
+            panic!("expected Invalid")
+        };
+        let joined = problems.join("\n");
+        for needle in [
+            "keys[0].hash",
+            "providers.openai.base_url",
+            "providers.openai.api_key: environment variable SWITCHYARD_TEST_UNSET_VAR is not set",
+            "models[0].deployments[0].provider: no provider named \"openia\"",
+            "models[1].name",
+            "models[1].deployments: needs at least one",
+        ] {
+            assert!(joined.contains(needle), "missing {needle:?} in\n{joined}");
+        }
+    }
+
+    #[test]
+    fn unknown_fields_are_rejected() {
+        let err = toml::from_str::<RawConfig>("[server]\nlisten = \"127.0.0.1:1\"\nlisen = 1\n")
+            .unwrap_err();
+        assert!(err.to_string().contains("lisen"), "{err}");
+    }
+
+    #[test]
+    fn resolves_handles() {
+        let raw: RawConfig = toml::from_str(
+            r#"
+            [providers.p]
+            kind = "openai"
+            base_url = "http://127.0.0.1:1/v1/"
+            [[models]]
+            name = "m"
+            deployments = [{ provider = "p", model = "up" }]
+            "#,
+        )
+        .unwrap();
+        let cfg = validate(raw, None, ok_resolve).unwrap();
+        assert_eq!(
+            cfg.models[0].deployments[0].provider.base_url,
+            "http://127.0.0.1:1/v1"
+        );
+    }
+}

@@ -1,0 +1,91 @@
+//! The HTTP edge: axum routers for the OpenAI surface, health and admin. Handlers read
+//! in-memory state only and hand events to the [`EventSink`]; they never await NATS or a store
+//! (except where `events.durability = "ack"` asks them to).
+
+mod admin;
+mod error;
+mod health;
+mod openai;
+
+pub use admin::AdminState;
+pub use error::ApiError;
+
+use axum::Router;
+use axum::body::Body;
+use axum::http::{HeaderMap, header};
+use axum::routing::{get, post};
+use std::sync::Arc;
+use tokio_util::task::TaskTracker;
+
+use crate::config::{Durability, Pricing};
+use crate::governance::KeyStore;
+use crate::projections::ProjectionStatus;
+use crate::publish::EventSink;
+use crate::routing::RouteTable;
+
+/// Everything a handler may read. Shared as `Arc<EdgeState>`.
+pub struct EdgeState {
+    pub keys: KeyStore,
+    pub routes: RouteTable,
+    pub sink: EventSink,
+    pub pricing: Pricing,
+    pub durability: Durability,
+    pub max_body_bytes: usize,
+    pub budgets_status: Option<Arc<ProjectionStatus>>,
+    /// Tracks per-request background work (stream forwarders) so shutdown can wait for it.
+    pub tasks: TaskTracker,
+    pub metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
+}
+
+/// The full edge router.
+pub fn router(state: Arc<EdgeState>, admin: AdminState) -> Router {
+    Router::new()
+        .route("/v1/chat/completions", post(openai::chat_completions))
+        .route("/v1/models", get(openai::list_models))
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
+        .route("/metrics", get(health::metrics))
+        .with_state(state)
+        .merge(admin::router(admin))
+        .fallback(|| async { ApiError::not_found() })
+        .method_not_allowed_fallback(|| async { ApiError::method_not_allowed() })
+}
+
+/// The router for a standalone projection process (`switchyard consume budgets --listen`).
+pub fn admin_router(admin: AdminState) -> Router {
+    admin::router(admin)
+        .route("/healthz", get(health::healthz))
+        .fallback(|| async { ApiError::not_found() })
+}
+
+/// The bearer token of a request, if any.
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    let v = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = v.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+}
+
+/// Read the whole body, refusing more than `limit` bytes with 413.
+async fn read_body(
+    headers: &HeaderMap,
+    body: Body,
+    limit: usize,
+) -> Result<bytes::Bytes, ApiError> {
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit as u64) {
+        return Err(ApiError::body_too_large(limit));
+    }
+    axum::body::to_bytes(body, limit).await.map_err(|e| {
+        let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(&e);
+        while let Some(c) = cause {
+            if c.is::<http_body_util::LengthLimitError>() {
+                return ApiError::body_too_large(limit);
+            }
+            cause = c.source();
+        }
+        ApiError::bad_body(e)
+    })
+}

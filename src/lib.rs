@@ -1,0 +1,25 @@
+//! Switchyard: an event-sourced LLM gateway.
+//!
+//! Modules in the order a request flows through them:
+//! - [`edge`]: axum routers; auth, body limits, the OpenAI surface, errors as OpenAI JSON.
+//! - [`governance`]: virtual keys (hash lookup in memory).
+//! - [`routing`]: public model → ordered deployments, and the attempt loop.
+//! - [`providers`]: the `Provider` seam and its adapters (OpenAI-compatible).
+//! - [`events`]: the vocabulary published for every request, response and spend.
+//! - [`publish`]: the non-blocking sink, the JetStream publisher and the on-disk outbox.
+//! - [`projections`]: consumers that fold the stream into stores (budgets → redb).
+//!
+//! Around them: [`config`] (TOML → validated), [`app`] (wiring and task supervision),
+//! [`telemetry`] (logs, metrics) and [`mock`] (a fake upstream for tests and benchmarks).
+
+pub mod app;
+pub mod config;
+pub mod edge;
+pub mod events;
+pub mod governance;
+pub mod mock;
+pub mod projections;
+pub mod providers;
+pub mod publish;
+pub mod routing;
+pub mod telemetry;

@@ -1,0 +1,42 @@
+//! Consumers that turn the event stream into queryable state.
+//!
+//! Each projection has its own durable pull consumer and its own store, and commits the last
+//! applied stream sequence in the same transaction as the data it derives. The store's
+//! checkpoint is the truth: the consumer is (re)created at start to deliver from checkpoint + 1,
+//! so redelivered messages are skipped and a dropped store rebuilds from sequence 1.
+
+pub mod budgets;
+mod runner;
+
+pub use runner::{ProjectionStatus, RunMode, run};
+
+use crate::events::Envelope;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ProjectionError {
+    #[error("store: {0}")]
+    Store(String),
+    #[error("JetStream: {0}")]
+    Nats(String),
+}
+
+/// A decoded event with its stream sequence.
+pub struct Applied {
+    pub seq: u64,
+    /// `None` when the payload could not be decoded; the sequence still advances.
+    pub envelope: Option<Envelope>,
+}
+
+/// A store fed by the stream. Methods are blocking (redb, tantivy); the runner calls them on
+/// the blocking pool.
+pub trait Projection: Send + Sync + 'static {
+    /// Durable consumer name, also the projection's name in CLI and metrics.
+    fn name(&self) -> &'static str;
+    /// The subject filter of its consumer.
+    fn filter_subject(&self) -> &'static str;
+    /// Last applied stream sequence (0 when empty).
+    fn checkpoint(&self) -> Result<u64, ProjectionError>;
+    /// Apply a batch in order, skipping sequences at or below the checkpoint, and commit the new
+    /// checkpoint atomically with the data.
+    fn apply(&self, batch: &[Applied]) -> Result<(), ProjectionError>;
+}

@@ -1,0 +1,178 @@
+//! The consumer runner: fetch a batch, apply it on the blocking pool (data and checkpoint in one
+//! transaction), then ack. Lag is the number of messages the consumer has not yet delivered.
+
+use async_nats::jetstream::{self, consumer};
+use futures::StreamExt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+use super::{Applied, Projection, ProjectionError};
+use crate::events::decode;
+use crate::publish::jetstream::is_connected;
+
+/// Live figures for `/readyz`, metrics and the replay progress bar.
+#[derive(Debug, Default)]
+pub struct ProjectionStatus {
+    pub checkpoint: AtomicU64,
+    /// Messages matching the filter not yet delivered to us.
+    pub lag: AtomicU64,
+    /// Highest stream sequence seen at the last look (for progress).
+    pub stream_last_seq: AtomicU64,
+}
+
+/// Follow the stream for ever, or stop once caught up with the stream as it was at start.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RunMode {
+    Follow,
+    CatchUp,
+}
+
+/// Run a projection until `stop` is cancelled (or, in catch-up mode, until caught up).
+/// Transient failures (NATS away, store errors) are retried with a pause.
+pub async fn run<P: Projection>(
+    projection: Arc<P>,
+    client: async_nats::Client,
+    stream: String,
+    batch: usize,
+    status: Arc<ProjectionStatus>,
+    mode: RunMode,
+    stop: CancellationToken,
+) -> Result<(), ProjectionError> {
+    loop {
+        let res = tokio::select! {
+            r = run_once(&projection, &client, &stream, batch, &status, mode) => r,
+            _ = stop.cancelled() => return Ok(()),
+        };
+        match res {
+            Ok(()) => return Ok(()),
+            Err(e) => {
+                if mode == RunMode::CatchUp && matches!(e, ProjectionError::Store(_)) {
+                    return Err(e);
+                }
+                tracing::warn!(projection = projection.name(), error = %e, "projection interrupted; retrying");
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+                    _ = stop.cancelled() => return Ok(()),
+                }
+            }
+        }
+    }
+}
+
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, ProjectionError> + Send + 'static,
+) -> Result<T, ProjectionError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| ProjectionError::Store(e.to_string()))?
+}
+
+async fn run_once<P: Projection>(
+    projection: &Arc<P>,
+    client: &async_nats::Client,
+    stream_name: &str,
+    batch: usize,
+    status: &ProjectionStatus,
+    mode: RunMode,
+) -> Result<(), ProjectionError> {
+    let nats = |e: &dyn std::fmt::Display| ProjectionError::Nats(e.to_string());
+    while !is_connected(client) {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let js = jetstream::new(client.clone());
+    let mut stream = js.get_stream(stream_name).await.map_err(|e| nats(&e))?;
+    let target = stream
+        .info()
+        .await
+        .map_err(|e| nats(&e))?
+        .state
+        .last_sequence;
+    status.stream_last_seq.store(target, Ordering::Relaxed);
+
+    let p = Arc::clone(projection);
+    let checkpoint = blocking(move || p.checkpoint()).await?;
+    status.checkpoint.store(checkpoint, Ordering::Relaxed);
+    if mode == RunMode::CatchUp && checkpoint >= target {
+        status.lag.store(0, Ordering::Relaxed);
+        return Ok(());
+    }
+
+    // The checkpoint in the store decides where to start, not the consumer's own ack floor.
+    let name = projection.name();
+    let _ = stream.delete_consumer(name).await;
+    let deliver_policy = if checkpoint == 0 {
+        consumer::DeliverPolicy::All
+    } else {
+        consumer::DeliverPolicy::ByStartSequence {
+            start_sequence: checkpoint + 1,
+        }
+    };
+    let consumer = stream
+        .create_consumer(consumer::pull::Config {
+            durable_name: Some(name.to_owned()),
+            filter_subject: projection.filter_subject().to_owned(),
+            deliver_policy,
+            ack_policy: consumer::AckPolicy::Explicit,
+            ack_wait: Duration::from_secs(30),
+            max_ack_pending: (batch * 4) as i64,
+            ..Default::default()
+        })
+        .await
+        .map_err(|e| nats(&e))?;
+
+    loop {
+        let mut messages = consumer
+            .fetch()
+            .max_messages(batch)
+            .expires(Duration::from_millis(500))
+            .messages()
+            .await
+            .map_err(|e| nats(&e))?;
+        let mut raw = Vec::with_capacity(batch);
+        while let Some(m) = messages.next().await {
+            raw.push(m.map_err(|e| nats(&e))?);
+        }
+        if raw.is_empty() {
+            status.lag.store(0, Ordering::Relaxed);
+            if mode == RunMode::CatchUp {
+                // Nothing more to deliver: whatever matched the filter up to `target` is applied.
+                return Ok(());
+            }
+            continue;
+        }
+        let mut applied = Vec::with_capacity(raw.len());
+        let mut pending = 0;
+        for m in &raw {
+            let info = m.info().map_err(|e| nats(&e))?;
+            pending = info.pending;
+            let envelope = match decode(&m.payload) {
+                Ok(env) => Some(env),
+                Err(e) => {
+                    tracing::error!(projection = name, seq = info.stream_sequence, error = %e, "undecodable event skipped");
+                    metrics::counter!("switchyard_projection_undecodable_total", "projection" => name).increment(1);
+                    None
+                }
+            };
+            applied.push(Applied {
+                seq: info.stream_sequence,
+                envelope,
+            });
+        }
+        let last = applied.last().map_or(0, |a| a.seq);
+        let p = Arc::clone(projection);
+        blocking(move || p.apply(&applied)).await?;
+        for m in &raw {
+            m.ack().await.map_err(|e| nats(&e))?;
+        }
+        status.checkpoint.store(last, Ordering::Relaxed);
+        status.lag.store(pending, Ordering::Relaxed);
+        status.stream_last_seq.fetch_max(last, Ordering::Relaxed);
+        metrics::gauge!("switchyard_projection_lag", "projection" => name).set(pending as f64);
+        metrics::gauge!("switchyard_projection_checkpoint", "projection" => name).set(last as f64);
+        if mode == RunMode::CatchUp && (pending == 0 || last >= target) {
+            return Ok(());
+        }
+    }
+}

@@ -1,0 +1,125 @@
+//! Connecting to NATS and making sure the event stream exists with the settings we rely on.
+
+use async_nats::jetstream::{self, stream};
+use std::time::Duration;
+
+use crate::config::NatsConfig;
+use crate::events::EVENT_SUBJECT_WILDCARD;
+
+/// The oldest server that honours every stream and consumer field we set. 2.9 silently drops
+/// newer fields (several filter subjects, per-message TTL), so it is refused.
+pub const MIN_SERVER: (u64, u64) = (2, 10);
+
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum SetupError {
+    #[error("nats-server {found} is too old: Switchyard needs {}.{} or later (run scripts/run, which installs a pinned one)", MIN_SERVER.0, MIN_SERVER.1)]
+    ServerTooOld { found: String },
+    #[error("JetStream is not available: {0}")]
+    Unavailable(String),
+    #[error("stream {stream} did not keep its settings: {what}")]
+    ConfigDropped { stream: String, what: String },
+}
+
+/// Connect with automatic reconnection. Returns at once even when the server is down: the
+/// client keeps trying in the background and the gateway serves meanwhile.
+pub async fn connect(url: &str) -> Result<async_nats::Client, async_nats::ConnectError> {
+    async_nats::ConnectOptions::new()
+        .name("switchyard")
+        .retry_on_initial_connect()
+        .max_reconnects(None)
+        .connection_timeout(Duration::from_secs(2))
+        .reconnect_delay_callback(|attempts| {
+            Duration::from_millis((attempts as u64 * 100).min(1000))
+        })
+        .client_capacity(65_536)
+        .connect(url)
+        .await
+}
+
+pub fn is_connected(client: &async_nats::Client) -> bool {
+    client.connection_state() == async_nats::connection::State::Connected
+}
+
+fn version_ok(version: &str) -> bool {
+    let mut parts = version
+        .trim_start_matches('v')
+        .split('.')
+        .map(|p| p.parse::<u64>().unwrap_or(0));
+    let major = parts.next().unwrap_or(0);
+    let minor = parts.next().unwrap_or(0);
+    (major, minor) >= MIN_SERVER
+}
+
+/// Check the server version, create or update the stream, then read its config back and verify
+/// the server kept what we asked for.
+pub async fn ensure_stream(
+    client: &async_nats::Client,
+    cfg: &NatsConfig,
+) -> Result<stream::Stream, SetupError> {
+    let version = client.server_info().version;
+    if !version_ok(&version) {
+        return Err(SetupError::ServerTooOld { found: version });
+    }
+    let js = jetstream::new(client.clone());
+    let want = stream::Config {
+        name: cfg.stream.clone(),
+        subjects: vec![EVENT_SUBJECT_WILDCARD.to_owned()],
+        storage: stream::StorageType::File,
+        retention: stream::RetentionPolicy::Limits,
+        duplicate_window: cfg.duplicate_window,
+        max_age: cfg.max_age,
+        num_replicas: cfg.replicas,
+        ..Default::default()
+    };
+    let unavailable = |e: &dyn std::fmt::Display| SetupError::Unavailable(e.to_string());
+    let mut s = match js.get_stream(&cfg.stream).await {
+        Ok(mut s) => {
+            let info = s.info().await.map_err(|e| unavailable(&e))?;
+            let c = &info.config;
+            if c.subjects != want.subjects
+                || c.duplicate_window != want.duplicate_window
+                || c.max_age != want.max_age
+            {
+                let mut update = c.clone();
+                update.subjects = want.subjects.clone();
+                update.duplicate_window = want.duplicate_window;
+                update.max_age = want.max_age;
+                js.update_stream(update)
+                    .await
+                    .map_err(|e| unavailable(&e))?;
+            }
+            s
+        }
+        Err(_) => js
+            .create_stream(want.clone())
+            .await
+            .map_err(|e| unavailable(&e))?,
+    };
+    let info = s.info().await.map_err(|e| unavailable(&e))?;
+    let got = &info.config;
+    let dropped = |what: &str| SetupError::ConfigDropped {
+        stream: cfg.stream.clone(),
+        what: what.to_owned(),
+    };
+    if got.subjects != want.subjects {
+        return Err(dropped("subjects"));
+    }
+    if got.duplicate_window != want.duplicate_window {
+        return Err(dropped("duplicate_window"));
+    }
+    if got.storage != stream::StorageType::File {
+        return Err(dropped("file storage"));
+    }
+    Ok(s)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn version_gate() {
+        assert!(!super::version_ok("2.9.10"));
+        assert!(super::version_ok("2.10.0"));
+        assert!(super::version_ok("v2.15.1"));
+        assert!(super::version_ok("3.0.0"));
+    }
+}

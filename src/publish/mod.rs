@@ -1,0 +1,160 @@
+//! Getting events from the edge into JetStream without the edge ever waiting on NATS.
+//!
+//! Handlers call [`EventSink::emit`], which encodes the event and puts it in a bounded channel.
+//! The publisher task ([`run_publisher`]) publishes with many acks in flight; an event that is not
+//! acknowledged in time, or that arrives while JetStream is away, goes to the on-disk
+//! [`outbox::Outbox`]. The outbox task ([`run_outbox`]) keeps the stream set up and re-sends the
+//! outbox whenever JetStream is reachable, deleting each event only after its ack. Event ids are
+//! the `Nats-Msg-Id`, so a re-send of something that did arrive is dropped by the server.
+
+pub mod jetstream;
+pub mod outbox;
+mod publisher;
+
+pub use publisher::{run_outbox, run_publisher};
+
+use bytes::Bytes;
+use std::sync::Arc;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use tokio::sync::{mpsc, oneshot};
+use ulid::Ulid;
+
+use crate::events::{Envelope, encode, subject};
+use outbox::Outbox;
+
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum PublishError {
+    #[error("JetStream did not acknowledge the event in time; it is kept in the outbox")]
+    NotAcknowledged,
+    #[error("the event could not be stored: {0}")]
+    Store(String),
+}
+
+/// What the edge and `/readyz` know about publishing. Written by the publisher tasks only.
+#[derive(Debug, Default)]
+pub struct PublishStatus {
+    pub connected: AtomicBool,
+    pub stream_ready: AtomicBool,
+    pub outbox_len: AtomicU64,
+    pub published: AtomicU64,
+    pub spilled: AtomicU64,
+    pub channel_full_waits: AtomicU64,
+    pub setup_error: Mutex<Option<String>>,
+}
+
+impl PublishStatus {
+    pub fn ready(&self) -> bool {
+        self.connected.load(Ordering::Relaxed) && self.stream_ready.load(Ordering::Relaxed)
+    }
+    pub fn setup_error(&self) -> Option<String> {
+        self.setup_error.lock().ok().and_then(|g| g.clone())
+    }
+    fn set_setup_error(&self, e: Option<String>) {
+        if let Ok(mut g) = self.setup_error.lock() {
+            *g = e;
+        }
+    }
+}
+
+/// An encoded event on its way to JetStream.
+pub struct Pending {
+    id: Ulid,
+    subject: &'static str,
+    payload: Bytes,
+    ack: Option<oneshot::Sender<Result<(), PublishError>>>,
+}
+
+impl Pending {
+    fn settle(&mut self, result: Result<(), PublishError>) {
+        if let Some(tx) = self.ack.take() {
+            let _ = tx.send(result);
+        }
+    }
+}
+
+/// The edge's handle for publishing. Cheap to clone.
+#[derive(Clone)]
+pub struct EventSink {
+    tx: mpsc::Sender<Pending>,
+    outbox: Arc<Outbox>,
+    status: Arc<PublishStatus>,
+}
+
+/// Make the sink and the receiving end for [`run_publisher`].
+pub fn channel(
+    capacity: usize,
+    outbox: Arc<Outbox>,
+    status: Arc<PublishStatus>,
+) -> (EventSink, mpsc::Receiver<Pending>) {
+    let (tx, rx) = mpsc::channel(capacity);
+    (EventSink { tx, outbox, status }, rx)
+}
+
+impl EventSink {
+    /// Hand an event to the publisher.
+    ///
+    /// Full-channel policy: never drop. When the channel is full (JetStream slower than traffic
+    /// and the outbox not keeping up) the caller waits for room; each such wait is counted in
+    /// `switchyard_event_channel_full_total`. If the publisher has stopped, the event is written
+    /// straight to the outbox.
+    pub async fn emit(&self, env: &Envelope) {
+        self.send(env, None).await;
+    }
+
+    /// Like [`emit`](Self::emit), and resolves when JetStream acknowledged the event (strict
+    /// durability), or with an error when it went to the outbox instead.
+    pub async fn emit_acked(&self, env: &Envelope) -> Result<(), PublishError> {
+        let (tx, rx) = oneshot::channel();
+        self.send(env, Some(tx)).await;
+        rx.await.unwrap_or(Err(PublishError::NotAcknowledged))
+    }
+
+    pub fn status(&self) -> &Arc<PublishStatus> {
+        &self.status
+    }
+
+    async fn send(&self, env: &Envelope, ack: Option<oneshot::Sender<Result<(), PublishError>>>) {
+        let pending = Pending {
+            id: env.id,
+            subject: subject(&env.event),
+            payload: Bytes::from(encode(env)),
+            ack,
+        };
+        let pending = match self.tx.try_send(pending) {
+            Ok(()) => return,
+            Err(mpsc::error::TrySendError::Full(p)) => {
+                self.status
+                    .channel_full_waits
+                    .fetch_add(1, Ordering::Relaxed);
+                metrics::counter!("switchyard_event_channel_full_total").increment(1);
+                match self.tx.send(p).await {
+                    Ok(()) => return,
+                    Err(mpsc::error::SendError(p)) => p,
+                }
+            }
+            Err(mpsc::error::TrySendError::Closed(p)) => p,
+        };
+        self.store_directly(pending).await;
+    }
+
+    async fn store_directly(&self, mut p: Pending) {
+        let outbox = Arc::clone(&self.outbox);
+        let (id, subject, payload) = (p.id, p.subject, p.payload.clone());
+        let res = tokio::task::spawn_blocking(move || outbox.put(&[(id, subject, &payload[..])]))
+            .await
+            .map_err(|e| PublishError::Store(e.to_string()))
+            .and_then(|r| r.map_err(|e| PublishError::Store(e.to_string())));
+        match res {
+            Ok(()) => {
+                self.status.outbox_len.fetch_add(1, Ordering::Relaxed);
+                p.settle(Err(PublishError::NotAcknowledged));
+            }
+            Err(e) => {
+                tracing::error!(event_id = %p.id, error = %e, "event lost: publisher stopped and outbox write failed");
+                metrics::counter!("switchyard_events_lost_total").increment(1);
+                p.settle(Err(e));
+            }
+        }
+    }
+}

@@ -1,0 +1,95 @@
+//! Logs (tracing) and metrics (Prometheus exposition through the `metrics` facade).
+
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use std::sync::OnceLock;
+
+/// Install the log subscriber: `RUST_LOG` filters (default `info`), JSON lines when asked.
+pub fn init_tracing(json: bool) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = if json {
+        builder.json().try_init()
+    } else {
+        builder.try_init()
+    };
+}
+
+static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
+
+/// Install the process-wide metrics recorder once and return its handle for `/metrics`.
+pub fn metrics() -> Option<PrometheusHandle> {
+    HANDLE
+        .get_or_init(|| {
+            let handle = PrometheusBuilder::new()
+                .set_buckets(&[
+                    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+                    10.0, 30.0, 60.0,
+                ])
+                .ok()?
+                .install_recorder()
+                .ok()?;
+            describe();
+            Some(handle)
+        })
+        .clone()
+}
+
+fn describe() {
+    use metrics::{describe_counter, describe_gauge, describe_histogram};
+    describe_counter!(
+        "switchyard_requests_total",
+        "Requests answered, by public model, provider and status."
+    );
+    describe_histogram!(
+        "switchyard_request_duration_seconds",
+        "Time from request to the end of the answer."
+    );
+    describe_counter!(
+        "switchyard_tokens_total",
+        "Tokens by public model and direction (input/output)."
+    );
+    describe_counter!(
+        "switchyard_upstream_errors_total",
+        "Failed upstream attempts by provider and error class."
+    );
+    describe_counter!(
+        "switchyard_events_published_total",
+        "Events acknowledged by JetStream."
+    );
+    describe_counter!(
+        "switchyard_events_spilled_total",
+        "Events written to the outbox because JetStream did not acknowledge them in time."
+    );
+    describe_counter!(
+        "switchyard_outbox_resent_total",
+        "Outbox events re-sent and acknowledged."
+    );
+    describe_counter!(
+        "switchyard_event_channel_full_total",
+        "Times a handler waited because the publisher channel was full."
+    );
+    describe_counter!(
+        "switchyard_events_lost_total",
+        "Events that could be neither published nor stored (should stay 0)."
+    );
+    describe_gauge!(
+        "switchyard_outbox_pending",
+        "Events in the outbox awaiting JetStream."
+    );
+    describe_gauge!("switchyard_nats_connected", "1 when connected to NATS.");
+    describe_gauge!(
+        "switchyard_projection_lag",
+        "Messages the projection's consumer has not yet delivered."
+    );
+    describe_gauge!(
+        "switchyard_projection_checkpoint",
+        "Last stream sequence the projection applied."
+    );
+    describe_counter!(
+        "switchyard_projection_undecodable_total",
+        "Events a projection could not decode and skipped."
+    );
+}

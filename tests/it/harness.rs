@@ -1,0 +1,408 @@
+//! Test harness: a real nats-server per test on a free port with a temporary store, the mock
+//! upstream on a free port, and the gateway in-process on 127.0.0.1:0.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use async_nats::jetstream::{self, consumer};
+use futures::StreamExt;
+use switchyard::app::AppError;
+use switchyard::config::{self, Config, RawConfig, RawPricing};
+use switchyard::events::{Envelope, decode};
+use switchyard::mock::{MockConfig, MockState};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+pub const KEY: &str = "sk-test-alice-7f3a";
+pub const KEY2: &str = "sk-test-bob-91c2";
+pub const ADMIN: &str = "admin-test-token";
+/// Upstream credential given to the gateway through a secret file; must never leak.
+pub const UPSTREAM_SECRET: &str = "sk-upstream-SECRET-d41d8cd98f";
+
+fn nats_binary() -> PathBuf {
+    let candidate = std::env::var_os("SWITCHYARD_NATS_SERVER")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("tools/nats/bin/nats-server")
+        });
+    let version = Command::new(&candidate).arg("--version").output();
+    match version {
+        Ok(out) if out.status.success() => {
+            let v = String::from_utf8_lossy(&out.stdout).to_string();
+            assert!(
+                !v.contains("v2.9.") && !v.contains("v2.8."),
+                "{} is {v}: the tests need nats-server 2.10 or later; run scripts/test, which installs a pinned one",
+                candidate.display()
+            );
+            candidate
+        }
+        _ => panic!(
+            "nats-server not found at {}: run the README's test command (scripts/test), which installs it into tools/",
+            candidate.display()
+        ),
+    }
+}
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+/// A nats-server this test started; stopped on drop. Its store survives stop/start.
+pub struct Nats {
+    child: Option<Child>,
+    pub port: u16,
+    dir: tempfile::TempDir,
+    bin: PathBuf,
+}
+
+impl Nats {
+    pub fn start() -> Self {
+        let mut n = Nats {
+            child: None,
+            port: free_port(),
+            dir: tempfile::tempdir().expect("tempdir"),
+            bin: nats_binary(),
+        };
+        n.resume();
+        n
+    }
+
+    pub fn url(&self) -> String {
+        format!("nats://127.0.0.1:{}", self.port)
+    }
+
+    /// Start (again) on the same port with the same store.
+    pub fn resume(&mut self) {
+        assert!(self.child.is_none(), "already running");
+        let store = self.dir.path().join("js");
+        let log = std::fs::File::create(
+            self.dir
+                .path()
+                .join(format!("nats-{}.log", Instant::now().elapsed().as_nanos())),
+        )
+        .expect("log file");
+        let child = Command::new(&self.bin)
+            .args([
+                "-a",
+                "127.0.0.1",
+                "-p",
+                &self.port.to_string(),
+                "-js",
+                "-sd",
+            ])
+            .arg(&store)
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("spawn nats-server");
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "nats-server did not start on {}",
+                self.port
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+impl Drop for Nats {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+pub struct Mock {
+    pub addr: SocketAddr,
+    pub state: MockState,
+    stop: CancellationToken,
+}
+
+impl Mock {
+    pub async fn start(cfg: MockConfig) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let state = MockState::new(cfg);
+        let stop = CancellationToken::new();
+        tokio::spawn(switchyard::mock::serve(
+            listener,
+            state.clone(),
+            stop.clone(),
+        ));
+        Mock { addr, state, stop }
+    }
+    pub fn base_url(&self) -> String {
+        format!("http://{}/v1", self.addr)
+    }
+}
+
+impl Drop for Mock {
+    fn drop(&mut self) {
+        self.stop.cancel();
+    }
+}
+
+/// Build a validated config for a test. `extra` is TOML appended verbatim (more models, etc.).
+pub struct TestConfig {
+    pub nats_url: String,
+    pub mock_url: String,
+    pub data_dir: PathBuf,
+    pub extra: String,
+    pub events: String,
+    pub max_body_bytes: usize,
+}
+
+impl TestConfig {
+    pub fn new(nats: &Nats, mock: &Mock, data_dir: &Path) -> Self {
+        TestConfig {
+            nats_url: nats.url(),
+            mock_url: mock.base_url(),
+            data_dir: data_dir.to_owned(),
+            extra: String::new(),
+            events: String::new(),
+            max_body_bytes: 65_536,
+        }
+    }
+
+    pub fn build(&self) -> Config {
+        let secret_file = self.data_dir.join("upstream.key");
+        std::fs::create_dir_all(&self.data_dir).expect("data dir");
+        std::fs::write(&secret_file, format!("{UPSTREAM_SECRET}\n")).expect("secret file");
+        let hash = |k: &str| {
+            format!(
+                "sha256:{}",
+                hex::encode(switchyard::governance::hash_key(k))
+            )
+        };
+        let text = format!(
+            r#"
+[server]
+listen = "127.0.0.1:0"
+max_body_bytes = {max_body}
+data_dir = {data_dir:?}
+
+[nats]
+url = "{nats}"
+stream = "SWITCHYARD"
+
+[events]
+ack_timeout = "1s"
+{events}
+
+[projections.budgets]
+batch = 64
+
+[admin]
+token_hash = "{admin}"
+
+[[keys]]
+id = "alice-key"
+hash = "{k1}"
+user = "alice"
+team = "platform"
+project = "search"
+
+[[keys]]
+id = "bob-key"
+hash = "{k2}"
+user = "bob"
+team = "research"
+
+[providers.mock]
+kind = "openai"
+base_url = "{mock}"
+api_key = {{ file = {secret:?} }}
+timeout = "5s"
+
+[[models]]
+name = "gpt-4o-mini"
+deployments = [{{ provider = "mock", model = "gpt-4o-mini" }}]
+
+[[models]]
+name = "unpriced"
+deployments = [{{ provider = "mock", model = "some-unpriced-model" }}]
+{extra}
+"#,
+            max_body = self.max_body_bytes,
+            data_dir = self.data_dir.display().to_string(),
+            nats = self.nats_url,
+            events = self.events,
+            admin = hash(ADMIN),
+            k1 = hash(KEY),
+            k2 = hash(KEY2),
+            mock = self.mock_url,
+            secret = secret_file.display().to_string(),
+            extra = self.extra,
+        );
+        let raw: RawConfig = toml::from_str(&text).expect("test config parses");
+        let pricing: RawPricing = toml::from_str(
+            &std::fs::read_to_string(
+                Path::new(env!("CARGO_MANIFEST_DIR")).join("config/pricing.toml"),
+            )
+            .expect("pricing file"),
+        )
+        .expect("pricing parses");
+        config::validate(raw, Some(pricing), |r| r.resolve()).expect("test config is valid")
+    }
+}
+
+/// The gateway running in this process.
+pub struct Gateway {
+    pub addr: SocketAddr,
+    stop: CancellationToken,
+    handle: JoinHandle<Result<(), AppError>>,
+}
+
+impl Gateway {
+    pub async fn start(cfg: Config) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let stop = CancellationToken::new();
+        let handle = tokio::spawn(switchyard::app::serve(cfg, listener, stop.clone()));
+        Gateway { addr, stop, handle }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    /// Graceful shutdown (what SIGTERM does).
+    pub async fn stop(self) {
+        self.stop.cancel();
+        tokio::time::timeout(Duration::from_secs(30), self.handle)
+            .await
+            .expect("gateway stops within 30 s")
+            .expect("gateway task")
+            .expect("gateway exits cleanly");
+    }
+}
+
+pub fn client() -> reqwest::Client {
+    reqwest::Client::builder().build().expect("client")
+}
+
+pub fn chat_body(model: &str, text: &str, stream: bool) -> serde_json::Value {
+    serde_json::json!({
+        "model": model,
+        "messages": [
+            {"role": "system", "content": "You are terse."},
+            {"role": "user", "content": text}
+        ],
+        "stream": stream,
+    })
+}
+
+pub async fn post_chat(gw: &Gateway, key: &str, body: &serde_json::Value) -> reqwest::Response {
+    client()
+        .post(gw.url("/v1/chat/completions"))
+        .bearer_auth(key)
+        .json(body)
+        .send()
+        .await
+        .expect("request reaches the gateway")
+}
+
+/// Poll `f` until it returns Some, or panic after `timeout`.
+pub async fn wait_for<T, F, Fut>(what: &str, timeout: Duration, mut f: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = f().await {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Every event in the stream, in order, with its stream sequence and raw bytes.
+pub async fn read_events(nats_url: &str) -> Vec<(u64, Envelope, Vec<u8>)> {
+    let client = async_nats::connect(nats_url).await.expect("connect");
+    let js = jetstream::new(client);
+    let stream = js.get_stream("SWITCHYARD").await.expect("stream exists");
+    let consumer = stream
+        .create_consumer(consumer::pull::Config {
+            deliver_policy: consumer::DeliverPolicy::All,
+            ack_policy: consumer::AckPolicy::None,
+            inactive_threshold: Duration::from_secs(30),
+            ..Default::default()
+        })
+        .await
+        .expect("consumer");
+    let mut out = Vec::new();
+    loop {
+        let mut batch = consumer
+            .fetch()
+            .max_messages(1000)
+            .expires(Duration::from_millis(300))
+            .messages()
+            .await
+            .expect("fetch");
+        let mut n = 0;
+        while let Some(m) = batch.next().await {
+            let m = m.expect("message");
+            let seq = m.info().expect("info").stream_sequence;
+            let env = decode(&m.payload).expect("every event decodes");
+            out.push((seq, env, m.payload.to_vec()));
+            n += 1;
+        }
+        if n == 0 {
+            break;
+        }
+    }
+    out
+}
+
+/// Events of one request, in stream order.
+pub fn for_request(events: &[(u64, Envelope, Vec<u8>)], request_id: &str) -> Vec<Envelope> {
+    events
+        .iter()
+        .filter(|(_, e, _)| e.request_id.to_string() == request_id)
+        .map(|(_, e, _)| e.clone())
+        .collect()
+}
+
+pub async fn readyz(gw: &Gateway) -> serde_json::Value {
+    client()
+        .get(gw.url("/readyz"))
+        .send()
+        .await
+        .expect("readyz")
+        .json()
+        .await
+        .expect("readyz json")
+}
+
+/// Wait until the gateway has published everything (outbox empty, connected).
+pub async fn wait_drained(gw: &Gateway) {
+    wait_for(
+        "outbox drained and stream ready",
+        Duration::from_secs(30),
+        || async {
+            let r = readyz(gw).await;
+            (r["status"] == "ready" && r["outbox_pending"] == 0).then_some(())
+        },
+    )
+    .await;
+}

@@ -1,0 +1,9 @@
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::disallowed_methods)]
+//! Integration tests: real nats-server, real HTTP, real files. One binary, one module per area.
+
+mod chat;
+mod durability;
+mod errors;
+mod files;
+mod harness;
+mod spend;
