@@ -260,10 +260,8 @@ async fn finish(ctx: &Ctx, req: &ChatRequest, done: Finished) {
                 .price(&t.model)
                 .or_else(|| ctx.st.pricing.price(&req.model));
             let cost_nanos = price.map_or(0, |p| p.cost_nanos(&usage));
-            if let Some(u) = Some(&usage) {
-                metrics::counter!("switchyard_tokens_total", "model" => ctx.route.name.clone(), "direction" => "input").increment(u.input_tokens);
-                metrics::counter!("switchyard_tokens_total", "model" => ctx.route.name.clone(), "direction" => "output").increment(u.output_tokens);
-            }
+            metrics::counter!("switchyard_tokens_total", "model" => ctx.route.name.clone(), "direction" => "input").increment(usage.input_tokens);
+            metrics::counter!("switchyard_tokens_total", "model" => ctx.route.name.clone(), "direction" => "output").increment(usage.output_tokens);
             Some(SpendRecorded {
                 principal: ctx.principal.clone(),
                 model: req.model.clone(),

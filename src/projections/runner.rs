@@ -1,5 +1,5 @@
-//! The consumer runner: fetch a batch, apply it on the blocking pool (data and checkpoint in one
-//! transaction), then ack. Lag is the number of messages the consumer has not yet delivered.
+//! The consumer runner: collect a batch, apply it on the blocking pool (data and checkpoint in one
+//! transaction), then ack it. Lag is the number of messages the consumer has not yet delivered.
 
 use async_nats::jetstream::{self, consumer};
 use futures::StreamExt;
@@ -11,6 +11,9 @@ use tokio_util::sync::CancellationToken;
 use super::{Applied, Projection, ProjectionError};
 use crate::events::decode;
 use crate::publish::jetstream::is_connected;
+
+/// How long a batch keeps collecting after its first message.
+const BATCH_WINDOW: Duration = Duration::from_millis(5);
 
 /// Live figures for `/readyz`, metrics and the replay progress bar.
 #[derive(Debug, Default)]
@@ -114,36 +117,44 @@ async fn run_once<P: Projection>(
             durable_name: Some(name.to_owned()),
             filter_subject: projection.filter_subject().to_owned(),
             deliver_policy,
-            ack_policy: consumer::AckPolicy::Explicit,
+            ack_policy: consumer::AckPolicy::All,
             ack_wait: Duration::from_secs(30),
             max_ack_pending: (batch * 4) as i64,
             ..Default::default()
         })
         .await
         .map_err(|e| nats(&e))?;
-    status
-        .lag
-        .store(consumer.cached_info().num_pending, Ordering::Relaxed);
 
+    let pending_at_start = consumer.cached_info().num_pending;
+    status.lag.store(pending_at_start, Ordering::Relaxed);
+    if mode == RunMode::CatchUp && pending_at_start == 0 {
+        // Nothing matching the filter past the checkpoint: already caught up.
+        return Ok(());
+    }
+
+    // One continuous pull subscription: wait for the first message (no polling while idle),
+    // then take whatever else arrives within a few milliseconds, up to `batch`, and apply the
+    // lot in one transaction.
+    let mut messages = consumer
+        .stream()
+        .max_messages_per_batch(batch)
+        .heartbeat(Duration::from_secs(5))
+        .messages()
+        .await
+        .map_err(|e| nats(&e))?;
     loop {
-        let mut messages = consumer
-            .fetch()
-            .max_messages(batch)
-            .expires(Duration::from_millis(500))
-            .messages()
-            .await
-            .map_err(|e| nats(&e))?;
+        let first = match messages.next().await {
+            Some(m) => m.map_err(|e| nats(&e))?,
+            None => return Err(ProjectionError::Nats("message stream ended".into())),
+        };
         let mut raw = Vec::with_capacity(batch);
-        while let Some(m) = messages.next().await {
-            raw.push(m.map_err(|e| nats(&e))?);
-        }
-        if raw.is_empty() {
-            status.lag.store(0, Ordering::Relaxed);
-            if mode == RunMode::CatchUp {
-                // Nothing more to deliver: whatever matched the filter up to `target` is applied.
-                return Ok(());
+        raw.push(first);
+        let window = tokio::time::Instant::now() + BATCH_WINDOW;
+        while raw.len() < batch {
+            match tokio::time::timeout_at(window, messages.next()).await {
+                Ok(Some(m)) => raw.push(m.map_err(|e| nats(&e))?),
+                Ok(None) | Err(_) => break,
             }
-            continue;
         }
         let mut applied = Vec::with_capacity(raw.len());
         let mut pending = 0;
@@ -166,7 +177,8 @@ async fn run_once<P: Projection>(
         let last = applied.last().map_or(0, |a| a.seq);
         let p = Arc::clone(projection);
         blocking(move || p.apply(&applied)).await?;
-        for m in &raw {
+        // AckPolicy::All: acknowledging the last message acknowledges the batch.
+        if let Some(m) = raw.last() {
             m.ack().await.map_err(|e| nats(&e))?;
         }
         status.checkpoint.store(last, Ordering::Relaxed);
