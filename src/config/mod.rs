@@ -114,6 +114,11 @@ pub struct EventsConfig {
     pub channel_capacity: usize,
     /// Publishes awaiting their ack at once.
     pub max_in_flight: usize,
+    /// How long an event may wait so that a burst is written to NATS at once (async durability
+    /// only; 0 sends each event immediately).
+    #[serde(with = "humantime_serde")]
+    #[schemars(with = "String")]
+    pub linger: Duration,
     /// An event not acknowledged within this time goes to the outbox.
     #[serde(with = "humantime_serde")]
     #[schemars(with = "String")]
@@ -128,6 +133,7 @@ impl Default for EventsConfig {
             durability: Durability::Async,
             channel_capacity: 65_536,
             max_in_flight: 4096,
+            linger: Duration::from_millis(1),
             ack_timeout: Duration::from_secs(3),
             outbox_path: None,
         }

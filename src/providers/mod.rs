@@ -169,7 +169,7 @@ pub trait Provider: Send + Sync {
 }
 
 /// Build the adapter for a validated provider spec.
-pub fn build(spec: Arc<ProviderSpec>) -> Result<Arc<dyn Provider>, reqwest::Error> {
+pub fn build(spec: Arc<ProviderSpec>) -> Result<Arc<dyn Provider>, openai::BuildError> {
     match spec.kind {
         ProviderKind::Openai => Ok(Arc::new(openai::OpenAi::new(spec)?)),
     }

@@ -15,7 +15,7 @@ use ulid::Ulid;
 use super::jetstream::{SetupError, ensure_stream, is_connected};
 use super::outbox::Outbox;
 use super::{Pending, PublishError, PublishStatus};
-use crate::config::{EventsConfig, NatsConfig};
+use crate::config::{Durability, EventsConfig, NatsConfig};
 
 fn context(client: &async_nats::Client, cfg: &EventsConfig) -> Context {
     ContextBuilder::new()
@@ -64,36 +64,69 @@ pub async fn run_publisher(
     let mut last_flush = Instant::now();
     let mut rx_done = false;
     let mut tick = tokio::time::interval(Duration::from_millis(20));
+    // Events wait up to `linger` so that a burst leaves in one write to NATS instead of one
+    // write (and one wake-up of the connection task) per event. Strict durability skips it.
+    let linger = match cfg.durability {
+        Durability::Async => cfg.linger,
+        Durability::Ack => Duration::ZERO,
+    };
+    let mut batch: Vec<Pending> = Vec::new();
+    let mut batch_due: Option<tokio::time::Instant> = None;
     loop {
-        tokio::select! {
-            Some((mut p, res)) = inflight.next(), if !inflight.is_empty() => match res {
-                Ok(()) => {
-                    status.published.fetch_add(1, Ordering::Relaxed);
-                    metrics::counter!("switchyard_events_published_total").increment(1);
-                    p.settle(Ok(()));
-                }
-                Err(e) => {
-                    tracing::debug!(event_id = %p.id, error = %e, "publish not acknowledged; spilling to outbox");
-                    spill.push(p);
-                }
-            },
-            msg = rx.recv(), if !rx_done && inflight.len() < cfg.max_in_flight => match msg {
-                Some(p) => {
-                    if status.ready() && is_connected(&client) {
-                        let js = js.clone();
-                        let timeout = cfg.ack_timeout;
-                        inflight.push(async move {
-                            let res = publish(&js, p.id, p.subject, p.payload.clone(), timeout).await;
-                            (p, res)
-                        }.boxed());
-                    } else {
+        let dispatch_now = tokio::select! {
+            Some((mut p, res)) = inflight.next(), if !inflight.is_empty() => {
+                match res {
+                    Ok(()) => {
+                        status.published.fetch_add(1, Ordering::Relaxed);
+                        metrics::counter!("switchyard_events_published_total").increment(1);
+                        p.settle(Ok(()));
+                    }
+                    Err(e) => {
+                        tracing::debug!(event_id = %p.id, error = %e, "publish not acknowledged; spilling to outbox");
                         spill.push(p);
                     }
                 }
-                None => rx_done = true,
+                false
             },
-            _ = tick.tick() => {}
-            _ = drain.cancelled(), if !rx.is_closed() => rx.close(),
+            msg = rx.recv(), if !rx_done && inflight.len() + batch.len() < cfg.max_in_flight => match msg {
+                Some(p) => {
+                    batch.push(p);
+                    if batch_due.is_none() {
+                        batch_due = Some(tokio::time::Instant::now() + linger);
+                    }
+                    linger.is_zero() || batch.len() >= 256
+                }
+                None => {
+                    rx_done = true;
+                    true
+                }
+            },
+            _ = tokio::time::sleep_until(batch_due.unwrap_or_else(tokio::time::Instant::now)), if batch_due.is_some() => true,
+            _ = tick.tick() => false,
+            _ = drain.cancelled(), if !rx.is_closed() => {
+                rx.close();
+                false
+            }
+        };
+        if dispatch_now && !batch.is_empty() {
+            batch_due = None;
+            let ready = status.ready() && is_connected(&client);
+            for p in batch.drain(..) {
+                if ready {
+                    let js = js.clone();
+                    let timeout = cfg.ack_timeout;
+                    inflight.push(
+                        async move {
+                            let res =
+                                publish(&js, p.id, p.subject, p.payload.clone(), timeout).await;
+                            (p, res)
+                        }
+                        .boxed(),
+                    );
+                } else {
+                    spill.push(p);
+                }
+            }
         }
         let due =
             spill.len() >= 512 || last_flush.elapsed() >= Duration::from_millis(20) || rx_done;
@@ -101,7 +134,7 @@ pub async fn run_publisher(
             flush_spill(&outbox, &status, &mut spill).await;
             last_flush = Instant::now();
         }
-        if rx_done && inflight.is_empty() && spill.is_empty() {
+        if rx_done && inflight.is_empty() && spill.is_empty() && batch.is_empty() {
             break;
         }
     }

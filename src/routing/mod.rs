@@ -150,7 +150,7 @@ pub async fn open_stream<'r>(route: &'r ModelRoute, req: &'r ChatRequest) -> Out
 /// Build one adapter per configured provider.
 pub fn build_providers(
     specs: &std::collections::BTreeMap<String, Arc<crate::config::ProviderSpec>>,
-) -> Result<HashMap<String, Arc<dyn Provider>>, reqwest::Error> {
+) -> Result<HashMap<String, Arc<dyn Provider>>, providers::openai::BuildError> {
     specs
         .iter()
         .map(|(name, spec)| Ok((name.clone(), providers::build(Arc::clone(spec))?)))

@@ -166,6 +166,8 @@ pub struct TestConfig {
     pub extra: String,
     pub events: String,
     pub max_body_bytes: usize,
+    /// Run the budgets projection inside the gateway (false: `consume budgets` runs it).
+    pub budgets_in_process: bool,
 }
 
 impl TestConfig {
@@ -177,6 +179,7 @@ impl TestConfig {
             extra: String::new(),
             events: String::new(),
             max_body_bytes: 65_536,
+            budgets_in_process: true,
         }
     }
 
@@ -206,6 +209,7 @@ ack_timeout = "1s"
 {events}
 
 [projections.budgets]
+enabled = {budgets}
 batch = 64
 
 [admin]
@@ -240,6 +244,7 @@ deployments = [{{ provider = "mock", model = "some-unpriced-model" }}]
 {extra}
 "#,
             max_body = self.max_body_bytes,
+            budgets = self.budgets_in_process,
             data_dir = self.data_dir.display().to_string(),
             nats = self.nats_url,
             events = self.events,

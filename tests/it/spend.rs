@@ -197,3 +197,52 @@ async fn spend_totals_match_the_pricing_table_and_replay_equals_live() {
     assert_eq!(again, checkpoint);
     assert_eq!(all_dims(&BudgetsStore::open(&path).unwrap()), live);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_projection_can_run_in_its_own_process() {
+    let nats = Nats::start();
+    let mock = Mock::start(MockConfig::default()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = TestConfig::new(&nats, &mock, dir.path());
+    cfg.budgets_in_process = false;
+    let gw = Gateway::start(cfg.build()).await;
+    for _ in 0..4 {
+        let r = post_chat(&gw, KEY, &chat_body("gpt-4o-mini", "hi there", false)).await;
+        assert_eq!(r.status(), 200);
+    }
+    // the gateway does not run the projection, and says where to ask
+    let r = client()
+        .get(gw.url("/admin/spend?group_by=key"))
+        .bearer_auth(ADMIN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 503);
+    let j: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(j["error"]["code"], "projection_elsewhere");
+
+    // `switchyard consume budgets --listen` equivalent
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let stop = tokio_util::sync::CancellationToken::new();
+    let consumer = tokio::spawn(switchyard::app::consume_budgets(
+        cfg.build(),
+        Some(listener),
+        stop.clone(),
+    ));
+    let report = wait_for("standalone projection", Duration::from_secs(15), || async {
+        let r = client()
+            .get(format!("http://{addr}/admin/spend?group_by=team"))
+            .bearer_auth(ADMIN)
+            .send()
+            .await
+            .ok()?;
+        let j: serde_json::Value = r.json().await.ok()?;
+        (j["data"][0]["requests"] == 4).then_some(j)
+    })
+    .await;
+    assert_eq!(report["data"][0]["team"], "platform");
+    stop.cancel();
+    consumer.await.unwrap().unwrap();
+    gw.stop().await;
+}

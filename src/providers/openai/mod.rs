@@ -14,21 +14,32 @@ use crate::config::ProviderSpec;
 use crate::events::Usage;
 use wire::{CompletionInfo, ErrorBody, OutRequest, OutStreamOptions};
 
+/// Why an adapter could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    #[error("HTTP client: {0}")]
+    Client(#[from] reqwest::Error),
+    #[error("base URL: {0}")]
+    Url(String),
+}
+
 pub struct OpenAi {
     spec: Arc<ProviderSpec>,
     client: reqwest::Client,
-    chat_url: String,
+    /// Parsed once: reqwest would otherwise parse (and IDNA-check) the string per request.
+    chat_url: reqwest::Url,
 }
 
 impl OpenAi {
-    pub fn new(spec: Arc<ProviderSpec>) -> Result<Self, reqwest::Error> {
+    pub fn new(spec: Arc<ProviderSpec>) -> Result<Self, BuildError> {
         let client = reqwest::Client::builder()
             .connect_timeout(spec.connect_timeout)
             .pool_max_idle_per_host(1024)
             .pool_idle_timeout(std::time::Duration::from_secs(90))
             .tcp_nodelay(true)
             .build()?;
-        let chat_url = format!("{}/chat/completions", spec.base_url);
+        let chat_url = reqwest::Url::parse(&format!("{}/chat/completions", spec.base_url))
+            .map_err(|e| BuildError::Url(e.to_string()))?;
         Ok(Self {
             spec,
             client,
@@ -52,7 +63,7 @@ impl OpenAi {
     async fn send(&self, body: Vec<u8>) -> Result<reqwest::Response, ProviderError> {
         let mut rb = self
             .client
-            .post(&self.chat_url)
+            .post(self.chat_url.clone())
             .header(reqwest::header::CONTENT_TYPE, "application/json")
             .body(body);
         if let Some(key) = &self.spec.api_key {
