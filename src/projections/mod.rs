@@ -3,7 +3,9 @@
 //! Each projection has its own durable pull consumer and its own store, and commits the last
 //! applied stream sequence in the same transaction as the data it derives. The store's
 //! checkpoint is the truth: the consumer is (re)created at start to deliver from checkpoint + 1,
-//! so redelivered messages are skipped and a dropped store rebuilds from sequence 1.
+//! so redelivered messages are skipped and a dropped store rebuilds from sequence 1. Because the
+//! consumer always restarts from the store, commits need not each be fsynced: the runner makes
+//! one durable about once a second and at stop.
 
 pub mod budgets;
 mod runner;
@@ -37,6 +39,10 @@ pub trait Projection: Send + Sync + 'static {
     /// Last applied stream sequence (0 when empty).
     fn checkpoint(&self) -> Result<u64, ProjectionError>;
     /// Apply a batch in order, skipping sequences at or below the checkpoint, and commit the new
-    /// checkpoint atomically with the data.
-    fn apply(&self, batch: &[Applied]) -> Result<(), ProjectionError>;
+    /// checkpoint atomically with the data. With `durable` false the commit may skip the fsync:
+    /// a crash then rolls data and checkpoint back together, and the runner re-applies from
+    /// there, so the effect stays exactly-once.
+    fn apply(&self, batch: &[Applied], durable: bool) -> Result<(), ProjectionError>;
+    /// Make every earlier commit durable.
+    fn flush(&self) -> Result<(), ProjectionError>;
 }

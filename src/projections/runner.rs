@@ -13,7 +13,9 @@ use crate::events::decode;
 use crate::publish::jetstream::is_connected;
 
 /// How long a batch keeps collecting after its first message.
-const BATCH_WINDOW: Duration = Duration::from_millis(5);
+const BATCH_WINDOW: Duration = Duration::from_millis(20);
+/// At most this long between durable (fsynced) commits.
+const DURABLE_EVERY: Duration = Duration::from_secs(1);
 
 /// Live figures for `/readyz`, metrics and the replay progress bar.
 #[derive(Debug, Default)]
@@ -43,13 +45,17 @@ pub async fn run<P: Projection>(
     mode: RunMode,
     stop: CancellationToken,
 ) -> Result<(), ProjectionError> {
+    let flush = || async {
+        let p = Arc::clone(&projection);
+        blocking(move || p.flush()).await
+    };
     loop {
         let res = tokio::select! {
             r = run_once(&projection, &client, &stream, batch, &status, mode) => r,
-            _ = stop.cancelled() => return Ok(()),
+            _ = stop.cancelled() => return flush().await,
         };
         match res {
-            Ok(()) => return Ok(()),
+            Ok(()) => return flush().await,
             Err(e) => {
                 if mode == RunMode::CatchUp && matches!(e, ProjectionError::Store(_)) {
                     return Err(e);
@@ -57,7 +63,7 @@ pub async fn run<P: Projection>(
                 tracing::warn!(projection = projection.name(), error = %e, "projection interrupted; retrying");
                 tokio::select! {
                     _ = tokio::time::sleep(Duration::from_millis(500)) => {}
-                    _ = stop.cancelled() => return Ok(()),
+                    _ = stop.cancelled() => return flush().await,
                 }
             }
         }
@@ -142,6 +148,7 @@ async fn run_once<P: Projection>(
         .messages()
         .await
         .map_err(|e| nats(&e))?;
+    let mut last_durable = tokio::time::Instant::now();
     loop {
         let first = match messages.next().await {
             Some(m) => m.map_err(|e| nats(&e))?,
@@ -176,7 +183,11 @@ async fn run_once<P: Projection>(
         }
         let last = applied.last().map_or(0, |a| a.seq);
         let p = Arc::clone(projection);
-        blocking(move || p.apply(&applied)).await?;
+        let durable = last_durable.elapsed() >= DURABLE_EVERY;
+        blocking(move || p.apply(&applied, durable)).await?;
+        if durable {
+            last_durable = tokio::time::Instant::now();
+        }
         // AckPolicy::All: acknowledging the last message acknowledges the batch.
         if let Some(m) = raw.last() {
             m.ack().await.map_err(|e| nats(&e))?;

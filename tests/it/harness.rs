@@ -168,6 +168,7 @@ pub struct TestConfig {
     pub max_body_bytes: usize,
     /// Run the budgets projection inside the gateway (false: `consume budgets` runs it).
     pub budgets_in_process: bool,
+    pub listen: String,
 }
 
 impl TestConfig {
@@ -180,10 +181,24 @@ impl TestConfig {
             events: String::new(),
             max_body_bytes: 65_536,
             budgets_in_process: true,
+            listen: "127.0.0.1:0".into(),
         }
     }
 
     pub fn build(&self) -> Config {
+        let raw: RawConfig = toml::from_str(&self.toml()).expect("test config parses");
+        let pricing: RawPricing = toml::from_str(
+            &std::fs::read_to_string(
+                Path::new(env!("CARGO_MANIFEST_DIR")).join("config/pricing.toml"),
+            )
+            .expect("pricing file"),
+        )
+        .expect("pricing parses");
+        config::validate(raw, Some(pricing), |r| r.resolve()).expect("test config is valid")
+    }
+
+    /// The config as a TOML document (what `switchyard serve --config` would read).
+    pub fn toml(&self) -> String {
         let secret_file = self.data_dir.join("upstream.key");
         std::fs::create_dir_all(&self.data_dir).expect("data dir");
         std::fs::write(&secret_file, format!("{UPSTREAM_SECRET}\n")).expect("secret file");
@@ -193,10 +208,12 @@ impl TestConfig {
                 hex::encode(switchyard::governance::hash_key(k))
             )
         };
-        let text = format!(
+        format!(
             r#"
+pricing = {pricing:?}
+
 [server]
-listen = "127.0.0.1:0"
+listen = "{listen}"
 max_body_bytes = {max_body}
 data_dir = {data_dir:?}
 
@@ -245,6 +262,7 @@ deployments = [{{ provider = "mock", model = "some-unpriced-model" }}]
 "#,
             max_body = self.max_body_bytes,
             budgets = self.budgets_in_process,
+            listen = self.listen,
             data_dir = self.data_dir.display().to_string(),
             nats = self.nats_url,
             events = self.events,
@@ -254,16 +272,11 @@ deployments = [{{ provider = "mock", model = "some-unpriced-model" }}]
             mock = self.mock_url,
             secret = secret_file.display().to_string(),
             extra = self.extra,
-        );
-        let raw: RawConfig = toml::from_str(&text).expect("test config parses");
-        let pricing: RawPricing = toml::from_str(
-            &std::fs::read_to_string(
-                Path::new(env!("CARGO_MANIFEST_DIR")).join("config/pricing.toml"),
-            )
-            .expect("pricing file"),
+            pricing = Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("config/pricing.toml")
+                .display()
+                .to_string(),
         )
-        .expect("pricing parses");
-        config::validate(raw, Some(pricing), |r| r.resolve()).expect("test config is valid")
     }
 }
 

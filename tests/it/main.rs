@@ -6,4 +6,5 @@ mod durability;
 mod errors;
 mod files;
 mod harness;
+mod process;
 mod spend;

@@ -21,7 +21,11 @@ impl Projection for BudgetsStore {
         BudgetsStore::checkpoint(self)
     }
 
-    fn apply(&self, batch: &[Applied]) -> Result<(), ProjectionError> {
-        BudgetsStore::apply(self, batch)
+    fn apply(&self, batch: &[Applied], durable: bool) -> Result<(), ProjectionError> {
+        BudgetsStore::apply(self, batch, durable)
+    }
+
+    fn flush(&self) -> Result<(), ProjectionError> {
+        BudgetsStore::flush(self)
     }
 }

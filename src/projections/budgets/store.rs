@@ -1,6 +1,6 @@
 //! redb tables of the budgets projection, and the queries the admin API asks.
 
-use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+use redb::{Database, Durability, ReadableDatabase, ReadableTable, TableDefinition};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -146,6 +146,15 @@ impl BudgetsStore {
         Ok(Self { db })
     }
 
+    /// Commit nothing, durably: makes every earlier non-durable commit durable.
+    pub fn flush(&self) -> Result<(), ProjectionError> {
+        self.db
+            .begin_write()
+            .map_err(store_err)?
+            .commit()
+            .map_err(store_err)
+    }
+
     /// Drop every row and the checkpoint, so the next run rebuilds from sequence 1. The file is
     /// kept (and stays locked by this process) so a running owner cannot be bypassed.
     pub fn reset(&self) -> Result<(), ProjectionError> {
@@ -167,8 +176,11 @@ impl BudgetsStore {
     }
 
     /// Apply a batch; sequences at or below the checkpoint were applied before and are skipped.
-    pub fn apply(&self, batch: &[Applied]) -> Result<(), ProjectionError> {
-        let tx = self.db.begin_write().map_err(store_err)?;
+    pub fn apply(&self, batch: &[Applied], durable: bool) -> Result<(), ProjectionError> {
+        let mut tx = self.db.begin_write().map_err(store_err)?;
+        if !durable {
+            tx.set_durability(Durability::None).map_err(store_err)?;
+        }
         {
             let mut meta = tx.open_table(META).map_err(store_err)?;
             let mut spend = tx.open_table(SPEND).map_err(store_err)?;
@@ -300,8 +312,8 @@ mod tests {
                 envelope: None,
             },
         ];
-        store.apply(&batch).unwrap();
-        store.apply(&batch).unwrap();
+        store.apply(&batch, false).unwrap();
+        store.apply(&batch, true).unwrap();
         assert_eq!(store.checkpoint().unwrap(), 6);
         let by_team = store
             .spend(Dimension::Team, 20_251_125, 20_251_125)
