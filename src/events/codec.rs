@@ -13,6 +13,14 @@ fn config() -> bincode::config::Configuration {
     bincode::config::standard()
 }
 
+/// Decoding refuses to allocate more than this for one event, so a corrupt length prefix cannot
+/// make a consumer allocate gigabytes. (The limit does not change the encoding.)
+const DECODE_LIMIT: usize = 64 * 1024 * 1024;
+
+fn decode_config() -> impl bincode::config::Config {
+    config().with_limit::<DECODE_LIMIT>()
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum DecodeError {
     #[error("event payload shorter than its schema header")]
@@ -52,7 +60,7 @@ pub fn decode(bytes: &[u8]) -> Result<Envelope, DecodeError> {
     let (head, body) = bytes.split_at_checked(2).ok_or(DecodeError::Truncated)?;
     let schema = u16::from_le_bytes([head[0], head[1]]);
     match schema {
-        1 => bincode::serde::decode_from_slice::<Envelope, _>(body, config())
+        1 => bincode::serde::decode_from_slice::<Envelope, _>(body, decode_config())
             .map(|(env, _)| env)
             .map_err(|source| DecodeError::Body { schema, source }),
         other => Err(DecodeError::UnknownSchema(other)),
@@ -100,5 +108,152 @@ mod tests {
             decode(&bytes[..bytes.len() / 2]),
             Err(DecodeError::Body { .. })
         ));
+    }
+}
+
+#[cfg(test)]
+mod properties {
+    use super::*;
+    use crate::events::*;
+    use proptest::prelude::*;
+
+    fn usage() -> impl Strategy<Value = Usage> {
+        (
+            any::<u64>(),
+            any::<u64>(),
+            any::<u64>(),
+            any::<u64>(),
+            any::<bool>(),
+        )
+            .prop_map(
+                |(
+                    input_tokens,
+                    output_tokens,
+                    cached_input_tokens,
+                    reasoning_tokens,
+                    estimated,
+                )| Usage {
+                    input_tokens,
+                    output_tokens,
+                    cached_input_tokens,
+                    reasoning_tokens,
+                    estimated,
+                },
+            )
+    }
+
+    fn principal() -> impl Strategy<Value = Principal> {
+        (
+            ".*",
+            proptest::option::of(".*"),
+            proptest::option::of(".*"),
+            proptest::option::of(".*"),
+        )
+            .prop_map(|(key_id, user, team, project)| Principal {
+                key_id,
+                user,
+                team,
+                project,
+            })
+    }
+
+    fn event() -> impl Strategy<Value = Event> {
+        prop_oneof![
+            (
+                principal(),
+                ".*",
+                ".*",
+                any::<bool>(),
+                proptest::option::of(".*")
+            )
+                .prop_map(|(principal, model, body, stream, cache_key)| {
+                    Event::RequestAccepted(RequestAccepted {
+                        principal,
+                        endpoint: Endpoint::ChatCompletions,
+                        route: vec![DeploymentRef {
+                            provider: model.clone(),
+                            model: model.clone(),
+                        }],
+                        model,
+                        stream,
+                        body,
+                        guardrail_findings: vec![],
+                        cache_key,
+                    })
+                }),
+            (
+                principal(),
+                ".*",
+                proptest::option::of(usage()),
+                any::<u16>(),
+                any::<u64>(),
+                proptest::option::of(".*")
+            )
+                .prop_map(|(principal, model, usage, status, latency_us, body)| {
+                    Event::ResponseCompleted(ResponseCompleted {
+                        principal,
+                        endpoint: Endpoint::Embeddings,
+                        attempts: vec![Attempt {
+                            provider: model.clone(),
+                            model: model.clone(),
+                            status,
+                            latency_us,
+                            error: Some(ErrorInfo {
+                                class: "timeout".into(),
+                                message: model.clone(),
+                            }),
+                        }],
+                        provider: Some(model.clone()),
+                        provider_model: None,
+                        model,
+                        status,
+                        error: None,
+                        stream: true,
+                        ttft_us: Some(latency_us / 2),
+                        latency_us,
+                        usage,
+                        finish_reason: body.clone(),
+                        body,
+                        cache_hit: None,
+                        cache_score: Some(0.25),
+                    })
+                }),
+            (principal(), ".*", usage(), any::<u64>(), any::<bool>()).prop_map(
+                |(principal, model, usage, cost_nanos, priced)| Event::SpendRecorded(
+                    SpendRecorded {
+                        principal,
+                        provider: model.clone(),
+                        provider_model: model.clone(),
+                        model,
+                        usage,
+                        cost_nanos,
+                        currency: "USD".into(),
+                        priced,
+                    }
+                )
+            ),
+        ]
+    }
+
+    proptest! {
+        #[test]
+        fn every_event_round_trips(event in event(), id in any::<u128>(), rid in any::<u128>(), at_ms in any::<u64>()) {
+            let env = Envelope { id: ulid::Ulid::from(id), at_ms, request_id: ulid::Ulid::from(rid), event };
+            prop_assert_eq!(decode(&encode(&env)).unwrap(), env);
+        }
+
+        #[test]
+        fn garbage_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..256)) {
+            let _ = decode(&bytes);
+        }
+
+        #[test]
+        fn a_huge_length_prefix_is_refused_not_allocated(prefix in proptest::collection::vec(any::<u8>(), 0..40)) {
+            // schema 1, then bytes, then a varint claiming a ~2^63-element sequence
+            let mut bytes = vec![1, 0];
+            bytes.extend(prefix);
+            bytes.extend([253, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f]);
+            let _ = decode(&bytes);
+        }
     }
 }

@@ -138,7 +138,14 @@ impl BudgetsStore {
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir).map_err(store_err)?;
         }
-        let db = Database::create(path).map_err(store_err)?;
+        let db = Database::create(path).map_err(|e| match e {
+            redb::DatabaseError::DatabaseAlreadyOpen => ProjectionError::Store(format!(
+                "{} is open in another process: stop the process that runs the budgets projection \
+                 (`switchyard serve` or `switchyard consume budgets`) first",
+                path.display()
+            )),
+            other => store_err(other),
+        })?;
         let tx = db.begin_write().map_err(store_err)?;
         tx.open_table(SPEND).map_err(store_err)?;
         tx.open_table(META).map_err(store_err)?;
