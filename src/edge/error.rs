@@ -211,6 +211,12 @@ impl ApiError {
                 "upstream_unavailable",
                 e.to_string(),
             ),
+            ProviderError::Unsupported(_) => Self::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_request_error",
+                "unsupported_operation",
+                e.to_string(),
+            ),
             ProviderError::MalformedChunk(_)
             | ProviderError::StreamCut(_)
             | ProviderError::Decode(_) => Self::new(

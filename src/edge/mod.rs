@@ -41,6 +41,7 @@ pub struct EdgeState {
 pub fn router(state: Arc<EdgeState>, admin: AdminState) -> Router {
     Router::new()
         .route("/v1/chat/completions", post(openai::chat_completions))
+        .route("/v1/embeddings", post(openai::embeddings))
         .route("/v1/models", get(openai::list_models))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))

@@ -1,10 +1,11 @@
-//! The OpenAI-compatible surface: `POST /v1/chat/completions` (plain and streamed) and
-//! `GET /v1/models`.
+//! The OpenAI-compatible surface: `POST /v1/chat/completions` (plain and streamed),
+//! `POST /v1/embeddings` and `GET /v1/models`.
 //!
 //! A request's life: authenticate (hash lookup), read the body (size-limited), parse, resolve the
 //! model, publish RequestAccepted, walk the route's deployments, answer, then publish
-//! ResponseCompleted and, when usage is known, SpendRecorded. Streams are forwarded chunk by
-//! chunk by a tracked task that publishes the closing events whatever way the stream ends.
+//! ResponseCompleted and, when usage is known, SpendRecorded. Every surface goes through
+//! [`admit`] and [`finish`], so none can skip governance or events. Streams are forwarded chunk
+//! by chunk by a tracked task that publishes the closing events whatever way the stream ends.
 
 use axum::Json;
 use axum::body::Body;
@@ -25,9 +26,9 @@ use crate::events::{
     Attempt, Endpoint, Envelope, ErrorInfo, Event, Principal, RequestAccepted, ResponseCompleted,
     SpendRecorded, Usage,
 };
-use crate::providers::{ChatRequest, ChatStream, ProviderError};
+use crate::providers::{ChatRequest, ChatStream, EmbeddingsRequest, ProviderError};
 use crate::publish::PublishError;
-use crate::routing::{self, ModelRoute};
+use crate::routing::{self, ModelRoute, Outcome};
 
 static REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 static PROVIDER: HeaderName = HeaderName::from_static("x-switchyard-provider");
@@ -53,40 +54,47 @@ fn authenticate(st: &EdgeState, headers: &HeaderMap) -> Result<Arc<Principal>, A
         .ok_or_else(ApiError::unauthorized)
 }
 
-/// What both the plain and the stream path carry to the closing events.
+/// An admitted request: who, which route, and what the closing events need.
 struct Ctx {
     st: Arc<EdgeState>,
     request_id: Ulid,
     principal: Principal,
     route: Arc<ModelRoute>,
+    endpoint: Endpoint,
+    /// The public model name the client asked for.
+    model: String,
     started: Instant,
 }
 
-pub async fn chat_completions(
-    State(st): State<Arc<EdgeState>>,
-    headers: HeaderMap,
+/// Authenticate, read and parse the body, resolve the model, and build RequestAccepted.
+/// `model_of` names the public model in the parsed body.
+async fn admit<T: serde::de::DeserializeOwned>(
+    st: &Arc<EdgeState>,
+    headers: &HeaderMap,
     body: Body,
-) -> Result<Response, ApiError> {
+    endpoint: Endpoint,
+    model_of: impl Fn(&T) -> &str,
+    stream_of: impl Fn(&T) -> bool,
+) -> Result<(Ctx, T, Envelope), ApiError> {
     let started = Instant::now();
-    let principal = authenticate(&st, &headers)?;
-    let bytes = read_body(&headers, body, st.max_body_bytes).await?;
-    let req: ChatRequest =
-        serde_json::from_slice(&bytes).map_err(|e| ApiError::invalid_json(&e))?;
+    let principal = authenticate(st, headers)?;
+    let bytes = read_body(headers, body, st.max_body_bytes).await?;
+    let req: T = serde_json::from_slice(&bytes).map_err(|e| ApiError::invalid_json(&e))?;
+    let model = model_of(&req).to_owned();
     let route = st
         .routes
-        .get(&req.model)
+        .get(&model)
         .cloned()
-        .ok_or_else(|| ApiError::model_not_found(&req.model))?;
+        .ok_or_else(|| ApiError::model_not_found(&model))?;
     let request_id = Ulid::generate();
-    let stream = req.is_stream();
     let accepted = Envelope::new(
         request_id,
         Event::RequestAccepted(RequestAccepted {
             principal: (*principal).clone(),
-            endpoint: Endpoint::ChatCompletions,
-            model: req.model.clone(),
+            endpoint,
+            model: model.clone(),
             route: route.refs.clone(),
-            stream,
+            stream: stream_of(&req),
             // invariant: serde_json accepted these bytes, so they are UTF-8.
             body: String::from_utf8_lossy(&bytes).into_owned(),
             guardrail_findings: Vec::new(),
@@ -94,24 +102,99 @@ pub async fn chat_completions(
         }),
     );
     let ctx = Ctx {
-        st: Arc::clone(&st),
+        st: Arc::clone(st),
         request_id,
         principal: (*principal).clone(),
         route,
+        endpoint,
+        model,
         started,
     };
-    let result = if stream {
-        stream_path(ctx, req, accepted).await
-    } else {
-        plain_path(ctx, req, accepted).await
-    };
-    // Once admitted, every answer, error or not, names its request id.
-    Ok(result.unwrap_or_else(|e| {
+    Ok((ctx, req, accepted))
+}
+
+/// Once admitted, every answer, error or not, names its request id.
+fn with_request_id(request_id: Ulid, result: Result<Response, ApiError>) -> Response {
+    result.unwrap_or_else(|e| {
         let mut r = e.into_response();
         decorate(r.headers_mut(), request_id, None, 0);
         r.headers_mut().remove(&ATTEMPTS);
         r
-    }))
+    })
+}
+
+pub async fn chat_completions(
+    State(st): State<Arc<EdgeState>>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let (ctx, req, accepted) = admit(
+        &st,
+        &headers,
+        body,
+        Endpoint::ChatCompletions,
+        |r: &ChatRequest| &r.model,
+        ChatRequest::is_stream,
+    )
+    .await?;
+    let request_id = ctx.request_id;
+    let result = if req.is_stream() {
+        stream_path(ctx, req, accepted).await
+    } else {
+        let route = Arc::clone(&ctx.route);
+        let call = async {
+            map_outcome(routing::chat(&route, &req).await, |r| Answer {
+                body: r.body,
+                usage: r.usage,
+                finish_reason: r.finish_reason,
+            })
+        };
+        plain_path(ctx, accepted, call).await
+    };
+    Ok(with_request_id(request_id, result))
+}
+
+pub async fn embeddings(
+    State(st): State<Arc<EdgeState>>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let (ctx, req, accepted) = admit(
+        &st,
+        &headers,
+        body,
+        Endpoint::Embeddings,
+        |r: &EmbeddingsRequest| &r.model,
+        |_| false,
+    )
+    .await?;
+    let request_id = ctx.request_id;
+    let route = Arc::clone(&ctx.route);
+    let call = async {
+        map_outcome(routing::embeddings(&route, &req).await, |r| Answer {
+            body: r.body,
+            usage: r.usage,
+            finish_reason: None,
+        })
+    };
+    Ok(with_request_id(
+        request_id,
+        plain_path(ctx, accepted, call).await,
+    ))
+}
+
+/// A complete answer of any surface, already in OpenAI's shape.
+struct Answer {
+    body: Bytes,
+    usage: Option<Usage>,
+    finish_reason: Option<String>,
+}
+
+fn map_outcome<T>(o: Outcome<T>, f: impl FnOnce(T) -> Answer) -> Outcome<Answer> {
+    Outcome {
+        result: o.result.map(|(v, i)| (f(v), i)),
+        attempts: o.attempts,
+    }
 }
 
 /// Publish RequestAccepted and run `work`; under strict durability the answer is held until
@@ -139,67 +222,60 @@ fn strict_audit_error(e: &PublishError) -> ApiError {
     )
 }
 
-async fn plain_path(ctx: Ctx, req: ChatRequest, accepted: Envelope) -> Result<Response, ApiError> {
-    let (acked, outcome) = accepted_then(&ctx.st, &accepted, routing::chat(&ctx.route, &req)).await;
-    let attempts = outcome.attempts;
-    match outcome.result {
-        Ok((resp, idx)) => {
-            let target = &ctx.route.targets[idx];
-            let client_status = if let Err(e) = &acked {
-                strict_audit_error(e).status
-            } else {
-                StatusCode::OK
-            };
-            let done = Finished {
-                attempts,
-                deployment: Some(idx),
-                status: client_status.as_u16(),
-                error: acked.as_ref().err().map(|e| ErrorInfo {
-                    class: "event_log_unavailable".into(),
-                    message: e.to_string(),
-                }),
-                ttft_us: Some(ctx.started.elapsed().as_micros() as u64),
-                usage: resp.usage,
-                finish_reason: resp.finish_reason,
-                body: Some(String::from_utf8_lossy(&resp.body).into_owned()),
-                stream: false,
-            };
-            let attempts_n = done.attempts.len();
-            finish(&ctx, &req, done).await;
-            if let Err(e) = acked {
-                return Err(strict_audit_error(&e));
-            }
-            let mut r = (
-                StatusCode::OK,
-                [(header::CONTENT_TYPE, "application/json")],
-                resp.body,
-            )
-                .into_response();
-            decorate(
-                r.headers_mut(),
-                ctx.request_id,
-                Some(&target.provider_name),
-                attempts_n,
-            );
-            Ok(r)
-        }
-        Err(e) => Err(fail(&ctx, &req, attempts, &e, false).await),
+fn strict_audit_info(e: &PublishError) -> ErrorInfo {
+    ErrorInfo {
+        class: "event_log_unavailable".into(),
+        message: e.to_string(),
     }
 }
 
+async fn plain_path(
+    ctx: Ctx,
+    accepted: Envelope,
+    call: impl Future<Output = Outcome<Answer>>,
+) -> Result<Response, ApiError> {
+    let (acked, outcome) = accepted_then(&ctx.st, &accepted, call).await;
+    let attempts = outcome.attempts;
+    let (answer, idx) = match outcome.result {
+        Ok(ok) => ok,
+        Err(e) => return Err(fail(&ctx, attempts, &e, false).await),
+    };
+    let attempts_n = attempts.len();
+    let strict = acked.as_ref().err().map(strict_audit_error);
+    finish(
+        &ctx,
+        Finished {
+            attempts,
+            deployment: Some(idx),
+            status: strict.as_ref().map_or(200, |e| e.status.as_u16()),
+            error: acked.as_ref().err().map(strict_audit_info),
+            ttft_us: Some(ctx.started.elapsed().as_micros() as u64),
+            usage: answer.usage,
+            finish_reason: answer.finish_reason,
+            body: Some(String::from_utf8_lossy(&answer.body).into_owned()),
+            stream: false,
+        },
+    )
+    .await;
+    if let Some(e) = strict {
+        return Err(e);
+    }
+    let mut r = (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "application/json")],
+        answer.body,
+    )
+        .into_response();
+    let provider = &ctx.route.targets[idx].provider_name;
+    decorate(r.headers_mut(), ctx.request_id, Some(provider), attempts_n);
+    Ok(r)
+}
+
 /// Record a request that got no answer and turn the error into the client's response.
-async fn fail(
-    ctx: &Ctx,
-    req: &ChatRequest,
-    attempts: Vec<Attempt>,
-    e: &ProviderError,
-    stream: bool,
-) -> ApiError {
+async fn fail(ctx: &Ctx, attempts: Vec<Attempt>, e: &ProviderError, stream: bool) -> ApiError {
     let api = ApiError::from_provider(e);
-    let n = attempts.len();
     finish(
         ctx,
-        req,
         Finished {
             attempts,
             deployment: None,
@@ -216,7 +292,6 @@ async fn fail(
         },
     )
     .await;
-    tracing::debug!(request_id = %ctx.request_id, attempts = n, "no deployment answered");
     api
 }
 
@@ -245,7 +320,7 @@ struct Finished {
 }
 
 /// Publish ResponseCompleted and, when the cost is known, SpendRecorded; count the request.
-async fn finish(ctx: &Ctx, req: &ChatRequest, done: Finished) {
+async fn finish(ctx: &Ctx, done: Finished) {
     let latency = ctx.started.elapsed();
     let target = done.deployment.map(|i| &ctx.route.targets[i]);
     let provider = target.map_or("none", |t| t.provider_name.as_str());
@@ -258,13 +333,13 @@ async fn finish(ctx: &Ctx, req: &ChatRequest, done: Finished) {
                 .st
                 .pricing
                 .price(&t.model)
-                .or_else(|| ctx.st.pricing.price(&req.model));
+                .or_else(|| ctx.st.pricing.price(&ctx.model));
             let cost_nanos = price.map_or(0, |p| p.cost_nanos(&usage));
             metrics::counter!("switchyard_tokens_total", "model" => ctx.route.name.clone(), "direction" => "input").increment(usage.input_tokens);
             metrics::counter!("switchyard_tokens_total", "model" => ctx.route.name.clone(), "direction" => "output").increment(usage.output_tokens);
             Some(SpendRecorded {
                 principal: ctx.principal.clone(),
-                model: req.model.clone(),
+                model: ctx.model.clone(),
                 provider: t.provider_name.clone(),
                 provider_model: t.model.clone(),
                 usage,
@@ -279,8 +354,8 @@ async fn finish(ctx: &Ctx, req: &ChatRequest, done: Finished) {
         ctx.request_id,
         Event::ResponseCompleted(ResponseCompleted {
             principal: ctx.principal.clone(),
-            endpoint: Endpoint::ChatCompletions,
-            model: req.model.clone(),
+            endpoint: ctx.endpoint,
+            model: ctx.model.clone(),
             attempts: done.attempts,
             provider: target.map(|t| t.provider_name.clone()),
             provider_model: target.map(|t| t.model.clone()),
@@ -311,22 +386,18 @@ async fn stream_path(ctx: Ctx, req: ChatRequest, accepted: Envelope) -> Result<R
     let attempts = outcome.attempts;
     let (stream, idx) = match outcome.result {
         Ok(ok) => ok,
-        Err(e) => return Err(fail(&ctx, &req, attempts, &e, true).await),
+        Err(e) => return Err(fail(&ctx, attempts, &e, true).await),
     };
     if let Err(e) = acked {
         drop(stream);
         let api = strict_audit_error(&e);
         finish(
             &ctx,
-            &req,
             Finished {
                 attempts,
                 deployment: Some(idx),
                 status: api.status.as_u16(),
-                error: Some(ErrorInfo {
-                    class: "event_log_unavailable".into(),
-                    message: e.to_string(),
-                }),
+                error: Some(strict_audit_info(&e)),
                 ttft_us: None,
                 usage: None,
                 finish_reason: None,
@@ -342,7 +413,14 @@ async fn stream_path(ctx: Ctx, req: ChatRequest, accepted: Envelope) -> Result<R
     let request_id = ctx.request_id;
     let n = attempts.len();
     let tasks = ctx.st.tasks.clone();
-    tasks.spawn(forward(ctx, req, stream, idx, attempts, tx));
+    tasks.spawn(forward(
+        ctx,
+        req.wants_stream_usage(),
+        stream,
+        idx,
+        attempts,
+        tx,
+    ));
     let mut resp = Response::builder()
         .status(StatusCode::OK)
         .header(header::CONTENT_TYPE, "text/event-stream")
@@ -367,13 +445,12 @@ fn sse_frame(data: &[u8]) -> Bytes {
 /// events however the stream ends (done, upstream broke, client went away).
 async fn forward(
     ctx: Ctx,
-    req: ChatRequest,
+    wants_usage: bool,
     mut stream: ChatStream,
     idx: usize,
     attempts: Vec<Attempt>,
     tx: mpsc::Sender<Result<Bytes, std::convert::Infallible>>,
 ) {
-    let wants_usage = req.wants_stream_usage();
     let mut log = String::new();
     let mut usage = None;
     let mut finish_reason = None;
@@ -432,7 +509,6 @@ async fn forward(
     drop(tx);
     finish(
         &ctx,
-        &req,
         Finished {
             attempts,
             deployment: Some(idx),

@@ -51,6 +51,21 @@ pub struct StreamOptions {
     pub rest: serde_json::Map<String, serde_json::Value>,
 }
 
+/// An embeddings request in OpenAI's shape: the model we route on, everything else verbatim.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct EmbeddingsRequest {
+    pub model: String,
+    #[serde(flatten)]
+    pub rest: serde_json::Map<String, serde_json::Value>,
+}
+
+/// An embeddings answer, already in OpenAI's shape.
+#[derive(Debug, Clone)]
+pub struct EmbeddingsResponse {
+    pub body: Bytes,
+    pub usage: Option<Usage>,
+}
+
 /// A complete (non-stream) answer, already in OpenAI's shape.
 #[derive(Debug, Clone)]
 pub struct ChatResponse {
@@ -104,11 +119,14 @@ pub enum ProviderError {
     StreamCut(String),
     #[error("the provider sent an unreadable answer: {0}")]
     Decode(String),
+    #[error("this provider does not support {0}")]
+    Unsupported(&'static str),
 }
 
 impl ProviderError {
     pub fn fault(&self) -> Fault {
         match self {
+            ProviderError::Unsupported(_) => Fault::Client,
             ProviderError::Status { status, .. }
                 if (400..500).contains(status)
                     && !matches!(status, 401 | 403 | 408 | 409 | 429) =>
@@ -138,6 +156,7 @@ impl ProviderError {
             ProviderError::MalformedChunk(_) => "malformed_chunk",
             ProviderError::StreamCut(_) => "stream_cut",
             ProviderError::Decode(_) => "decode",
+            ProviderError::Unsupported(_) => "unsupported",
         }
     }
 
@@ -166,10 +185,25 @@ pub trait Provider: Send + Sync {
         req: &'a ChatRequest,
         model: &'a str,
     ) -> BoxFuture<'a, Result<ChatStream, ProviderError>>;
+    /// Embeddings for `req`, sent to the provider as `model`.
+    fn embeddings<'a>(
+        &'a self,
+        req: &'a EmbeddingsRequest,
+        model: &'a str,
+    ) -> BoxFuture<'a, Result<EmbeddingsResponse, ProviderError>>;
+}
+
+/// Why an adapter could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    #[error("HTTP client: {0}")]
+    Client(#[from] reqwest::Error),
+    #[error("base URL: {0}")]
+    Url(String),
 }
 
 /// Build the adapter for a validated provider spec.
-pub fn build(spec: Arc<ProviderSpec>) -> Result<Arc<dyn Provider>, openai::BuildError> {
+pub fn build(spec: Arc<ProviderSpec>) -> Result<Arc<dyn Provider>, BuildError> {
     match spec.kind {
         ProviderKind::Openai => Ok(Arc::new(openai::OpenAi::new(spec)?)),
     }

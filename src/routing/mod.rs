@@ -11,7 +11,10 @@ use std::time::Instant;
 
 use crate::config::ModelSpec;
 use crate::events::{Attempt, DeploymentRef, ErrorInfo};
-use crate::providers::{self, ChatRequest, ChatResponse, ChatStream, Provider, ProviderError};
+use crate::providers::{
+    self, ChatRequest, ChatResponse, ChatStream, EmbeddingsRequest, EmbeddingsResponse, Provider,
+    ProviderError,
+};
 
 /// One deployment, ready to call.
 pub struct Target {
@@ -147,10 +150,18 @@ pub async fn open_stream<'r>(route: &'r ModelRoute, req: &'r ChatRequest) -> Out
     attempt_loop(route, |t| t.provider.chat_stream(req, &t.model)).await
 }
 
+/// Embeddings, falling back across deployments.
+pub async fn embeddings<'r>(
+    route: &'r ModelRoute,
+    req: &'r EmbeddingsRequest,
+) -> Outcome<EmbeddingsResponse> {
+    attempt_loop(route, |t| t.provider.embeddings(req, &t.model)).await
+}
+
 /// Build one adapter per configured provider.
 pub fn build_providers(
     specs: &std::collections::BTreeMap<String, Arc<crate::config::ProviderSpec>>,
-) -> Result<HashMap<String, Arc<dyn Provider>>, providers::openai::BuildError> {
+) -> Result<HashMap<String, Arc<dyn Provider>>, providers::BuildError> {
     specs
         .iter()
         .map(|(name, spec)| Ok((name.clone(), providers::build(Arc::clone(spec))?)))

@@ -236,7 +236,7 @@ async fn models_are_listed_in_openai_shape() {
         .iter()
         .map(|m| m["id"].as_str().unwrap())
         .collect();
-    assert_eq!(ids, ["gpt-4o-mini", "unpriced"]);
+    assert_eq!(ids, ["gpt-4o-mini", "text-embedding-3-small", "unpriced"]);
     assert_eq!(j["data"][0]["object"], "model");
     let r = client().get(gw.url("/healthz")).send().await.unwrap();
     assert_eq!(r.status(), 200);
@@ -245,4 +245,70 @@ async fn models_are_listed_in_openai_shape() {
     let text = r.text().await.unwrap();
     assert!(text.contains("switchyard_"), "{text}");
     gw.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn embeddings_go_through_the_same_pipeline() {
+    let (nats, mock, _dir, gw) = setup().await;
+    let body = serde_json::json!({
+        "model": "text-embedding-3-small",
+        "input": ["the quick brown fox", "jumps over"],
+        "encoding_format": "float",
+        "dimensions": 8,
+        "user": "end-user-2"
+    });
+    let r = client()
+        .post(gw.url("/v1/embeddings"))
+        .bearer_auth(KEY)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let id = r.headers()["x-request-id"].to_str().unwrap().to_owned();
+    let j: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(j["object"], "list");
+    assert_eq!(j["data"].as_array().unwrap().len(), 2);
+    assert_eq!(
+        j["data"][0]["embedding"].as_array().unwrap().len(),
+        8,
+        "dimensions passed through"
+    );
+    let tokens = j["usage"]["prompt_tokens"].as_u64().unwrap();
+    assert_eq!(mock.state.stats().embeddings, 1);
+
+    // auth and unknown model behave as for chat
+    let r = client()
+        .post(gw.url("/v1/embeddings"))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    let r = client()
+        .post(gw.url("/v1/embeddings"))
+        .bearer_auth(KEY)
+        .json(&serde_json::json!({"model": "nope", "input": "x"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+
+    gw.stop().await;
+    let events = for_request(&read_events(&nats.url()).await, &id);
+    assert_eq!(events.len(), 3);
+    let Event::RequestAccepted(acc) = &events[0].event else {
+        panic!()
+    };
+    assert_eq!(acc.endpoint, Endpoint::Embeddings);
+    let Event::ResponseCompleted(done) = &events[1].event else {
+        panic!()
+    };
+    assert_eq!(done.endpoint, Endpoint::Embeddings);
+    assert_eq!(done.usage.unwrap().input_tokens, tokens);
+    let Event::SpendRecorded(spend) = &events[2].event else {
+        panic!()
+    };
+    // $0.02 per Mtok = 20 nano-dollars per token
+    assert_eq!(spend.cost_nanos, tokens * 20);
 }

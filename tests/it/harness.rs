@@ -256,6 +256,10 @@ name = "gpt-4o-mini"
 deployments = [{{ provider = "mock", model = "gpt-4o-mini" }}]
 
 [[models]]
+name = "text-embedding-3-small"
+deployments = [{{ provider = "mock", model = "text-embedding-3-small" }}]
+
+[[models]]
 name = "unpriced"
 deployments = [{{ provider = "mock", model = "some-unpriced-model" }}]
 {extra}

@@ -9,25 +9,20 @@ use futures::FutureExt;
 use futures::future::BoxFuture;
 use std::sync::Arc;
 
-use super::{ChatRequest, ChatResponse, ChatStream, Provider, ProviderError, retry_after};
+use super::{
+    BuildError, ChatRequest, ChatResponse, ChatStream, EmbeddingsRequest, EmbeddingsResponse,
+    Provider, ProviderError, retry_after,
+};
 use crate::config::ProviderSpec;
 use crate::events::Usage;
-use wire::{CompletionInfo, ErrorBody, OutRequest, OutStreamOptions};
-
-/// Why an adapter could not be built.
-#[derive(Debug, thiserror::Error)]
-pub enum BuildError {
-    #[error("HTTP client: {0}")]
-    Client(#[from] reqwest::Error),
-    #[error("base URL: {0}")]
-    Url(String),
-}
+use wire::{CompletionInfo, ErrorBody, OutEmbeddings, OutRequest, OutStreamOptions};
 
 pub struct OpenAi {
     spec: Arc<ProviderSpec>,
     client: reqwest::Client,
     /// Parsed once: reqwest would otherwise parse (and IDNA-check) the string per request.
     chat_url: reqwest::Url,
+    embeddings_url: reqwest::Url,
 }
 
 impl OpenAi {
@@ -38,12 +33,17 @@ impl OpenAi {
             .pool_idle_timeout(std::time::Duration::from_secs(90))
             .tcp_nodelay(true)
             .build()?;
-        let chat_url = reqwest::Url::parse(&format!("{}/chat/completions", spec.base_url))
-            .map_err(|e| BuildError::Url(e.to_string()))?;
+        let url = |path: &str| {
+            reqwest::Url::parse(&format!("{}/{path}", spec.base_url))
+                .map_err(|e| BuildError::Url(e.to_string()))
+        };
+        let chat_url = url("chat/completions")?;
+        let embeddings_url = url("embeddings")?;
         Ok(Self {
             spec,
             client,
             chat_url,
+            embeddings_url,
         })
     }
 
@@ -60,10 +60,14 @@ impl OpenAi {
         serde_json::to_vec(&out).map_err(|e| ProviderError::Decode(e.to_string()))
     }
 
-    async fn send(&self, body: Vec<u8>) -> Result<reqwest::Response, ProviderError> {
+    async fn send(
+        &self,
+        url: &reqwest::Url,
+        body: Vec<u8>,
+    ) -> Result<reqwest::Response, ProviderError> {
         let mut rb = self
             .client
-            .post(self.chat_url.clone())
+            .post(url.clone())
             .header(reqwest::header::CONTENT_TYPE, "application/json")
             .body(body);
         if let Some(key) = &self.spec.api_key {
@@ -83,7 +87,7 @@ impl OpenAi {
     ) -> Result<ChatResponse, ProviderError> {
         let body = Self::body(req, model, false)?;
         let fut = async {
-            let resp = self.send(body).await?;
+            let resp = self.send(&self.chat_url, body).await?;
             resp.bytes().await.map_err(transport_error)
         };
         let bytes: Bytes = tokio::time::timeout(self.spec.timeout, fut)
@@ -98,13 +102,38 @@ impl OpenAi {
         })
     }
 
+    async fn embeddings_inner(
+        &self,
+        req: &EmbeddingsRequest,
+        model: &str,
+    ) -> Result<EmbeddingsResponse, ProviderError> {
+        let body = serde_json::to_vec(&OutEmbeddings {
+            model,
+            rest: &req.rest,
+        })
+        .map_err(|e| ProviderError::Decode(e.to_string()))?;
+        let fut = async {
+            let resp = self.send(&self.embeddings_url, body).await?;
+            resp.bytes().await.map_err(transport_error)
+        };
+        let bytes: Bytes = tokio::time::timeout(self.spec.timeout, fut)
+            .await
+            .map_err(|_| ProviderError::Timeout { phase: "response" })??;
+        let info: CompletionInfo =
+            serde_json::from_slice(&bytes).map_err(|e| ProviderError::Decode(e.to_string()))?;
+        Ok(EmbeddingsResponse {
+            usage: info.usage.map(Usage::from),
+            body: bytes,
+        })
+    }
+
     async fn stream_inner(
         &self,
         req: &ChatRequest,
         model: &str,
     ) -> Result<ChatStream, ProviderError> {
         let body = Self::body(req, model, true)?;
-        let resp = tokio::time::timeout(self.spec.timeout, self.send(body))
+        let resp = tokio::time::timeout(self.spec.timeout, self.send(&self.chat_url, body))
             .await
             .map_err(|_| ProviderError::Timeout {
                 phase: "first_byte",
@@ -132,6 +161,14 @@ impl Provider for OpenAi {
         model: &'a str,
     ) -> BoxFuture<'a, Result<ChatStream, ProviderError>> {
         self.stream_inner(req, model).boxed()
+    }
+
+    fn embeddings<'a>(
+        &'a self,
+        req: &'a EmbeddingsRequest,
+        model: &'a str,
+    ) -> BoxFuture<'a, Result<EmbeddingsResponse, ProviderError>> {
+        self.embeddings_inner(req, model).boxed()
     }
 }
 

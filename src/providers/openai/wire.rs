@@ -106,3 +106,11 @@ pub struct OutRequest<'a> {
     #[serde(flatten)]
     pub rest: &'a serde_json::Map<String, serde_json::Value>,
 }
+
+/// An embeddings body as sent upstream: the client's body with the deployment's model name.
+#[derive(Debug, Serialize)]
+pub struct OutEmbeddings<'a> {
+    pub model: &'a str,
+    #[serde(flatten)]
+    pub rest: &'a serde_json::Map<String, serde_json::Value>,
+}
