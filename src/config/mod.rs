@@ -2,9 +2,11 @@
 //! reports every problem with its path and returns a [`Config`] whose cross-references are
 //! resolved. Runtime code holds validated handles, never names to look up again.
 
+mod presets;
 mod pricing;
 mod secret;
 
+pub use presets::Preset;
 pub use pricing::{Price, Pricing, RawPrice, RawPricing};
 pub use secret::{Secret, SecretRef};
 
@@ -188,21 +190,32 @@ pub struct RawKey {
 }
 
 /// Wire format a provider speaks.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ProviderKind {
     /// OpenAI and every OpenAI-compatible server (Groq, Together, Mistral, vLLM, Ollama, …).
+    #[default]
     Openai,
+    /// Azure OpenAI: deployment URLs, `api-version`, `api-key` header. A deployment's `model` is
+    /// the Azure deployment name.
+    Azure,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawProvider {
+    /// Wire format (default `openai`).
+    #[serde(default)]
     pub kind: ProviderKind,
-    /// Base URL including the version path, e.g. `https://api.openai.com/v1`.
-    pub base_url: String,
+    /// An OpenAI-compatible vendor whose base URL and key variable to use when not given.
+    pub preset: Option<Preset>,
+    /// Base URL including the version path, e.g. `https://api.openai.com/v1`; for Azure the
+    /// resource endpoint, e.g. `https://my-resource.openai.azure.com`.
+    pub base_url: Option<String>,
     /// Credential, from an environment variable or a file; omit for servers without auth.
     pub api_key: Option<SecretRef>,
+    /// Azure OpenAI `api-version` (default `2024-10-21`).
+    pub api_version: Option<String>,
     #[serde(default = "default_connect_timeout", with = "humantime_serde")]
     #[schemars(with = "String")]
     pub connect_timeout: Duration,
@@ -244,6 +257,8 @@ pub struct ProviderSpec {
     pub kind: ProviderKind,
     pub base_url: String,
     pub api_key: Option<Secret>,
+    /// Azure only.
+    pub api_version: String,
     pub connect_timeout: Duration,
     pub timeout: Duration,
 }
@@ -428,13 +443,33 @@ pub fn validate(
     let mut providers = BTreeMap::new();
     for (name, p) in &raw.providers {
         let path = format!("providers.{name}");
-        if !(p.base_url.starts_with("http://") || p.base_url.starts_with("https://")) {
+        if p.preset.is_some() && p.kind != ProviderKind::Openai {
             problems.push(format!(
-                "{path}.base_url: must start with http:// or https://, got {:?}",
-                p.base_url
+                "{path}.preset: presets are OpenAI-compatible vendors; remove `kind` or the preset"
             ));
         }
-        let api_key = match &p.api_key {
+        let base_url = match (&p.base_url, p.preset) {
+            (Some(url), _) => url.clone(),
+            (None, Some(preset)) => preset.base_url().to_owned(),
+            (None, None) => {
+                problems.push(format!(
+                    "{path}.base_url: required unless a preset is given"
+                ));
+                String::new()
+            }
+        };
+        let has_scheme = base_url.starts_with("http://") || base_url.starts_with("https://");
+        if !base_url.is_empty() && !has_scheme {
+            problems.push(format!(
+                "{path}.base_url: must start with http:// or https://, got {base_url:?}"
+            ));
+        }
+        let key_ref = p.api_key.clone().or_else(|| {
+            p.preset
+                .and_then(Preset::key_env)
+                .map(|v| SecretRef::Env(v.to_owned()))
+        });
+        let api_key = match &key_ref {
             Some(r) => match resolve(r) {
                 Ok(s) => Some(s),
                 Err(e) => {
@@ -449,8 +484,12 @@ pub fn validate(
             Arc::new(ProviderSpec {
                 name: name.clone(),
                 kind: p.kind,
-                base_url: p.base_url.trim_end_matches('/').to_owned(),
+                base_url: base_url.trim_end_matches('/').to_owned(),
                 api_key,
+                api_version: p
+                    .api_version
+                    .clone()
+                    .unwrap_or_else(|| "2024-10-21".to_owned()),
                 connect_timeout: p.connect_timeout,
                 timeout: p.timeout,
             }),
@@ -579,6 +618,48 @@ mod tests {
         let err = toml::from_str::<RawConfig>("[server]\nlisten = \"127.0.0.1:1\"\nlisen = 1\n")
             .unwrap_err();
         assert!(err.to_string().contains("lisen"), "{err}");
+    }
+
+    #[test]
+    fn presets_fill_base_url_and_key_variable() {
+        let raw: RawConfig = toml::from_str(
+            r#"
+            [providers.groq]
+            preset = "groq"
+            [providers.local]
+            preset = "ollama"
+            [providers.az]
+            kind = "azure"
+            base_url = "https://res.openai.azure.com"
+            api_key = { env = "AZ" }
+            "#,
+        )
+        .unwrap();
+        let seen = std::sync::Mutex::new(Vec::new());
+        let cfg = validate(raw, None, |r| {
+            seen.lock().unwrap().push(r.clone());
+            Ok(Secret::new("k"))
+        })
+        .unwrap();
+        assert_eq!(
+            cfg.providers["groq"].base_url,
+            "https://api.groq.com/openai/v1"
+        );
+        assert!(cfg.providers["groq"].api_key.is_some());
+        assert!(
+            cfg.providers["local"].api_key.is_none(),
+            "local servers need no key"
+        );
+        assert_eq!(cfg.providers["az"].kind, ProviderKind::Azure);
+        assert_eq!(cfg.providers["az"].api_version, "2024-10-21");
+        let seen = seen.into_inner().unwrap();
+        assert!(seen.contains(&SecretRef::Env("GROQ_API_KEY".into())));
+        let missing: RawConfig = toml::from_str("[providers.x]\nkind = \"openai\"\n").unwrap();
+        let err = validate(missing, None, ok_resolve).unwrap_err().to_string();
+        assert!(
+            err.contains("providers.x.base_url: required unless a preset is given"),
+            "{err}"
+        );
     }
 
     #[test]

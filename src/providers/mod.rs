@@ -205,7 +205,7 @@ pub enum BuildError {
 /// Build the adapter for a validated provider spec.
 pub fn build(spec: Arc<ProviderSpec>) -> Result<Arc<dyn Provider>, BuildError> {
     match spec.kind {
-        ProviderKind::Openai => Ok(Arc::new(openai::OpenAi::new(spec)?)),
+        ProviderKind::Openai | ProviderKind::Azure => Ok(Arc::new(openai::OpenAi::new(spec)?)),
     }
 }
 

@@ -33,7 +33,12 @@ fn check_or_write(path: &Path, content: &[u8]) {
 
 #[test]
 fn example_configs_parse_and_validate() {
-    for name in ["switchyard.toml", "openai.toml", "docker.toml"] {
+    for name in [
+        "switchyard.toml",
+        "openai.toml",
+        "docker.toml",
+        "providers.example.toml",
+    ] {
         let path = root().join("config").join(name);
         let raw: RawConfig = toml::from_str(&std::fs::read_to_string(&path).unwrap())
             .unwrap_or_else(|e| panic!("{name}: {e}"));
@@ -44,10 +49,14 @@ fn example_configs_parse_and_validate() {
         let cfg = config::validate(raw, Some(pricing), |_: &SecretRef| Ok(Secret::new("test")))
             .unwrap_or_else(|e| panic!("{name}: {e}"));
         assert!(!cfg.models.is_empty() && !cfg.keys.is_empty(), "{name}");
+        // the gateway prices by the upstream model name, else by the public name
         for m in &cfg.models {
             for d in &m.deployments {
                 assert!(
-                    cfg.pricing.price(&d.model).is_some(),
+                    cfg.pricing
+                        .price(&d.model)
+                        .or(cfg.pricing.price(&m.name))
+                        .is_some(),
                     "{name}: {} has no price",
                     d.model
                 );

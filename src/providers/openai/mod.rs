@@ -1,5 +1,6 @@
 //! The OpenAI adapter, used for OpenAI and every OpenAI-compatible server (Groq, Together,
-//! Mistral, DeepSeek, vLLM, Ollama…): same wire format, different base URL and key.
+//! Mistral, DeepSeek, vLLM, Ollama…): same wire format, different base URL and key. Azure OpenAI
+//! is the same wire format too, with deployment URLs, `api-version` and an `api-key` header.
 
 mod stream;
 mod wire;
@@ -13,16 +14,40 @@ use super::{
     BuildError, ChatRequest, ChatResponse, ChatStream, EmbeddingsRequest, EmbeddingsResponse,
     Provider, ProviderError, retry_after,
 };
-use crate::config::ProviderSpec;
+use crate::config::{ProviderKind, ProviderSpec};
 use crate::events::Usage;
 use wire::{CompletionInfo, ErrorBody, OutEmbeddings, OutRequest, OutStreamOptions};
 
 pub struct OpenAi {
     spec: Arc<ProviderSpec>,
     client: reqwest::Client,
+    endpoints: Endpoints,
+}
+
+/// Where requests go.
+enum Endpoints {
     /// Parsed once: reqwest would otherwise parse (and IDNA-check) the string per request.
-    chat_url: reqwest::Url,
-    embeddings_url: reqwest::Url,
+    Fixed {
+        chat: reqwest::Url,
+        embeddings: reqwest::Url,
+    },
+    /// Azure puts the deployment in the path, so the URL depends on the deployment.
+    Azure { base: String, api_version: String },
+}
+
+#[derive(Clone, Copy)]
+enum Op {
+    Chat,
+    Embeddings,
+}
+
+impl Op {
+    fn path(self) -> &'static str {
+        match self {
+            Op::Chat => "chat/completions",
+            Op::Embeddings => "embeddings",
+        }
+    }
 }
 
 impl OpenAi {
@@ -33,18 +58,42 @@ impl OpenAi {
             .pool_idle_timeout(std::time::Duration::from_secs(90))
             .tcp_nodelay(true)
             .build()?;
-        let url = |path: &str| {
-            reqwest::Url::parse(&format!("{}/{path}", spec.base_url))
+        let url = |op: Op| {
+            reqwest::Url::parse(&format!("{}/{}", spec.base_url, op.path()))
                 .map_err(|e| BuildError::Url(e.to_string()))
         };
-        let chat_url = url("chat/completions")?;
-        let embeddings_url = url("embeddings")?;
+        let endpoints = match spec.kind {
+            ProviderKind::Azure => {
+                url(Op::Chat)?;
+                Endpoints::Azure {
+                    base: spec.base_url.clone(),
+                    api_version: spec.api_version.clone(),
+                }
+            }
+            _ => Endpoints::Fixed {
+                chat: url(Op::Chat)?,
+                embeddings: url(Op::Embeddings)?,
+            },
+        };
         Ok(Self {
             spec,
             client,
-            chat_url,
-            embeddings_url,
+            endpoints,
         })
+    }
+
+    fn url(&self, op: Op, model: &str) -> Result<reqwest::Url, ProviderError> {
+        match &self.endpoints {
+            Endpoints::Fixed { chat, embeddings } => Ok(match op {
+                Op::Chat => chat.clone(),
+                Op::Embeddings => embeddings.clone(),
+            }),
+            Endpoints::Azure { base, api_version } => reqwest::Url::parse(&format!(
+                "{base}/openai/deployments/{model}/{}?api-version={api_version}",
+                op.path()
+            ))
+            .map_err(|e| ProviderError::Connect(format!("bad deployment URL: {e}"))),
+        }
     }
 
     fn body(req: &ChatRequest, model: &str, stream: bool) -> Result<Vec<u8>, ProviderError> {
@@ -62,16 +111,20 @@ impl OpenAi {
 
     async fn send(
         &self,
-        url: &reqwest::Url,
+        op: Op,
+        model: &str,
         body: Vec<u8>,
     ) -> Result<reqwest::Response, ProviderError> {
         let mut rb = self
             .client
-            .post(url.clone())
+            .post(self.url(op, model)?)
             .header(reqwest::header::CONTENT_TYPE, "application/json")
             .body(body);
         if let Some(key) = &self.spec.api_key {
-            rb = rb.bearer_auth(key.expose());
+            rb = match self.endpoints {
+                Endpoints::Azure { .. } => rb.header("api-key", key.expose()),
+                Endpoints::Fixed { .. } => rb.bearer_auth(key.expose()),
+            };
         }
         let resp = rb.send().await.map_err(transport_error)?;
         if resp.status().is_success() {
@@ -87,7 +140,7 @@ impl OpenAi {
     ) -> Result<ChatResponse, ProviderError> {
         let body = Self::body(req, model, false)?;
         let fut = async {
-            let resp = self.send(&self.chat_url, body).await?;
+            let resp = self.send(Op::Chat, model, body).await?;
             resp.bytes().await.map_err(transport_error)
         };
         let bytes: Bytes = tokio::time::timeout(self.spec.timeout, fut)
@@ -113,7 +166,7 @@ impl OpenAi {
         })
         .map_err(|e| ProviderError::Decode(e.to_string()))?;
         let fut = async {
-            let resp = self.send(&self.embeddings_url, body).await?;
+            let resp = self.send(Op::Embeddings, model, body).await?;
             resp.bytes().await.map_err(transport_error)
         };
         let bytes: Bytes = tokio::time::timeout(self.spec.timeout, fut)
@@ -133,7 +186,7 @@ impl OpenAi {
         model: &str,
     ) -> Result<ChatStream, ProviderError> {
         let body = Self::body(req, model, true)?;
-        let resp = tokio::time::timeout(self.spec.timeout, self.send(&self.chat_url, body))
+        let resp = tokio::time::timeout(self.spec.timeout, self.send(Op::Chat, model, body))
             .await
             .map_err(|_| ProviderError::Timeout {
                 phase: "first_byte",
@@ -223,6 +276,36 @@ async fn status_error(resp: reqwest::Response) -> ProviderError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn spec(kind: ProviderKind, base: &str) -> Arc<ProviderSpec> {
+        Arc::new(ProviderSpec {
+            name: "p".into(),
+            kind,
+            base_url: base.into(),
+            api_key: None,
+            api_version: "2024-10-21".into(),
+            connect_timeout: std::time::Duration::from_secs(1),
+            timeout: std::time::Duration::from_secs(1),
+        })
+    }
+
+    #[test]
+    fn azure_puts_the_deployment_and_api_version_in_the_url() {
+        let a = OpenAi::new(spec(ProviderKind::Azure, "https://res.openai.azure.com")).unwrap();
+        assert_eq!(
+            a.url(Op::Chat, "gpt4o-prod").unwrap().as_str(),
+            "https://res.openai.azure.com/openai/deployments/gpt4o-prod/chat/completions?api-version=2024-10-21"
+        );
+        assert_eq!(
+            a.url(Op::Embeddings, "emb").unwrap().as_str(),
+            "https://res.openai.azure.com/openai/deployments/emb/embeddings?api-version=2024-10-21"
+        );
+        let o = OpenAi::new(spec(ProviderKind::Openai, "https://api.groq.com/openai/v1")).unwrap();
+        assert_eq!(
+            o.url(Op::Chat, "ignored").unwrap().as_str(),
+            "https://api.groq.com/openai/v1/chat/completions"
+        );
+    }
 
     #[test]
     fn outgoing_body_renames_model_and_always_asks_for_stream_usage() {
