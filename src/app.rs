@@ -87,6 +87,7 @@ pub async fn serve(
     status
         .stream_ready
         .store(stream_ready, std::sync::atomic::Ordering::Relaxed);
+    let services = TaskTracker::new();
     let (sink, rx) = publish::channel(
         config.events.channel_capacity,
         Arc::clone(&outbox),
@@ -97,7 +98,6 @@ pub async fn serve(
         build_providers(&config.providers).map_err(|e| AppError::Http(e.to_string()))?;
     let routes = RouteTable::build(&config.models, &providers);
 
-    let services = TaskTracker::new();
     let stop_background = CancellationToken::new();
 
     let mut stores_to_close: Vec<Box<dyn Fn() -> bool + Send>> = Vec::new();

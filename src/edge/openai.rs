@@ -26,7 +26,7 @@ use crate::events::{
     Attempt, Endpoint, Envelope, ErrorInfo, Event, Principal, RequestAccepted, ResponseCompleted,
     SpendRecorded, Usage,
 };
-use crate::providers::{ChatRequest, ChatStream, EmbeddingsRequest, ProviderError};
+use crate::providers::{ChatRequest, ChatStream, EmbeddingsRequest, ProviderError, tokens};
 use crate::publish::PublishError;
 use crate::routing::{self, ModelRoute, Outcome};
 
@@ -144,8 +144,11 @@ pub async fn chat_completions(
         let route = Arc::clone(&ctx.route);
         let call = async {
             map_outcome(routing::chat(&route, &req).await, |r| Answer {
+                // A provider that reports no usage is counted by us (marked estimated).
+                usage: r
+                    .usage
+                    .or_else(|| Some(tokens::estimate(&req, &String::from_utf8_lossy(&r.body)))),
                 body: r.body,
-                usage: r.usage,
                 finish_reason: r.finish_reason,
             })
         };
@@ -413,14 +416,7 @@ async fn stream_path(ctx: Ctx, req: ChatRequest, accepted: Envelope) -> Result<R
     let request_id = ctx.request_id;
     let n = attempts.len();
     let tasks = ctx.st.tasks.clone();
-    tasks.spawn(forward(
-        ctx,
-        req.wants_stream_usage(),
-        stream,
-        idx,
-        attempts,
-        tx,
-    ));
+    tasks.spawn(forward(ctx, req, stream, idx, attempts, tx));
     let mut resp = Response::builder()
         .status(StatusCode::OK)
         .header(header::CONTENT_TYPE, "text/event-stream")
@@ -445,12 +441,13 @@ fn sse_frame(data: &[u8]) -> Bytes {
 /// events however the stream ends (done, upstream broke, client went away).
 async fn forward(
     ctx: Ctx,
-    wants_usage: bool,
+    req: ChatRequest,
     mut stream: ChatStream,
     idx: usize,
     attempts: Vec<Attempt>,
     tx: mpsc::Sender<Result<Bytes, std::convert::Infallible>>,
 ) {
+    let wants_usage = req.wants_stream_usage();
     let mut log = String::new();
     let mut usage = None;
     let mut finish_reason = None;
@@ -507,6 +504,8 @@ async fn forward(
         }
     };
     drop(tx);
+    // A stream without usage (some servers never send it) is counted by us, marked estimated.
+    let usage = usage.or_else(|| Some(tokens::estimate(&req, &log)));
     finish(
         &ctx,
         Finished {

@@ -5,6 +5,7 @@
 //! timeouts and SSE parsing; they never see virtual keys, events or routing decisions.
 
 pub mod openai;
+pub mod tokens;
 
 use bytes::Bytes;
 use futures::future::BoxFuture;
