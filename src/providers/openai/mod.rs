@@ -133,21 +133,33 @@ impl OpenAi {
         Err(status_error(resp).await)
     }
 
+    /// Send a request and read the whole answer within the provider's timeout; also return what
+    /// we read of it (usage, finish reason).
+    async fn complete(
+        &self,
+        op: Op,
+        model: &str,
+        body: Vec<u8>,
+    ) -> Result<(Bytes, CompletionInfo), ProviderError> {
+        let fut = async {
+            let resp = self.send(op, model, body).await?;
+            resp.bytes().await.map_err(transport_error)
+        };
+        let bytes: Bytes = tokio::time::timeout(self.spec.timeout, fut)
+            .await
+            .map_err(|_| ProviderError::Timeout { phase: "response" })??;
+        let info =
+            serde_json::from_slice(&bytes).map_err(|e| ProviderError::Decode(e.to_string()))?;
+        Ok((bytes, info))
+    }
+
     async fn chat_inner(
         &self,
         req: &ChatRequest,
         model: &str,
     ) -> Result<ChatResponse, ProviderError> {
         let body = Self::body(req, model, false)?;
-        let fut = async {
-            let resp = self.send(Op::Chat, model, body).await?;
-            resp.bytes().await.map_err(transport_error)
-        };
-        let bytes: Bytes = tokio::time::timeout(self.spec.timeout, fut)
-            .await
-            .map_err(|_| ProviderError::Timeout { phase: "response" })??;
-        let mut info: CompletionInfo =
-            serde_json::from_slice(&bytes).map_err(|e| ProviderError::Decode(e.to_string()))?;
+        let (bytes, mut info) = self.complete(Op::Chat, model, body).await?;
         Ok(ChatResponse {
             finish_reason: info.finish_reason(),
             usage: info.usage.map(Usage::from),
@@ -165,15 +177,7 @@ impl OpenAi {
             rest: &req.rest,
         })
         .map_err(|e| ProviderError::Decode(e.to_string()))?;
-        let fut = async {
-            let resp = self.send(Op::Embeddings, model, body).await?;
-            resp.bytes().await.map_err(transport_error)
-        };
-        let bytes: Bytes = tokio::time::timeout(self.spec.timeout, fut)
-            .await
-            .map_err(|_| ProviderError::Timeout { phase: "response" })??;
-        let info: CompletionInfo =
-            serde_json::from_slice(&bytes).map_err(|e| ProviderError::Decode(e.to_string()))?;
+        let (bytes, info) = self.complete(Op::Embeddings, model, body).await?;
         Ok(EmbeddingsResponse {
             usage: info.usage.map(Usage::from),
             body: bytes,
