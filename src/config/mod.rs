@@ -199,6 +199,8 @@ pub enum ProviderKind {
     /// Azure OpenAI: deployment URLs, `api-version`, `api-key` header. A deployment's `model` is
     /// the Azure deployment name.
     Azure,
+    /// Anthropic Messages API (`base_url` like `https://api.anthropic.com/v1`, key in `x-api-key`).
+    Anthropic,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]

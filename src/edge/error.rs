@@ -217,6 +217,12 @@ impl ApiError {
                 "unsupported_operation",
                 e.to_string(),
             ),
+            ProviderError::Invalid(_) => Self::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_request_error",
+                "invalid_request",
+                e.to_string(),
+            ),
             ProviderError::MalformedChunk(_)
             | ProviderError::StreamCut(_)
             | ProviderError::Decode(_) => Self::new(

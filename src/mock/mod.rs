@@ -1,5 +1,6 @@
 //! A mock OpenAI-compatible upstream for tests, benchmarks and the quickstart: chat
-//! completions (plain, streamed, tool calls), embeddings and the model list, with
+//! completions (plain, streamed, tool calls), embeddings and the model list, plus Anthropic's
+//! Messages API (`anthropic.rs`) answering alike, with
 //! deterministic replies and usage, and injected faults (error statuses, hangs, cut and
 //! malformed streams) whose rates can be changed while it runs through `/_mock/config`.
 //!
@@ -8,6 +9,7 @@
 //!
 //! Control endpoints: `GET|PUT /_mock/config`, `GET /_mock/stats`, `POST /_mock/stats/reset`.
 
+mod anthropic;
 mod embeddings;
 mod faults;
 mod openai;
@@ -109,7 +111,7 @@ impl MockArgs {
 pub struct MockStats {
     /// Every `/v1` request, including malformed ones.
     pub requests: u64,
-    /// Chat completion requests (streamed or not).
+    /// Chat requests, OpenAI chat completions and Anthropic messages (streamed or not).
     pub chat: u64,
     /// Streamed chat completion requests.
     pub streams: u64,
@@ -221,10 +223,12 @@ fn bump(counter: &AtomicU64) {
 /// Largest request body the mock reads.
 const MAX_BODY_BYTES: usize = 64 * 1024 * 1024;
 
-/// The mock's routes: `/v1/chat/completions`, `/v1/embeddings`, `/v1/models` and `/_mock/*`.
+/// The mock's routes: `/v1/chat/completions`, `/v1/messages` (Anthropic), `/v1/embeddings`,
+/// `/v1/models` and `/_mock/*`.
 pub fn router(state: MockState) -> Router {
     Router::new()
         .route("/v1/chat/completions", post(chat))
+        .route("/v1/messages", post(anthropic::messages))
         .route("/v1/embeddings", post(embed))
         .route("/v1/models", get(models))
         .route("/_mock/config", get(config_get).put(config_put))

@@ -167,8 +167,47 @@ pub(crate) fn reply<'r>(
     seq: u64,
     n: u32,
 ) -> Reply<'r> {
-    let prompt_tokens = req.prompt_tokens();
-    let (answer, per_choice) = match req.tool_to_call() {
+    let user_words = req
+        .messages
+        .iter()
+        .rev()
+        .find(|m| m.role.as_str() == "user")
+        .and_then(|m| m.content.as_ref())
+        .map(Content::words);
+    let prompt = Prompt {
+        tokens: req.prompt_tokens(),
+        tool: req.tool_to_call(),
+        limit: req.max_completion_tokens.or(req.max_tokens),
+        user_words,
+    };
+    reply_to(prompt, stream_words, seq, n)
+}
+
+/// What the deterministic reply depends on, read from a request of any wire format the mock
+/// speaks, so that every format answers the same conversation alike.
+pub(super) struct Prompt<'r, W> {
+    /// Prompt tokens by the mock's rule (words plus 3 per message).
+    pub tokens: u64,
+    /// The tool to call instead of answering, if any.
+    pub tool: Option<&'r str>,
+    /// The client's output token limit.
+    pub limit: Option<u64>,
+    /// The words of the last user message.
+    pub user_words: Option<W>,
+}
+
+/// [`reply`] for a [`Prompt`].
+pub(super) fn reply_to<'r, 'w, W>(
+    prompt: Prompt<'r, W>,
+    stream_words: usize,
+    seq: u64,
+    n: u32,
+) -> Reply<'r>
+where
+    W: Iterator<Item = &'w str> + Clone,
+{
+    let prompt_tokens = prompt.tokens;
+    let (answer, per_choice) = match prompt.tool {
         Some(name) => (
             Answer::ToolCall {
                 name,
@@ -177,26 +216,18 @@ pub(crate) fn reply<'r>(
             1,
         ),
         None => {
-            let limit = req
-                .max_completion_tokens
-                .or(req.max_tokens)
-                .unwrap_or(u64::MAX);
+            let limit = prompt.limit.unwrap_or(u64::MAX);
             let count = usize::try_from(limit).map_or(stream_words, |l| l.min(stream_words));
             let finish_reason = if count < stream_words {
                 "length"
             } else {
                 "stop"
             };
-            let user = req
-                .messages
-                .iter()
-                .rev()
-                .find(|m| m.role.as_str() == "user");
-            let source = user
-                .and_then(|m| m.content.as_ref())
-                .filter(|c| c.words().next().is_some());
+            let source = prompt
+                .user_words
+                .filter(|words| words.clone().next().is_some());
             let text = match source {
-                Some(content) => join_cycled(content.words().cycle(), count),
+                Some(words) => join_cycled(words.cycle(), count),
                 None => join_cycled(std::iter::repeat("ok"), count),
             };
             (
@@ -231,8 +262,8 @@ fn join_cycled<'w>(words: impl Iterator<Item = &'w str>, count: usize) -> String
 
 #[derive(Serialize, Clone, Copy, Debug)]
 pub(crate) struct Usage {
-    prompt_tokens: u64,
-    completion_tokens: u64,
+    pub(super) prompt_tokens: u64,
+    pub(super) completion_tokens: u64,
     total_tokens: u64,
     prompt_tokens_details: CachedTokens,
 }
@@ -386,8 +417,9 @@ struct Delta<'a> {
 /// A whole SSE transcript in one buffer; frames are zero-copy slices of it, so a stream
 /// costs one allocation however many chunks it has.
 pub(crate) struct Frames {
-    bytes: Bytes,
-    ends: Vec<usize>,
+    pub(super) bytes: Bytes,
+    /// Where each frame ends in `bytes`.
+    pub(super) ends: Vec<usize>,
 }
 
 impl Frames {

@@ -4,6 +4,7 @@
 //! us); each adapter turns it into its own wire format and back. Adapters own their HTTP client,
 //! timeouts and SSE parsing; they never see virtual keys, events or routing decisions.
 
+pub mod anthropic;
 pub mod openai;
 pub mod tokens;
 
@@ -122,12 +123,15 @@ pub enum ProviderError {
     Decode(String),
     #[error("this provider does not support {0}")]
     Unsupported(&'static str),
+    /// The request cannot be expressed in the provider's format; found before anything was sent.
+    #[error("the request cannot be sent to this provider: {0}")]
+    Invalid(String),
 }
 
 impl ProviderError {
     pub fn fault(&self) -> Fault {
         match self {
-            ProviderError::Unsupported(_) => Fault::Client,
+            ProviderError::Unsupported(_) | ProviderError::Invalid(_) => Fault::Client,
             ProviderError::Status { status, .. }
                 if (400..500).contains(status)
                     && !matches!(status, 401 | 403 | 408 | 409 | 429) =>
@@ -158,6 +162,7 @@ impl ProviderError {
             ProviderError::StreamCut(_) => "stream_cut",
             ProviderError::Decode(_) => "decode",
             ProviderError::Unsupported(_) => "unsupported",
+            ProviderError::Invalid(_) => "invalid_request",
         }
     }
 
@@ -201,13 +206,36 @@ pub enum BuildError {
     Client(#[from] reqwest::Error),
     #[error("base URL: {0}")]
     Url(String),
+    #[error("provider {0}: the API key is not a valid HTTP header value")]
+    ApiKey(String),
 }
 
 /// Build the adapter for a validated provider spec.
 pub fn build(spec: Arc<ProviderSpec>) -> Result<Arc<dyn Provider>, BuildError> {
     match spec.kind {
         ProviderKind::Openai | ProviderKind::Azure => Ok(Arc::new(openai::OpenAi::new(spec)?)),
+        ProviderKind::Anthropic => Ok(Arc::new(anthropic::Anthropic::new(spec)?)),
     }
+}
+
+/// A transport failure (no HTTP status) as a provider error.
+pub(crate) fn transport_error(e: reqwest::Error) -> ProviderError {
+    if e.is_timeout() {
+        ProviderError::Timeout { phase: "connect" }
+    } else if e.is_connect() {
+        ProviderError::Connect(short_cause(&e))
+    } else {
+        ProviderError::StreamCut(short_cause(&e))
+    }
+}
+
+/// The innermost cause, without the URL reqwest puts in its own message.
+pub(crate) fn short_cause(e: &reqwest::Error) -> String {
+    let mut cause: &dyn std::error::Error = e;
+    while let Some(next) = cause.source() {
+        cause = next;
+    }
+    cause.to_string()
 }
 
 /// Parse a `Retry-After` header given in seconds (the form providers use).

@@ -7,4 +7,5 @@ mod errors;
 mod files;
 mod harness;
 mod process;
+mod providers;
 mod spend;

@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use super::{
     BuildError, ChatRequest, ChatResponse, ChatStream, EmbeddingsRequest, EmbeddingsResponse,
-    Provider, ProviderError, retry_after,
+    Provider, ProviderError, retry_after, transport_error,
 };
 use crate::config::{ProviderKind, ProviderSpec};
 use crate::events::Usage;
@@ -227,25 +227,6 @@ impl Provider for OpenAi {
     ) -> BoxFuture<'a, Result<EmbeddingsResponse, ProviderError>> {
         self.embeddings_inner(req, model).boxed()
     }
-}
-
-fn transport_error(e: reqwest::Error) -> ProviderError {
-    if e.is_timeout() {
-        ProviderError::Timeout { phase: "connect" }
-    } else if e.is_connect() {
-        ProviderError::Connect(short_cause(&e))
-    } else {
-        ProviderError::StreamCut(short_cause(&e))
-    }
-}
-
-/// The innermost cause, without the URL reqwest puts in its own message.
-fn short_cause(e: &reqwest::Error) -> String {
-    let mut cause: &dyn std::error::Error = e;
-    while let Some(next) = cause.source() {
-        cause = next;
-    }
-    cause.to_string()
 }
 
 async fn status_error(resp: reqwest::Response) -> ProviderError {

@@ -1,0 +1,572 @@
+//! The Anthropic adapter: speaks the Messages API (`POST {base_url}/messages`) and converts to
+//! and from the OpenAI shape the gateway works in. Owns its HTTP client, headers, timeouts and
+//! error mapping; the conversions are in `convert.rs` (pure) and `stream.rs` (SSE). It never
+//! sees virtual keys, events or routing decisions, and never retries: the router does.
+
+mod convert;
+mod stream;
+mod wire;
+
+use bytes::Bytes;
+use futures::FutureExt;
+use futures::future::BoxFuture;
+use reqwest::header::{HeaderMap, HeaderValue};
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use super::{
+    BuildError, ChatRequest, ChatResponse, ChatStream, EmbeddingsRequest, EmbeddingsResponse,
+    Provider, ProviderError, retry_after, transport_error,
+};
+use crate::config::ProviderSpec;
+use wire::ErrorBody;
+
+/// The API version this adapter's wire types follow.
+const ANTHROPIC_VERSION: &str = "2023-06-01";
+
+pub struct Anthropic {
+    spec: Arc<ProviderSpec>,
+    client: reqwest::Client,
+    /// Parsed once: reqwest would otherwise parse (and IDNA-check) the string per request.
+    messages_url: reqwest::Url,
+}
+
+impl Anthropic {
+    pub fn new(spec: Arc<ProviderSpec>) -> Result<Self, BuildError> {
+        // The key and version ride on every request, so they are set once on the client.
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            "anthropic-version",
+            HeaderValue::from_static(ANTHROPIC_VERSION),
+        );
+        if let Some(key) = &spec.api_key {
+            let mut value = HeaderValue::from_str(key.expose())
+                .map_err(|_| BuildError::ApiKey(spec.name.clone()))?;
+            // Keeps the key out of reqwest's Debug output.
+            value.set_sensitive(true);
+            headers.insert("x-api-key", value);
+        }
+        let client = reqwest::Client::builder()
+            .connect_timeout(spec.connect_timeout)
+            .pool_max_idle_per_host(1024)
+            .pool_idle_timeout(std::time::Duration::from_secs(90))
+            .tcp_nodelay(true)
+            .default_headers(headers)
+            .build()?;
+        let messages_url = reqwest::Url::parse(&format!("{}/messages", spec.base_url))
+            .map_err(|e| BuildError::Url(e.to_string()))?;
+        Ok(Self {
+            spec,
+            client,
+            messages_url,
+        })
+    }
+
+    fn body(req: &ChatRequest, model: &str, stream: bool) -> Result<Vec<u8>, ProviderError> {
+        let out = convert::request(req, model, stream)?;
+        serde_json::to_vec(&out).map_err(|e| ProviderError::Decode(e.to_string()))
+    }
+
+    async fn send(&self, body: Vec<u8>) -> Result<reqwest::Response, ProviderError> {
+        let resp = self
+            .client
+            .post(self.messages_url.clone())
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .body(body)
+            .send()
+            .await
+            .map_err(transport_error)?;
+        if resp.status().is_success() {
+            return Ok(resp);
+        }
+        Err(status_error(resp).await)
+    }
+
+    async fn chat_inner(
+        &self,
+        req: &ChatRequest,
+        model: &str,
+    ) -> Result<ChatResponse, ProviderError> {
+        let body = Self::body(req, model, false)?;
+        let fut = async {
+            let resp = self.send(body).await?;
+            resp.bytes().await.map_err(transport_error)
+        };
+        let bytes: Bytes = tokio::time::timeout(self.spec.timeout, fut)
+            .await
+            .map_err(|_| ProviderError::Timeout { phase: "response" })??;
+        let converted = convert::response(&bytes, unix_now())?;
+        Ok(ChatResponse {
+            body: Bytes::from(converted.body),
+            usage: converted.usage,
+            finish_reason: converted.finish_reason.map(str::to_owned),
+        })
+    }
+
+    async fn stream_inner(
+        &self,
+        req: &ChatRequest,
+        model: &str,
+    ) -> Result<ChatStream, ProviderError> {
+        let body = Self::body(req, model, true)?;
+        let resp = tokio::time::timeout(self.spec.timeout, self.send(body))
+            .await
+            .map_err(|_| ProviderError::Timeout {
+                phase: "first_byte",
+            })??;
+        Ok(stream::chunks(resp, self.spec.timeout, unix_now()))
+    }
+}
+
+impl Provider for Anthropic {
+    fn name(&self) -> &str {
+        &self.spec.name
+    }
+
+    fn chat<'a>(
+        &'a self,
+        req: &'a ChatRequest,
+        model: &'a str,
+    ) -> BoxFuture<'a, Result<ChatResponse, ProviderError>> {
+        self.chat_inner(req, model).boxed()
+    }
+
+    fn chat_stream<'a>(
+        &'a self,
+        req: &'a ChatRequest,
+        model: &'a str,
+    ) -> BoxFuture<'a, Result<ChatStream, ProviderError>> {
+        self.stream_inner(req, model).boxed()
+    }
+
+    /// Anthropic has no embeddings endpoint.
+    fn embeddings<'a>(
+        &'a self,
+        _req: &'a EmbeddingsRequest,
+        _model: &'a str,
+    ) -> BoxFuture<'a, Result<EmbeddingsResponse, ProviderError>> {
+        futures::future::ready(Err(ProviderError::Unsupported("embeddings"))).boxed()
+    }
+}
+
+fn unix_now() -> u64 {
+    // A clock before 1970 is a broken host; 0 only makes `created` wrong, not the answer.
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+async fn status_error(resp: reqwest::Response) -> ProviderError {
+    let status = resp.status().as_u16();
+    let retry_after = retry_after(resp.headers());
+    let body = resp.bytes().await.unwrap_or_default();
+    error_from_body(status, retry_after, &body)
+}
+
+/// A non-2xx answer. Anthropic's body is `{"type":"error","error":{"type","message"}}`; a 529
+/// (`overloaded_error`) stays a Status, which the ≥500 rule already makes retryable.
+fn error_from_body(
+    status: u16,
+    retry_after: Option<std::time::Duration>,
+    body: &[u8],
+) -> ProviderError {
+    let detail = serde_json::from_slice::<ErrorBody>(body)
+        .ok()
+        .and_then(|b| b.error)
+        .unwrap_or_default();
+    // An upstream auth failure is about the gateway's credentials, and its message may quote
+    // them: never pass that text on.
+    let message = if matches!(status, 401 | 403) {
+        "the provider rejected the gateway's credentials".to_owned()
+    } else {
+        detail
+            .message
+            .unwrap_or_else(|| String::from_utf8_lossy(body).chars().take(512).collect())
+    };
+    ProviderError::Status {
+        status,
+        message,
+        error_type: detail.error_type,
+        code: None,
+        retry_after,
+    }
+}
+
+#[cfg(test)]
+#[allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::disallowed_methods // the test owns its mock server task
+)]
+mod tests {
+    use super::*;
+    use crate::config::{ProviderKind, Secret};
+    use crate::mock::{MockConfig, MockState};
+    use crate::providers::StreamChunk;
+    use futures::StreamExt;
+    use serde_json::{Value, json};
+    use std::time::Duration;
+    use tokio_util::sync::CancellationToken;
+
+    /// A mock upstream on a free port, stopped on drop.
+    struct Upstream {
+        state: MockState,
+        base_url: String,
+        shutdown: CancellationToken,
+    }
+
+    impl Drop for Upstream {
+        fn drop(&mut self) {
+            self.shutdown.cancel();
+        }
+    }
+
+    async fn upstream(cfg: MockConfig) -> Upstream {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base_url = format!("http://{}/v1", listener.local_addr().unwrap());
+        let state = MockState::new(cfg);
+        let shutdown = CancellationToken::new();
+        tokio::spawn(crate::mock::serve(
+            listener,
+            state.clone(),
+            shutdown.clone(),
+        ));
+        Upstream {
+            state,
+            base_url,
+            shutdown,
+        }
+    }
+
+    /// A spec for this adapter; every field the adapter does not read keeps a neutral value.
+    fn spec(base_url: &str, api_key: Option<&str>, timeout: Duration) -> ProviderSpec {
+        ProviderSpec {
+            name: "claude".into(),
+            // The kind only picks the adapter in `providers::build`; `new` ignores it.
+            kind: ProviderKind::Openai,
+            base_url: base_url.to_owned(),
+            api_key: api_key.map(Secret::new),
+            api_version: String::new(),
+            connect_timeout: Duration::from_secs(2),
+            timeout,
+        }
+    }
+
+    fn adapter(base_url: &str, timeout: Duration) -> Anthropic {
+        Anthropic::new(Arc::new(spec(base_url, Some("sk-ant-test"), timeout))).unwrap()
+    }
+
+    fn chat(body: Value) -> ChatRequest {
+        serde_json::from_value(body).unwrap()
+    }
+
+    fn status(e: &ProviderError) -> (u16, Option<&str>, &str, Option<Duration>) {
+        match e {
+            ProviderError::Status {
+                status,
+                error_type,
+                message,
+                retry_after,
+                ..
+            } => (*status, error_type.as_deref(), message, *retry_after),
+            other => panic!("expected a status error, got {other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn chat_and_stream_against_the_mock_match_its_openai_answers() {
+        let up = upstream(MockConfig {
+            stream_words: 4,
+            ..MockConfig::default()
+        })
+        .await;
+        let p = adapter(&up.base_url, Duration::from_secs(5));
+        let body = json!({"model": "public", "messages": [
+            {"role": "system", "content": "be brief"},
+            {"role": "user", "content": "hello there world"}]});
+        let resp = p.chat(&chat(body.clone()), "claude-mock").await.unwrap();
+        let v: Value = serde_json::from_slice(&resp.body).unwrap();
+        assert_eq!(v["model"], "claude-mock");
+        assert_eq!(
+            v["choices"][0]["message"]["content"],
+            "hello there world hello"
+        );
+        assert_eq!(resp.finish_reason.as_deref(), Some("stop"));
+        // The OpenAI handler's numbers for the same request: (2 + 3 words) + 3 × 2 messages.
+        let usage = resp.usage.unwrap();
+        assert_eq!((usage.input_tokens, usage.output_tokens), (11, 4));
+
+        let mut streamed = body;
+        streamed["stream"] = json!(true);
+        let chunks: Vec<StreamChunk> = p
+            .chat_stream(&chat(streamed), "claude-mock")
+            .await
+            .unwrap()
+            .map(Result::unwrap)
+            .collect()
+            .await;
+        let text: String = chunks
+            .iter()
+            .map(|c| serde_json::from_slice::<Value>(&c.data).unwrap())
+            .filter_map(|v| {
+                v["choices"][0]["delta"]["content"]
+                    .as_str()
+                    .map(str::to_owned)
+            })
+            .collect();
+        assert_eq!(text, "hello there world hello");
+        let last = chunks.last().unwrap();
+        assert!(last.usage_only);
+        assert_eq!(last.usage, Some(usage));
+        assert_eq!(up.state.stats().chat, 2);
+        assert_eq!(up.state.stats().streams, 1);
+    }
+
+    #[tokio::test]
+    async fn tool_calls_survive_the_round_trip() {
+        let up = upstream(MockConfig::default()).await;
+        let p = adapter(&up.base_url, Duration::from_secs(5));
+        let body = json!({"model": "m", "messages": [{"role": "user", "content": "weather?"}],
+            "tools": [{"type": "function", "function": {"name": "get_weather", "parameters": {"type": "object"}}}]});
+        let resp = p.chat(&chat(body.clone()), "c").await.unwrap();
+        let v: Value = serde_json::from_slice(&resp.body).unwrap();
+        let call = &v["choices"][0]["message"]["tool_calls"][0];
+        assert_eq!(call["function"]["name"], "get_weather");
+        assert_eq!(call["function"]["arguments"], "{}");
+        assert_eq!(resp.finish_reason.as_deref(), Some("tool_calls"));
+
+        let mut streamed = body;
+        streamed["stream"] = json!(true);
+        let chunks: Vec<StreamChunk> = p
+            .chat_stream(&chat(streamed), "c")
+            .await
+            .unwrap()
+            .map(Result::unwrap)
+            .collect()
+            .await;
+        let finish: Vec<&str> = chunks
+            .iter()
+            .filter_map(|c| c.finish_reason.as_deref())
+            .collect();
+        assert_eq!(finish, ["tool_calls"]);
+    }
+
+    #[tokio::test]
+    async fn upstream_errors_become_typed_statuses() {
+        let up = upstream(MockConfig {
+            fail_rate: 1.0,
+            fail_status: 429,
+            retry_after_secs: Some(3),
+            ..MockConfig::default()
+        })
+        .await;
+        let p = adapter(&up.base_url, Duration::from_secs(5));
+        let req = chat(json!({"model": "m", "messages": [{"role": "user", "content": "x"}]}));
+        let e = p.chat(&req, "c").await.unwrap_err();
+        let (code, kind, _, retry) = status(&e);
+        assert_eq!(
+            (code, kind, retry),
+            (429, Some("rate_limit_error"), Some(Duration::from_secs(3)))
+        );
+        assert!(e.retryable());
+
+        for (fail_status, kind) in [(529, "overloaded_error"), (401, "authentication_error")] {
+            up.state.set_config(MockConfig {
+                fail_rate: 1.0,
+                fail_status,
+                ..MockConfig::default()
+            });
+            let e = p.chat_stream(&req, "c").await.err().unwrap();
+            let (code, got_kind, message, _) = status(&e);
+            assert_eq!((code, got_kind), (fail_status, Some(kind)));
+            assert!(e.retryable(), "{fail_status}");
+            if fail_status == 401 {
+                assert_eq!(message, "the provider rejected the gateway's credentials");
+            }
+        }
+        let e = p
+            .embeddings(
+                &serde_json::from_value(json!({"model": "e", "input": "x"})).unwrap(),
+                "e",
+            )
+            .await
+            .unwrap_err();
+        assert!(matches!(e, ProviderError::Unsupported("embeddings")));
+    }
+
+    #[tokio::test]
+    async fn stream_faults_surface_as_cut_malformed_and_timeouts() {
+        // A chunk delay lets the headers leave before the cut: with none, hyper may still hold
+        // them in its write buffer when the body errors, and the client sees no answer at all.
+        let up = upstream(MockConfig {
+            cut_rate: 1.0,
+            chunk_delay_ms: 5,
+            ..MockConfig::default()
+        })
+        .await;
+        let p = adapter(&up.base_url, Duration::from_millis(300));
+        let req = chat(
+            json!({"model": "m", "stream": true, "messages": [{"role": "user", "content": "a"}]}),
+        );
+        let out: Vec<_> = p.chat_stream(&req, "c").await.unwrap().collect().await;
+        assert!(
+            matches!(out.last(), Some(Err(ProviderError::StreamCut(_)))),
+            "{out:?}"
+        );
+
+        up.state.set_config(MockConfig {
+            malformed_rate: 1.0,
+            chunk_delay_ms: 5,
+            ..MockConfig::default()
+        });
+        let out: Vec<_> = p.chat_stream(&req, "c").await.unwrap().collect().await;
+        assert!(
+            matches!(out.last(), Some(Err(ProviderError::MalformedChunk(_)))),
+            "{out:?}"
+        );
+
+        up.state.set_config(MockConfig {
+            chunk_delay_ms: 2_000,
+            ..MockConfig::default()
+        });
+        let out: Vec<_> = p.chat_stream(&req, "c").await.unwrap().collect().await;
+        assert!(
+            matches!(
+                out.last(),
+                Some(Err(ProviderError::Timeout {
+                    phase: "stream_idle"
+                }))
+            ),
+            "{out:?}"
+        );
+
+        up.state.set_config(MockConfig {
+            latency_ms: 2_000,
+            ..MockConfig::default()
+        });
+        let plain = chat(json!({"model": "m", "messages": [{"role": "user", "content": "a"}]}));
+        let e = p.chat(&plain, "c").await.unwrap_err();
+        assert!(
+            matches!(e, ProviderError::Timeout { phase: "response" }),
+            "{e:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn conversion_errors_are_refused_before_anything_is_sent() {
+        let up = upstream(MockConfig::default()).await;
+        let p = adapter(&up.base_url, Duration::from_secs(5));
+        let req = chat(json!({"model": "m", "n": 2, "messages": []}));
+        assert!(matches!(
+            p.chat(&req, "c").await,
+            Err(ProviderError::Unsupported("n > 1"))
+        ));
+        assert_eq!(up.state.stats().requests, 0);
+    }
+
+    /// What goes on the wire, read off a raw socket: path, headers, body; answered with the
+    /// documented message fixture.
+    #[tokio::test]
+    async fn sends_the_messages_request_anthropic_documents() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base_url = format!("http://{}/v1", listener.local_addr().unwrap());
+        let server = tokio::spawn(async move {
+            let (mut conn, _) = listener.accept().await.unwrap();
+            let mut raw = Vec::new();
+            let mut buf = [0u8; 4096];
+            // Read until the whole body announced by content-length is in.
+            let request = loop {
+                let n = conn.read(&mut buf).await.unwrap();
+                raw.extend_from_slice(&buf[..n]);
+                let text = String::from_utf8_lossy(&raw).into_owned();
+                if let Some((head, body)) = text.split_once("\r\n\r\n") {
+                    let len: usize = head
+                        .lines()
+                        .find_map(|l| {
+                            l.to_ascii_lowercase()
+                                .strip_prefix("content-length: ")
+                                .map(str::to_owned)
+                        })
+                        .unwrap()
+                        .parse()
+                        .unwrap();
+                    if body.len() >= len {
+                        break (head.to_owned(), body.to_owned());
+                    }
+                }
+            };
+            let answer = include_str!("../../../tests/fixtures/anthropic/messages_response.json");
+            let reply = format!(
+                "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{answer}",
+                answer.len()
+            );
+            conn.write_all(reply.as_bytes()).await.unwrap();
+            request
+        });
+        let p = adapter(&base_url, Duration::from_secs(5));
+        let req =
+            chat(json!({"model": "public", "messages": [{"role": "user", "content": "Hello"}]}));
+        let resp = p.chat(&req, "claude-opus-4-6").await.unwrap();
+        let (head, body) = server.await.unwrap();
+        let head = head.to_ascii_lowercase();
+        assert!(head.starts_with("post /v1/messages http/1.1"), "{head}");
+        for header in [
+            "x-api-key: sk-ant-test",
+            "anthropic-version: 2023-06-01",
+            "content-type: application/json",
+        ] {
+            assert!(head.contains(header), "{header} missing from {head}");
+        }
+        assert!(!head.contains("authorization"), "{head}");
+        let body: Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(
+            body,
+            json!({"model": "claude-opus-4-6", "max_tokens": 4096,
+                   "messages": [{"role": "user", "content": [{"type": "text", "text": "Hello"}]}]})
+        );
+        assert_eq!(resp.usage.unwrap().cached_input_tokens, 2051);
+        assert_eq!(resp.finish_reason.as_deref(), Some("stop"));
+    }
+
+    #[test]
+    fn error_bodies_keep_type_and_message_but_never_auth_text() {
+        let body = include_bytes!("../../../tests/fixtures/anthropic/error_rate_limit.json");
+        let e = error_from_body(429, Some(Duration::from_secs(20)), body);
+        let (code, kind, message, retry) = status(&e);
+        assert_eq!(
+            (code, kind, retry),
+            (429, Some("rate_limit_error"), Some(Duration::from_secs(20)))
+        );
+        assert!(message.starts_with("Number of request tokens"), "{message}");
+        assert_eq!(e.label(), "rate_limited");
+
+        let auth = br#"{"type":"error","error":{"type":"authentication_error","message":"invalid x-api-key sk-ant-123"}}"#;
+        let e = error_from_body(401, None, auth);
+        let (_, kind, message, _) = status(&e);
+        assert_eq!(kind, Some("authentication_error"));
+        assert!(!message.contains("sk-ant"), "{message}");
+
+        let overloaded =
+            br#"{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}"#;
+        let e = error_from_body(529, None, overloaded);
+        assert!(e.retryable());
+        assert_eq!(e.label(), "upstream_5xx");
+        let e = error_from_body(502, None, b"<html>bad gateway</html>");
+        assert_eq!(status(&e).2, "<html>bad gateway</html>");
+    }
+
+    #[test]
+    fn a_key_that_is_not_a_header_value_fails_the_build() {
+        let url = "https://api.anthropic.com/v1";
+        let bad = spec(url, Some("bad\nkey"), Duration::from_secs(1));
+        assert!(Anthropic::new(Arc::new(bad)).is_err());
+        let ok = Anthropic::new(Arc::new(spec(url, None, Duration::from_secs(1)))).unwrap();
+        assert_eq!(
+            ok.messages_url.as_str(),
+            "https://api.anthropic.com/v1/messages"
+        );
+        assert_eq!(ok.name(), "claude");
+    }
+}

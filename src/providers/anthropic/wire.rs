@@ -1,0 +1,514 @@
+//! serde mirrors for the Anthropic adapter, both directions: the parts of an OpenAI chat request
+//! it reads (borrowed from the request's JSON values), the Anthropic Messages request it writes,
+//! the Anthropic message, error and stream events it reads, and the OpenAI completion and chunk
+//! JSON it writes. Types only: every decision about what maps to what lives in `convert.rs` and
+//! `stream.rs`.
+
+use serde::{Deserialize, Serialize};
+use std::borrow::Cow;
+
+// ---------------------------------------------------------------------------------------------
+// OpenAI chat request, as read. Strings borrow from `ChatRequest::rest`: deserializing from a
+// `&serde_json::Value` hands out borrowed strings, so a conversion copies no text.
+// ---------------------------------------------------------------------------------------------
+
+/// The fields of an OpenAI chat request the conversion acts on; all others are dropped.
+#[derive(Debug, Deserialize)]
+pub struct OaRequest<'a> {
+    #[serde(borrow)]
+    pub messages: Vec<OaMessage<'a>>,
+    #[serde(default, borrow)]
+    pub tools: Option<Vec<OaTool<'a>>>,
+    #[serde(default, borrow)]
+    pub tool_choice: Option<OaToolChoice<'a>>,
+    #[serde(default)]
+    pub parallel_tool_calls: Option<bool>,
+    #[serde(default)]
+    pub max_completion_tokens: Option<u64>,
+    #[serde(default)]
+    pub max_tokens: Option<u64>,
+    #[serde(default)]
+    pub temperature: Option<f64>,
+    #[serde(default)]
+    pub top_p: Option<f64>,
+    #[serde(default, borrow)]
+    pub stop: Option<OaStop<'a>>,
+    #[serde(default, borrow)]
+    pub user: Option<&'a str>,
+    #[serde(default)]
+    pub n: Option<u64>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct OaMessage<'a> {
+    pub role: &'a str,
+    #[serde(default, borrow)]
+    pub content: Option<OaContent<'a>>,
+    #[serde(default, borrow)]
+    pub tool_calls: Option<Vec<OaToolCall<'a>>>,
+    #[serde(default, borrow)]
+    pub tool_call_id: Option<&'a str>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum OaContent<'a> {
+    Text(&'a str),
+    Parts(#[serde(borrow)] Vec<OaPart<'a>>),
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum OaPart<'a> {
+    Text {
+        text: &'a str,
+    },
+    ImageUrl {
+        #[serde(borrow)]
+        image_url: OaImageUrl<'a>,
+    },
+    /// An assistant's refusal, sent back in a later turn.
+    Refusal {
+        refusal: &'a str,
+    },
+    InputAudio {},
+    File {},
+    #[serde(other)]
+    Unknown,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct OaImageUrl<'a> {
+    pub url: &'a str,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct OaToolCall<'a> {
+    pub id: &'a str,
+    #[serde(borrow)]
+    pub function: OaFunctionCall<'a>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct OaFunctionCall<'a> {
+    pub name: &'a str,
+    #[serde(default)]
+    pub arguments: &'a str,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct OaTool<'a> {
+    #[serde(rename = "type")]
+    pub kind: &'a str,
+    #[serde(default, borrow)]
+    pub function: Option<OaFunctionDef<'a>>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct OaFunctionDef<'a> {
+    pub name: &'a str,
+    #[serde(default, borrow)]
+    pub description: Option<&'a str>,
+    /// Owned: a schema is forwarded whole, and a `Value` cannot be borrowed out of another.
+    #[serde(default)]
+    pub parameters: Option<serde_json::Value>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum OaToolChoice<'a> {
+    Mode(&'a str),
+    Named {
+        #[serde(borrow)]
+        function: OaNamedFunction<'a>,
+    },
+}
+
+#[derive(Debug, Deserialize)]
+pub struct OaNamedFunction<'a> {
+    pub name: &'a str,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum OaStop<'a> {
+    One(&'a str),
+    Many(#[serde(borrow)] Vec<&'a str>),
+}
+
+// ---------------------------------------------------------------------------------------------
+// Anthropic Messages request, as written.
+// ---------------------------------------------------------------------------------------------
+
+#[derive(Debug, Serialize)]
+pub struct MessagesRequest<'a> {
+    pub model: &'a str,
+    pub max_tokens: u64,
+    pub messages: Vec<Message<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub system: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub temperature: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub top_p: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stop_sequences: Option<Vec<&'a str>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub metadata: Option<Metadata<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tools: Option<Vec<Tool<'a>>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tool_choice: Option<ToolChoice<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stream: Option<bool>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    User,
+    Assistant,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Message<'a> {
+    pub role: Role,
+    pub content: Vec<Block<'a>>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Block<'a> {
+    Text {
+        text: &'a str,
+    },
+    Image {
+        source: ImageSource<'a>,
+    },
+    ToolUse {
+        id: &'a str,
+        name: &'a str,
+        input: serde_json::Value,
+    },
+    ToolResult {
+        tool_use_id: &'a str,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        content: Option<ToolResultContent<'a>>,
+    },
+}
+
+#[derive(Debug, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ImageSource<'a> {
+    Base64 { media_type: &'a str, data: &'a str },
+    Url { url: &'a str },
+}
+
+#[derive(Debug, Serialize)]
+#[serde(untagged)]
+pub enum ToolResultContent<'a> {
+    Text(&'a str),
+    Blocks(Vec<Block<'a>>),
+}
+
+#[derive(Debug, Serialize)]
+pub struct Metadata<'a> {
+    pub user_id: &'a str,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Tool<'a> {
+    pub name: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub description: Option<&'a str>,
+    pub input_schema: serde_json::Value,
+}
+
+#[derive(Debug, PartialEq, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ToolChoice<'a> {
+    Auto {
+        #[serde(skip_serializing_if = "Option::is_none")]
+        disable_parallel_tool_use: Option<bool>,
+    },
+    Any {
+        #[serde(skip_serializing_if = "Option::is_none")]
+        disable_parallel_tool_use: Option<bool>,
+    },
+    Tool {
+        name: &'a str,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        disable_parallel_tool_use: Option<bool>,
+    },
+    None,
+}
+
+// ---------------------------------------------------------------------------------------------
+// Anthropic answers, as read: the message, the error body, the stream events.
+// ---------------------------------------------------------------------------------------------
+
+/// A complete Anthropic `message` object.
+#[derive(Debug, Deserialize)]
+pub struct MessagesResponse<'a> {
+    #[serde(borrow)]
+    pub id: Cow<'a, str>,
+    #[serde(borrow)]
+    pub model: Cow<'a, str>,
+    #[serde(default, borrow)]
+    pub content: Vec<ContentBlock<'a>>,
+    #[serde(default, borrow)]
+    pub stop_reason: Option<Cow<'a, str>>,
+    /// Always sent by the API; when missing the gateway counts the tokens itself.
+    #[serde(default)]
+    pub usage: Option<AnUsage>,
+}
+
+/// A content block of an answer. Kinds the OpenAI shape has no place for (thinking, server
+/// tool use and its results…) read as `Other` and are dropped.
+#[derive(Debug, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ContentBlock<'a> {
+    Text {
+        #[serde(borrow)]
+        text: Cow<'a, str>,
+    },
+    ToolUse {
+        #[serde(borrow)]
+        id: Cow<'a, str>,
+        #[serde(borrow)]
+        name: Cow<'a, str>,
+        #[serde(default)]
+        input: serde_json::Value,
+    },
+    #[serde(other)]
+    Other,
+}
+
+/// Anthropic's token counts: `input_tokens` excludes the cached and cache-writing tokens.
+#[derive(Debug, Default, Clone, Copy, Deserialize)]
+pub struct AnUsage {
+    #[serde(default)]
+    pub input_tokens: u64,
+    #[serde(default)]
+    pub output_tokens: u64,
+    #[serde(default)]
+    pub cache_creation_input_tokens: Option<u64>,
+    #[serde(default)]
+    pub cache_read_input_tokens: Option<u64>,
+}
+
+/// `usage` of a `message_delta`: cumulative; `output_tokens` always, the input counts sometimes
+/// (server tools can add input during the turn).
+#[derive(Debug, Default, Clone, Copy, Deserialize)]
+pub struct DeltaUsage {
+    #[serde(default)]
+    pub output_tokens: Option<u64>,
+    #[serde(default)]
+    pub input_tokens: Option<u64>,
+    #[serde(default)]
+    pub cache_creation_input_tokens: Option<u64>,
+    #[serde(default)]
+    pub cache_read_input_tokens: Option<u64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct ErrorBody {
+    #[serde(default)]
+    pub error: Option<ErrorDetail>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct ErrorDetail {
+    #[serde(default, rename = "type")]
+    pub error_type: Option<String>,
+    #[serde(default)]
+    pub message: Option<String>,
+}
+
+/// One SSE `data:` payload. The `event:` line repeats `type`, so only the payload is read.
+#[derive(Debug, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum StreamEvent<'a> {
+    MessageStart {
+        #[serde(borrow)]
+        message: StartMessage<'a>,
+    },
+    ContentBlockStart {
+        index: u64,
+        #[serde(borrow)]
+        content_block: StartBlock<'a>,
+    },
+    ContentBlockDelta {
+        index: u64,
+        #[serde(borrow)]
+        delta: BlockDelta<'a>,
+    },
+    MessageDelta {
+        #[serde(borrow)]
+        delta: MessageDeltaBody<'a>,
+        #[serde(default)]
+        usage: Option<DeltaUsage>,
+    },
+    MessageStop,
+    Ping,
+    Error {
+        #[serde(default)]
+        error: ErrorDetail,
+    },
+    /// `content_block_stop`, and event types added after this adapter was written: Anthropic's
+    /// versioning policy asks clients to ignore those.
+    #[serde(other)]
+    Other,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct StartMessage<'a> {
+    #[serde(borrow)]
+    pub id: Cow<'a, str>,
+    #[serde(borrow)]
+    pub model: Cow<'a, str>,
+    /// Absent in some documented transcripts (extended thinking).
+    #[serde(default)]
+    pub usage: Option<AnUsage>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum StartBlock<'a> {
+    ToolUse {
+        #[serde(borrow)]
+        id: Cow<'a, str>,
+        #[serde(borrow)]
+        name: Cow<'a, str>,
+    },
+    #[serde(other)]
+    Other,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum BlockDelta<'a> {
+    TextDelta {
+        #[serde(borrow)]
+        text: Cow<'a, str>,
+    },
+    InputJsonDelta {
+        #[serde(borrow)]
+        partial_json: Cow<'a, str>,
+    },
+    /// thinking, signature and citation deltas: nothing in the OpenAI chunk carries them.
+    #[serde(other)]
+    Other,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct MessageDeltaBody<'a> {
+    #[serde(default, borrow)]
+    pub stop_reason: Option<Cow<'a, str>>,
+}
+
+// ---------------------------------------------------------------------------------------------
+// OpenAI answers, as written.
+// ---------------------------------------------------------------------------------------------
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct OaUsage {
+    pub prompt_tokens: u64,
+    pub completion_tokens: u64,
+    pub total_tokens: u64,
+    pub prompt_tokens_details: OaPromptDetails,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct OaPromptDetails {
+    pub cached_tokens: u64,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Completion<'a> {
+    pub id: &'a str,
+    pub object: &'static str,
+    pub created: u64,
+    pub model: &'a str,
+    pub choices: [CompletionChoice<'a>; 1],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub usage: Option<OaUsage>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct CompletionChoice<'a> {
+    pub index: u32,
+    pub message: OaOutMessage<'a>,
+    pub logprobs: Option<()>,
+    pub finish_reason: Option<&'static str>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct OaOutMessage<'a> {
+    pub role: &'static str,
+    pub content: Option<String>,
+    pub refusal: Option<()>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub tool_calls: Vec<OaOutToolCall<'a>>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct OaOutToolCall<'a> {
+    pub id: &'a str,
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    pub function: OaOutFunction<'a>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct OaOutFunction<'a> {
+    pub name: &'a str,
+    pub arguments: String,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Chunk<'a> {
+    pub id: &'a str,
+    pub object: &'static str,
+    pub created: u64,
+    pub model: &'a str,
+    pub choices: &'a [ChunkChoice<'a>],
+    /// Only on the trailing usage chunk; the gateway drops that chunk unless the client asked.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub usage: Option<OaUsage>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ChunkChoice<'a> {
+    pub index: u32,
+    pub delta: Delta<'a>,
+    pub logprobs: Option<()>,
+    pub finish_reason: Option<&'static str>,
+}
+
+#[derive(Debug, Default, Serialize)]
+pub struct Delta<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub role: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub content: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tool_calls: Option<[DeltaToolCall<'a>; 1]>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct DeltaToolCall<'a> {
+    pub index: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id: Option<&'a str>,
+    #[serde(rename = "type", skip_serializing_if = "Option::is_none")]
+    pub kind: Option<&'static str>,
+    pub function: DeltaFunction<'a>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct DeltaFunction<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<&'a str>,
+    pub arguments: &'a str,
+}
