@@ -248,6 +248,51 @@ impl ApiError {
     }
 }
 
+impl ApiError {
+    /// The Messages API error type for this error, chosen by status as Anthropic does.
+    pub fn anthropic_type(&self) -> &'static str {
+        match self.status.as_u16() {
+            400 | 405 => "invalid_request_error",
+            401 => "authentication_error",
+            403 => "permission_error",
+            404 => "not_found_error",
+            413 => "request_too_large",
+            429 => "rate_limit_error",
+            529 => "overloaded_error",
+            _ => "api_error",
+        }
+    }
+
+    /// The same error in the Messages API shape, `{"type":"error","error":{"type","message"}}`,
+    /// for Anthropic-shaped clients.
+    pub fn anthropic_response(self) -> Response {
+        if self.status.is_server_error() {
+            tracing::warn!(status = self.status.as_u16(), code = ?self.code, message = %self.message, "request failed");
+        }
+        let body = serde_json::json!({
+            "type": "error",
+            "error": {"type": self.anthropic_type(), "message": self.message},
+        });
+        let mut resp = (
+            self.status,
+            [(header::CONTENT_TYPE, "application/json")],
+            body.to_string(),
+        )
+            .into_response();
+        self.set_retry_after(&mut resp);
+        resp
+    }
+
+    fn set_retry_after(&self, resp: &mut Response) {
+        if let Some(ra) = self.retry_after {
+            let secs = ra.as_secs() + u64::from(ra.subsec_nanos() > 0);
+            if let Ok(v) = HeaderValue::from_str(&secs.to_string()) {
+                resp.headers_mut().insert(header::RETRY_AFTER, v);
+            }
+        }
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         if self.status.is_server_error() {
@@ -259,12 +304,7 @@ impl IntoResponse for ApiError {
             self.body_json(),
         )
             .into_response();
-        if let Some(ra) = self.retry_after {
-            let secs = ra.as_secs() + u64::from(ra.subsec_nanos() > 0);
-            if let Ok(v) = HeaderValue::from_str(&secs.to_string()) {
-                resp.headers_mut().insert(header::RETRY_AFTER, v);
-            }
-        }
+        self.set_retry_after(&mut resp);
         resp
     }
 }

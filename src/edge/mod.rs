@@ -3,9 +3,11 @@
 //! (except where `events.durability = "ack"` asks them to).
 
 mod admin;
+mod anthropic;
 mod error;
 mod health;
 mod openai;
+mod pipeline;
 
 pub use admin::AdminState;
 pub use error::ApiError;
@@ -42,6 +44,8 @@ pub fn router(state: Arc<EdgeState>, admin: AdminState) -> Router {
     Router::new()
         .route("/v1/chat/completions", post(openai::chat_completions))
         .route("/v1/embeddings", post(openai::embeddings))
+        .route("/v1/messages", post(anthropic::messages))
+        .route("/v1/messages/count_tokens", post(anthropic::count_tokens))
         .route("/v1/models", get(openai::list_models))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))

@@ -1,38 +1,22 @@
 //! The OpenAI-compatible surface: `POST /v1/chat/completions` (plain and streamed),
-//! `POST /v1/embeddings` and `GET /v1/models`.
-//!
-//! A request's life: authenticate (hash lookup), read the body (size-limited), parse, resolve the
-//! model, publish RequestAccepted, walk the route's deployments, answer, then publish
-//! ResponseCompleted and, when usage is known, SpendRecorded. Every surface goes through
-//! [`admit`] and [`finish`], so none can skip governance or events. Streams are forwarded chunk
-//! by chunk by a tracked task that publishes the closing events whatever way the stream ends.
+//! `POST /v1/embeddings` and `GET /v1/models`. Parsing and rendering only; the request's life is
+//! in [`super::pipeline`].
 
 use axum::Json;
 use axum::body::Body;
 use axum::extract::State;
-use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
+use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
-use bytes::{BufMut, Bytes, BytesMut};
-use futures::StreamExt;
 use serde_json::json;
 use std::sync::Arc;
-use std::time::Instant;
-use tokio::sync::mpsc;
-use ulid::Ulid;
 
-use super::{ApiError, EdgeState, bearer, read_body};
-use crate::config::Durability;
-use crate::events::{
-    Attempt, Endpoint, Envelope, ErrorInfo, Event, Principal, RequestAccepted, ResponseCompleted,
-    SpendRecorded, Usage,
+use super::pipeline::{
+    Answer, Surface, admit, authenticate, map_outcome, plain_path, stream_path, with_request_id,
 };
-use crate::providers::{ChatRequest, ChatStream, EmbeddingsRequest, ProviderError, tokens};
-use crate::publish::PublishError;
-use crate::routing::{self, ModelRoute, Outcome};
-
-static REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
-static PROVIDER: HeaderName = HeaderName::from_static("x-switchyard-provider");
-static ATTEMPTS: HeaderName = HeaderName::from_static("x-switchyard-attempts");
+use super::{ApiError, EdgeState};
+use crate::events::Endpoint;
+use crate::providers::{ChatRequest, EmbeddingsRequest, tokens};
+use crate::routing;
 
 pub async fn list_models(
     State(st): State<Arc<EdgeState>>,
@@ -48,81 +32,6 @@ pub async fn list_models(
     Ok(Json(json!({"object": "list", "data": data})).into_response())
 }
 
-fn authenticate(st: &EdgeState, headers: &HeaderMap) -> Result<Arc<Principal>, ApiError> {
-    bearer(headers)
-        .and_then(|t| st.keys.authenticate(t))
-        .ok_or_else(ApiError::unauthorized)
-}
-
-/// An admitted request: who, which route, and what the closing events need.
-struct Ctx {
-    st: Arc<EdgeState>,
-    request_id: Ulid,
-    principal: Principal,
-    route: Arc<ModelRoute>,
-    endpoint: Endpoint,
-    /// The public model name the client asked for.
-    model: String,
-    started: Instant,
-}
-
-/// Authenticate, read and parse the body, resolve the model, and build RequestAccepted.
-/// `model_of` names the public model in the parsed body.
-async fn admit<T: serde::de::DeserializeOwned>(
-    st: &Arc<EdgeState>,
-    headers: &HeaderMap,
-    body: Body,
-    endpoint: Endpoint,
-    model_of: impl Fn(&T) -> &str,
-    stream_of: impl Fn(&T) -> bool,
-) -> Result<(Ctx, T, Envelope), ApiError> {
-    let started = Instant::now();
-    let principal = authenticate(st, headers)?;
-    let bytes = read_body(headers, body, st.max_body_bytes).await?;
-    let req: T = serde_json::from_slice(&bytes).map_err(|e| ApiError::invalid_json(&e))?;
-    let model = model_of(&req).to_owned();
-    let route = st
-        .routes
-        .get(&model)
-        .cloned()
-        .ok_or_else(|| ApiError::model_not_found(&model))?;
-    let request_id = Ulid::generate();
-    let accepted = Envelope::new(
-        request_id,
-        Event::RequestAccepted(RequestAccepted {
-            principal: (*principal).clone(),
-            endpoint,
-            model: model.clone(),
-            route: route.refs.clone(),
-            stream: stream_of(&req),
-            // invariant: serde_json accepted these bytes, so they are UTF-8.
-            body: String::from_utf8_lossy(&bytes).into_owned(),
-            guardrail_findings: Vec::new(),
-            cache_key: None,
-        }),
-    );
-    let ctx = Ctx {
-        st: Arc::clone(st),
-        request_id,
-        principal: (*principal).clone(),
-        route,
-        endpoint,
-        model,
-        started,
-    };
-    Ok((ctx, req, accepted))
-}
-
-/// Once admitted, every answer, error or not, names its request id.
-fn with_request_id(request_id: Ulid, result: Result<Response, ApiError>) -> Response {
-    result.unwrap_or_else(|e| {
-        let mut r = e.into_response();
-        decorate(r.headers_mut(), request_id, None, 0);
-        r.headers_mut().remove(&ATTEMPTS);
-        r
-    })
-}
-
 pub async fn chat_completions(
     State(st): State<Arc<EdgeState>>,
     headers: HeaderMap,
@@ -132,6 +41,7 @@ pub async fn chat_completions(
         &st,
         &headers,
         body,
+        Surface::OpenAi,
         Endpoint::ChatCompletions,
         |r: &ChatRequest| &r.model,
         ChatRequest::is_stream,
@@ -154,7 +64,7 @@ pub async fn chat_completions(
         };
         plain_path(ctx, accepted, call).await
     };
-    Ok(with_request_id(request_id, result))
+    Ok(with_request_id(Surface::OpenAi, request_id, result))
 }
 
 pub async fn embeddings(
@@ -166,6 +76,7 @@ pub async fn embeddings(
         &st,
         &headers,
         body,
+        Surface::OpenAi,
         Endpoint::Embeddings,
         |r: &EmbeddingsRequest| &r.model,
         |_| false,
@@ -181,344 +92,8 @@ pub async fn embeddings(
         })
     };
     Ok(with_request_id(
+        Surface::OpenAi,
         request_id,
         plain_path(ctx, accepted, call).await,
     ))
-}
-
-/// A complete answer of any surface, already in OpenAI's shape.
-struct Answer {
-    body: Bytes,
-    usage: Option<Usage>,
-    finish_reason: Option<String>,
-}
-
-fn map_outcome<T>(o: Outcome<T>, f: impl FnOnce(T) -> Answer) -> Outcome<Answer> {
-    Outcome {
-        result: o.result.map(|(v, i)| (f(v), i)),
-        attempts: o.attempts,
-    }
-}
-
-/// Publish RequestAccepted and run `work`; under strict durability the answer is held until
-/// JetStream acknowledged the event (both proceed at once).
-async fn accepted_then<T>(
-    st: &EdgeState,
-    accepted: &Envelope,
-    work: impl Future<Output = T>,
-) -> (Result<(), PublishError>, T) {
-    match st.durability {
-        Durability::Async => {
-            st.sink.emit(accepted).await;
-            (Ok(()), work.await)
-        }
-        Durability::Ack => tokio::join!(st.sink.emit_acked(accepted), work),
-    }
-}
-
-fn strict_audit_error(e: &PublishError) -> ApiError {
-    ApiError::unavailable(
-        "event_log_unavailable",
-        format!(
-            "The request was not answered because strict event durability is on and the event log did not confirm it: {e}"
-        ),
-    )
-}
-
-fn strict_audit_info(e: &PublishError) -> ErrorInfo {
-    ErrorInfo {
-        class: "event_log_unavailable".into(),
-        message: e.to_string(),
-    }
-}
-
-async fn plain_path(
-    ctx: Ctx,
-    accepted: Envelope,
-    call: impl Future<Output = Outcome<Answer>>,
-) -> Result<Response, ApiError> {
-    let (acked, outcome) = accepted_then(&ctx.st, &accepted, call).await;
-    let attempts = outcome.attempts;
-    let (answer, idx) = match outcome.result {
-        Ok(ok) => ok,
-        Err(e) => return Err(fail(&ctx, attempts, &e, false).await),
-    };
-    let attempts_n = attempts.len();
-    let strict = acked.as_ref().err().map(strict_audit_error);
-    finish(
-        &ctx,
-        Finished {
-            attempts,
-            deployment: Some(idx),
-            status: strict.as_ref().map_or(200, |e| e.status.as_u16()),
-            error: acked.as_ref().err().map(strict_audit_info),
-            ttft_us: Some(ctx.started.elapsed().as_micros() as u64),
-            usage: answer.usage,
-            finish_reason: answer.finish_reason,
-            body: Some(String::from_utf8_lossy(&answer.body).into_owned()),
-            stream: false,
-        },
-    )
-    .await;
-    if let Some(e) = strict {
-        return Err(e);
-    }
-    let mut r = (
-        StatusCode::OK,
-        [(header::CONTENT_TYPE, "application/json")],
-        answer.body,
-    )
-        .into_response();
-    let provider = &ctx.route.targets[idx].provider_name;
-    decorate(r.headers_mut(), ctx.request_id, Some(provider), attempts_n);
-    Ok(r)
-}
-
-/// Record a request that got no answer and turn the error into the client's response.
-async fn fail(ctx: &Ctx, attempts: Vec<Attempt>, e: &ProviderError, stream: bool) -> ApiError {
-    let api = ApiError::from_provider(e);
-    finish(
-        ctx,
-        Finished {
-            attempts,
-            deployment: None,
-            status: api.status.as_u16(),
-            error: Some(ErrorInfo {
-                class: e.label().to_owned(),
-                message: e.to_string(),
-            }),
-            ttft_us: None,
-            usage: None,
-            finish_reason: None,
-            body: None,
-            stream,
-        },
-    )
-    .await;
-    api
-}
-
-fn decorate(h: &mut HeaderMap, request_id: Ulid, provider: Option<&str>, attempts: usize) {
-    if let Ok(v) = HeaderValue::from_str(&request_id.to_string()) {
-        h.insert(REQUEST_ID.clone(), v);
-    }
-    if let Some(p) = provider.and_then(|p| HeaderValue::from_str(p).ok()) {
-        h.insert(PROVIDER.clone(), p);
-    }
-    h.insert(ATTEMPTS.clone(), HeaderValue::from(attempts));
-}
-
-/// How a request ended, for the closing events.
-struct Finished {
-    attempts: Vec<Attempt>,
-    /// Index of the target that answered.
-    deployment: Option<usize>,
-    status: u16,
-    error: Option<ErrorInfo>,
-    ttft_us: Option<u64>,
-    usage: Option<Usage>,
-    finish_reason: Option<String>,
-    body: Option<String>,
-    stream: bool,
-}
-
-/// Publish ResponseCompleted and, when the cost is known, SpendRecorded; count the request.
-async fn finish(ctx: &Ctx, done: Finished) {
-    let latency = ctx.started.elapsed();
-    let target = done.deployment.map(|i| &ctx.route.targets[i]);
-    let provider = target.map_or("none", |t| t.provider_name.as_str());
-    metrics::counter!("switchyard_requests_total", "model" => ctx.route.name.clone(), "provider" => provider.to_owned(), "status" => done.status.to_string()).increment(1);
-    metrics::histogram!("switchyard_request_duration_seconds", "model" => ctx.route.name.clone())
-        .record(latency.as_secs_f64());
-    let spend = match (target, done.usage) {
-        (Some(t), Some(usage)) => {
-            let price = ctx
-                .st
-                .pricing
-                .price(&t.model)
-                .or_else(|| ctx.st.pricing.price(&ctx.model));
-            let cost_nanos = price.map_or(0, |p| p.cost_nanos(&usage));
-            metrics::counter!("switchyard_tokens_total", "model" => ctx.route.name.clone(), "direction" => "input").increment(usage.input_tokens);
-            metrics::counter!("switchyard_tokens_total", "model" => ctx.route.name.clone(), "direction" => "output").increment(usage.output_tokens);
-            Some(SpendRecorded {
-                principal: ctx.principal.clone(),
-                model: ctx.model.clone(),
-                provider: t.provider_name.clone(),
-                provider_model: t.model.clone(),
-                usage,
-                cost_nanos,
-                currency: ctx.st.pricing.currency.clone(),
-                priced: price.is_some(),
-            })
-        }
-        _ => None,
-    };
-    let completed = Envelope::new(
-        ctx.request_id,
-        Event::ResponseCompleted(ResponseCompleted {
-            principal: ctx.principal.clone(),
-            endpoint: ctx.endpoint,
-            model: ctx.model.clone(),
-            attempts: done.attempts,
-            provider: target.map(|t| t.provider_name.clone()),
-            provider_model: target.map(|t| t.model.clone()),
-            status: done.status,
-            error: done.error,
-            stream: done.stream,
-            ttft_us: done.ttft_us,
-            latency_us: latency.as_micros() as u64,
-            usage: done.usage,
-            finish_reason: done.finish_reason,
-            body: done.body,
-            cache_hit: None,
-            cache_score: None,
-        }),
-    );
-    ctx.st.sink.emit(&completed).await;
-    if let Some(s) = spend {
-        ctx.st
-            .sink
-            .emit(&Envelope::new(ctx.request_id, Event::SpendRecorded(s)))
-            .await;
-    }
-}
-
-async fn stream_path(ctx: Ctx, req: ChatRequest, accepted: Envelope) -> Result<Response, ApiError> {
-    let (acked, outcome) =
-        accepted_then(&ctx.st, &accepted, routing::open_stream(&ctx.route, &req)).await;
-    let attempts = outcome.attempts;
-    let (stream, idx) = match outcome.result {
-        Ok(ok) => ok,
-        Err(e) => return Err(fail(&ctx, attempts, &e, true).await),
-    };
-    if let Err(e) = acked {
-        drop(stream);
-        let api = strict_audit_error(&e);
-        finish(
-            &ctx,
-            Finished {
-                attempts,
-                deployment: Some(idx),
-                status: api.status.as_u16(),
-                error: Some(strict_audit_info(&e)),
-                ttft_us: None,
-                usage: None,
-                finish_reason: None,
-                body: None,
-                stream: true,
-            },
-        )
-        .await;
-        return Err(api);
-    }
-    let (tx, rx) = mpsc::channel::<Result<Bytes, std::convert::Infallible>>(64);
-    let provider = ctx.route.targets[idx].provider_name.clone();
-    let request_id = ctx.request_id;
-    let n = attempts.len();
-    let tasks = ctx.st.tasks.clone();
-    tasks.spawn(forward(ctx, req, stream, idx, attempts, tx));
-    let mut resp = Response::builder()
-        .status(StatusCode::OK)
-        .header(header::CONTENT_TYPE, "text/event-stream")
-        .header(header::CACHE_CONTROL, "no-cache")
-        .body(Body::from_stream(
-            tokio_stream::wrappers::ReceiverStream::new(rx),
-        ))
-        .map_err(|_| ApiError::internal())?;
-    decorate(resp.headers_mut(), request_id, Some(&provider), n);
-    Ok(resp)
-}
-
-fn sse_frame(data: &[u8]) -> Bytes {
-    let mut b = BytesMut::with_capacity(data.len() + 8);
-    b.put_slice(b"data: ");
-    b.put_slice(data);
-    b.put_slice(b"\n\n");
-    b.freeze()
-}
-
-/// Forward upstream chunks to the client, keep what the events need, and publish the closing
-/// events however the stream ends (done, upstream broke, client went away).
-async fn forward(
-    ctx: Ctx,
-    req: ChatRequest,
-    mut stream: ChatStream,
-    idx: usize,
-    attempts: Vec<Attempt>,
-    tx: mpsc::Sender<Result<Bytes, std::convert::Infallible>>,
-) {
-    let wants_usage = req.wants_stream_usage();
-    let mut log = String::new();
-    let mut usage = None;
-    let mut finish_reason = None;
-    let mut ttft_us = None;
-    let mut error: Option<ProviderError> = None;
-    let mut client_gone = false;
-    while let Some(item) = stream.next().await {
-        match item {
-            Ok(chunk) => {
-                if ttft_us.is_none() {
-                    ttft_us = Some(ctx.started.elapsed().as_micros() as u64);
-                }
-                log.push_str(&String::from_utf8_lossy(&chunk.data));
-                log.push('\n');
-                if chunk.usage.is_some() {
-                    usage = chunk.usage;
-                }
-                if chunk.finish_reason.is_some() {
-                    finish_reason = chunk.finish_reason;
-                }
-                if chunk.usage_only && !wants_usage {
-                    continue;
-                }
-                if tx.send(Ok(sse_frame(&chunk.data))).await.is_err() {
-                    client_gone = true;
-                    break;
-                }
-            }
-            Err(e) => {
-                error = Some(e);
-                break;
-            }
-        }
-    }
-    drop(stream);
-    let err_info = match (&error, client_gone) {
-        (Some(e), _) => {
-            // Bytes were already sent with status 200: end with an in-stream error event.
-            let _ = tx
-                .send(Ok(sse_frame(&ApiError::from_provider(e).body_json())))
-                .await;
-            Some(ErrorInfo {
-                class: e.label().to_owned(),
-                message: e.to_string(),
-            })
-        }
-        (None, true) => Some(ErrorInfo {
-            class: "client_disconnected".into(),
-            message: "the client closed the stream".into(),
-        }),
-        (None, false) => {
-            let _ = tx.send(Ok(Bytes::from_static(b"data: [DONE]\n\n"))).await;
-            None
-        }
-    };
-    drop(tx);
-    // A stream without usage (some servers never send it) is counted by us, marked estimated.
-    let usage = usage.or_else(|| Some(tokens::estimate(&req, &log)));
-    finish(
-        &ctx,
-        Finished {
-            attempts,
-            deployment: Some(idx),
-            status: 200,
-            error: err_info,
-            ttft_us,
-            usage,
-            finish_reason,
-            body: Some(log),
-            stream: true,
-        },
-    )
-    .await;
 }

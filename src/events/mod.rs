@@ -75,6 +75,9 @@ pub struct Principal {
 pub enum Endpoint {
     ChatCompletions,
     Embeddings,
+    /// Anthropic-shaped `/v1/messages` (added after v1 shipped: a new last variant keeps every
+    /// v1 payload decoding as before).
+    Messages,
 }
 
 /// One deployment the router may try: a provider and the model name it knows.

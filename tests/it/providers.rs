@@ -138,3 +138,123 @@ async fn openai_clients_reach_an_anthropic_deployment() {
     // claude-haiku-4-5: $1 / $5 per Mtok = 1,000 / 5,000 nano-dollars per token
     assert_eq!(spend.cost_nanos, input * 1000 + output * 5000);
 }
+
+async fn post_messages(gw: &Gateway, body: &serde_json::Value) -> reqwest::Response {
+    client()
+        .post(gw.url("/v1/messages"))
+        .header("x-api-key", KEY)
+        .header("anthropic-version", "2023-06-01")
+        .json(body)
+        .send()
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn anthropic_clients_reach_any_provider() {
+    let (nats, _mock, _dir, gw) = setup().await;
+    let mut ids = Vec::new();
+    // an OpenAI deployment and an Anthropic deployment behind the Messages API
+    for model in ["gpt-4o-mini", "claude"] {
+        let body = serde_json::json!({
+            "model": model, "max_tokens": 64, "system": "Be brief.",
+            "messages": [{"role": "user", "content": [{"type": "text", "text": "name three rivers"}]}]
+        });
+        let r = post_messages(&gw, &body).await;
+        assert_eq!(r.status(), 200, "{model}");
+        ids.push(r.headers()["x-request-id"].to_str().unwrap().to_owned());
+        let m: serde_json::Value = r.json().await.unwrap();
+        assert_eq!(m["type"], "message", "{m}");
+        assert_eq!(m["role"], "assistant");
+        assert_eq!(m["model"], model);
+        assert_eq!(m["content"][0]["type"], "text");
+        assert!(
+            m["content"][0]["text"].as_str().unwrap().contains("rivers"),
+            "{m}"
+        );
+        assert_eq!(m["stop_reason"], "end_turn");
+        assert!(m["usage"]["input_tokens"].as_u64().unwrap() > 0);
+        assert!(m["usage"]["output_tokens"].as_u64().unwrap() > 0);
+
+        // streamed: the Messages event sequence
+        let mut body = body.clone();
+        body["stream"] = serde_json::json!(true);
+        let r = post_messages(&gw, &body).await;
+        assert_eq!(r.status(), 200);
+        let text = r.text().await.unwrap();
+        let events: Vec<&str> = text
+            .split("\n\n")
+            .filter_map(|f| f.lines().next()?.strip_prefix("event: "))
+            .collect();
+        assert_eq!(events.first(), Some(&"message_start"), "{text}");
+        assert_eq!(events.last(), Some(&"message_stop"), "{text}");
+        assert!(events.contains(&"content_block_start") && events.contains(&"message_delta"));
+        let streamed: String = text
+            .split("\n\n")
+            .filter_map(|f| f.lines().nth(1)?.strip_prefix("data: "))
+            .filter_map(|d| serde_json::from_str::<serde_json::Value>(d).ok())
+            .filter_map(|v| v["delta"]["text"].as_str().map(str::to_owned))
+            .collect();
+        assert!(streamed.contains("rivers"), "{streamed}");
+    }
+
+    // errors in Anthropic's shape
+    let r = client()
+        .post(gw.url("/v1/messages"))
+        .json(&serde_json::json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    let e: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(e["type"], "error");
+    assert_eq!(e["error"]["type"], "authentication_error");
+    let r = post_messages(
+        &gw,
+        &serde_json::json!({"model": "nope", "max_tokens": 5, "messages": []}),
+    )
+    .await;
+    assert_eq!(r.status(), 404);
+    assert_eq!(
+        r.json::<serde_json::Value>().await.unwrap()["error"]["type"],
+        "not_found_error"
+    );
+    let r = post_messages(
+        &gw,
+        &serde_json::json!({"model": "claude", "messages": "x"}),
+    )
+    .await;
+    assert_eq!(r.status(), 400);
+
+    // count_tokens answers locally
+    let r = client()
+        .post(gw.url("/v1/messages/count_tokens"))
+        .header("x-api-key", KEY)
+        .json(&serde_json::json!({"model": "claude", "messages": [{"role": "user", "content": "hello world"}]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(
+        r.json::<serde_json::Value>().await.unwrap()["input_tokens"]
+            .as_u64()
+            .unwrap()
+            > 2
+    );
+
+    gw.stop().await;
+    let all = read_events(&nats.url()).await;
+    for id in ids {
+        let events = for_request(&all, &id);
+        assert_eq!(events.len(), 3, "same pipeline: accepted, completed, spend");
+        let Event::RequestAccepted(acc) = &events[0].event else {
+            panic!()
+        };
+        assert_eq!(acc.endpoint, switchyard::events::Endpoint::Messages);
+        assert!(
+            acc.body.contains("\"system\":\"Be brief.\""),
+            "the Anthropic body as received"
+        );
+        assert!(matches!(events[2].event, Event::SpendRecorded(_)));
+    }
+}
