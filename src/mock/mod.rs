@@ -231,6 +231,14 @@ pub fn router(state: MockState) -> Router {
         .route("/v1/messages", post(anthropic::messages))
         .route("/v1/embeddings", post(embed))
         .route("/v1/models", get(models))
+        .route(
+            "/openai/deployments/{deployment}/chat/completions",
+            post(azure_chat),
+        )
+        .route(
+            "/openai/deployments/{deployment}/embeddings",
+            post(azure_embed),
+        )
         .route("/_mock/config", get(config_get).put(config_put))
         .route("/_mock/stats", get(stats))
         .route("/_mock/stats/reset", post(stats_reset))
@@ -275,6 +283,51 @@ fn unix_now() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs())
+}
+
+/// Azure OpenAI's shape of the same endpoints: the deployment in the path, an `api-version`
+/// query parameter and an `api-key` header are required, as Azure requires them.
+fn azure_check(headers: &axum::http::HeaderMap, query: Option<&str>) -> Option<Response> {
+    if !headers.contains_key("api-key") {
+        return Some(openai::error(
+            axum::http::StatusCode::UNAUTHORIZED,
+            "invalid_request_error",
+            Some("401"),
+            None,
+            "Access denied due to missing api-key header.",
+        ));
+    }
+    if !query.is_some_and(|q| q.split('&').any(|kv| kv.starts_with("api-version="))) {
+        return Some(openai::invalid_request(
+            Some("api-version"),
+            "Missing required query parameter api-version.",
+        ));
+    }
+    None
+}
+
+async fn azure_chat(
+    state: State<MockState>,
+    headers: axum::http::HeaderMap,
+    axum::extract::RawQuery(query): axum::extract::RawQuery,
+    body: Bytes,
+) -> Response {
+    match azure_check(&headers, query.as_deref()) {
+        Some(refused) => refused,
+        None => chat(state, body).await,
+    }
+}
+
+async fn azure_embed(
+    state: State<MockState>,
+    headers: axum::http::HeaderMap,
+    axum::extract::RawQuery(query): axum::extract::RawQuery,
+    body: Bytes,
+) -> Response {
+    match azure_check(&headers, query.as_deref()) {
+        Some(refused) => refused,
+        None => embed(state, body).await,
+    }
 }
 
 /// OpenAI's limit on `n`; it also bounds what one request can make the mock allocate.

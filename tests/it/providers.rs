@@ -258,3 +258,63 @@ async fn anthropic_clients_reach_any_provider() {
         assert!(matches!(events[2].event, Event::SpendRecorded(_)));
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn azure_deployments_get_their_url_version_and_key_header() {
+    let nats = Nats::start();
+    let mock = Mock::start(MockConfig::default()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = TestConfig::new(&nats, &mock, dir.path());
+    cfg.extra = format!(
+        r#"
+[providers.azure]
+kind = "azure"
+base_url = "http://{addr}"
+api_key = {{ file = {key:?} }}
+
+[providers.azure-nokey]
+kind = "azure"
+base_url = "http://{addr}"
+
+[[models]]
+name = "azure-gpt"
+deployments = [{{ provider = "azure", model = "gpt4o-prod" }}]
+
+[[models]]
+name = "azure-embed"
+deployments = [{{ provider = "azure", model = "embed-prod" }}]
+
+[[models]]
+name = "azure-broken"
+deployments = [{{ provider = "azure-nokey", model = "gpt4o-prod" }}]
+"#,
+        addr = mock.addr,
+        key = dir.path().join("upstream.key").display().to_string(),
+    );
+    let gw = Gateway::start(cfg.build()).await;
+    for stream in [false, true] {
+        let r = post_chat(&gw, KEY, &chat_body("azure-gpt", "hello azure", stream)).await;
+        assert_eq!(
+            r.status(),
+            200,
+            "the mock refuses a wrong URL, missing api-version or api-key"
+        );
+        let _ = r.bytes().await.unwrap();
+    }
+    let r = client()
+        .post(gw.url("/v1/embeddings"))
+        .bearer_auth(KEY)
+        .json(&serde_json::json!({"model": "azure-embed", "input": "x"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let r = post_chat(&gw, KEY, &chat_body("azure-broken", "hi", false)).await;
+    assert_eq!(r.status(), 502);
+    assert_eq!(
+        r.json::<serde_json::Value>().await.unwrap()["error"]["code"],
+        "upstream_auth_failed"
+    );
+    assert_eq!(mock.state.stats().chat, 2, "the keyless request was refused at the door");
+    gw.stop().await;
+}
