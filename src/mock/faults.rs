@@ -31,6 +31,8 @@ pub struct MockConfig {
     pub malformed_rate: f64,
     /// Words in a generated reply.
     pub stream_words: usize,
+    /// Answer without usage, as some OpenAI-compatible servers do.
+    pub omit_usage: bool,
 }
 
 /// Defaults shared by [`MockConfig::default`] and the CLI flags, so the two cannot drift.
@@ -51,6 +53,7 @@ impl Default for MockConfig {
             cut_rate: 0.0,
             malformed_rate: 0.0,
             stream_words: DEFAULT_STREAM_WORDS,
+            omit_usage: false,
         }
     }
 }

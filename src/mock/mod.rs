@@ -78,6 +78,9 @@ pub struct MockArgs {
     /// Words in a generated reply.
     #[arg(long, default_value_t = DEFAULT_STREAM_WORDS)]
     pub stream_words: usize,
+    /// Play a server that reports no usage (plain or streamed).
+    #[arg(long)]
+    pub omit_usage: bool,
 }
 
 fn parse_rate(s: &str) -> Result<f64, String> {
@@ -102,6 +105,7 @@ impl MockArgs {
             cut_rate: self.cut_rate,
             malformed_rate: self.malformed_rate,
             stream_words: self.stream_words,
+            omit_usage: self.omit_usage,
         }
     }
 }
@@ -368,7 +372,8 @@ async fn chat(State(state): State<MockState>, body: Bytes) -> Response {
     };
     let reply = openai::reply(&req, cfg.stream_words, seq, n);
     if stream {
-        return match openai::stream_frames(&meta, &reply, n, req.include_usage()) {
+        return match openai::stream_frames(&meta, &reply, n, req.include_usage() && !cfg.omit_usage)
+        {
             Ok(frames) => sse(frames, &cfg, plan, shared.halt.clone()),
             Err(e) => openai::internal(&e.to_string()),
         };
@@ -376,7 +381,7 @@ async fn chat(State(state): State<MockState>, body: Bytes) -> Response {
     if !state.pause(cfg.latency_ms).await {
         return shutting_down();
     }
-    match openai::completion(&meta, &reply, n) {
+    match openai::completion(&meta, &reply, n, !cfg.omit_usage) {
         Ok(bytes) => openai::json(StatusCode::OK, bytes),
         Err(e) => openai::internal(&e.to_string()),
     }

@@ -288,7 +288,9 @@ struct Completion<'a> {
     model: &'a str,
     system_fingerprint: Option<()>,
     choices: Vec<Choice<'a>>,
-    usage: Usage,
+    /// Left out when the mock plays a server that reports no usage.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    usage: Option<Usage>,
 }
 
 #[derive(Serialize)]
@@ -354,6 +356,7 @@ pub(crate) fn completion(
     meta: &Meta<'_>,
     reply: &Reply<'_>,
     n: u32,
+    with_usage: bool,
 ) -> serde_json::Result<Vec<u8>> {
     let content = match &reply.answer {
         Answer::Text { text, .. } => Some(text.as_str()),
@@ -379,7 +382,7 @@ pub(crate) fn completion(
         model: meta.model,
         system_fingerprint: None,
         choices,
-        usage: reply.usage,
+        usage: with_usage.then_some(reply.usage),
     })
 }
 

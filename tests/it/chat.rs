@@ -312,3 +312,48 @@ async fn embeddings_go_through_the_same_pipeline() {
     // $0.02 per Mtok = 20 nano-dollars per token
     assert_eq!(spend.cost_nanos, tokens * 20);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn usage_is_counted_and_marked_estimated_when_the_provider_reports_none() {
+    let (nats, mock, _dir, gw) = setup().await;
+    mock.state.set_config(MockConfig {
+        omit_usage: true,
+        ..MockConfig::default()
+    });
+    let mut ids = Vec::new();
+    for stream in [false, true] {
+        let r = post_chat(
+            &gw,
+            KEY,
+            &chat_body("gpt-4o-mini", "count these words for me please", stream),
+        )
+        .await;
+        assert_eq!(r.status(), 200);
+        ids.push(r.headers()["x-request-id"].to_str().unwrap().to_owned());
+        let body = r.text().await.unwrap();
+        assert!(
+            !body.contains("\"usage\":{"),
+            "the provider really sent no usage: {body}"
+        );
+    }
+    gw.stop().await;
+    let all = read_events(&nats.url()).await;
+    for id in ids {
+        let events = for_request(&all, &id);
+        let Event::ResponseCompleted(done) = &events[1].event else {
+            panic!()
+        };
+        let u = done.usage.expect("usage recorded anyway");
+        assert!(u.estimated, "marked as our own count");
+        assert!(u.input_tokens > 10, "system + user prompt counted: {u:?}");
+        assert!(u.output_tokens >= 8, "the eight-word reply counted: {u:?}");
+        let Event::SpendRecorded(spend) = &events[2].event else {
+            panic!()
+        };
+        assert_eq!(
+            spend.cost_nanos,
+            u.input_tokens * 150 + u.output_tokens * 600
+        );
+        assert!(spend.usage.estimated);
+    }
+}

@@ -315,6 +315,10 @@ deployments = [{{ provider = "azure-nokey", model = "gpt4o-prod" }}]
         r.json::<serde_json::Value>().await.unwrap()["error"]["code"],
         "upstream_auth_failed"
     );
-    assert_eq!(mock.state.stats().chat, 2, "the keyless request was refused at the door");
+    assert_eq!(
+        mock.state.stats().chat,
+        2,
+        "the keyless request was refused at the door"
+    );
     gw.stop().await;
 }
