@@ -19,6 +19,17 @@ use std::time::{Duration, Instant};
 
 const KEY: &str = "sk-bench-key";
 const BODY: &str = r#"{"model":"gpt-4o-mini","messages":[{"role":"system","content":"You are terse."},{"role":"user","content":"Summarise the plot of Hamlet in two sentences, please."}],"temperature":0.2,"max_tokens":64}"#;
+/// The same conversation as the gateway sends it to an Anthropic deployment (the direct baseline
+/// of the Anthropic adapter run).
+const ANTHROPIC_BODY: &str = r#"{"model":"claude-haiku-4-5","max_tokens":64,"system":"You are terse.","messages":[{"role":"user","content":[{"type":"text","text":"Summarise the plot of Hamlet in two sentences, please."}]}],"temperature":0.2}"#;
+const VIA_CLAUDE_BODY: &str = r#"{"model":"claude","messages":[{"role":"system","content":"You are terse."},{"role":"user","content":"Summarise the plot of Hamlet in two sentences, please."}],"temperature":0.2,"max_tokens":64}"#;
+
+/// One request target: URL and body.
+#[derive(Clone, Copy)]
+struct Target<'a> {
+    url: &'a str,
+    body: &'static str,
+}
 
 fn env_u64(name: &str, default: u64) -> u64 {
     std::env::var(name)
@@ -80,13 +91,13 @@ fn pct(sorted: &[u64], p: f64) -> f64 {
     sorted[i] as f64 / 1000.0
 }
 
-async fn one(client: &reqwest::Client, url: &str) -> Option<u64> {
+async fn one(client: &reqwest::Client, target: Target<'_>) -> Option<u64> {
     let t = Instant::now();
     let r = client
-        .post(url)
+        .post(target.url)
         .bearer_auth(KEY)
         .header("content-type", "application/json")
-        .body(BODY)
+        .body(target.body)
         .send()
         .await
         .ok()?;
@@ -97,14 +108,19 @@ async fn one(client: &reqwest::Client, url: &str) -> Option<u64> {
 
 /// Open-loop load at `rate` req/s for `secs`: latencies in ns of the successful requests, and
 /// the number of failures.
-async fn fixed_rate(client: &reqwest::Client, url: &str, rate: u64, secs: u64) -> (Vec<u64>, u64) {
+async fn fixed_rate(
+    client: &reqwest::Client,
+    target: Target<'_>,
+    rate: u64,
+    secs: u64,
+) -> (Vec<u64>, u64) {
     let mut tick = tokio::time::interval(Duration::from_nanos(1_000_000_000 / rate));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
     let mut set = tokio::task::JoinSet::new();
     for _ in 0..rate * secs {
         tick.tick().await;
-        let (c, u) = (client.clone(), url.to_owned());
-        set.spawn(async move { one(&c, &u).await });
+        let (c, u, b) = (client.clone(), target.url.to_owned(), target.body);
+        set.spawn(async move { one(&c, Target { url: &u, body: b }).await });
     }
     let mut lat = Vec::with_capacity((rate * secs) as usize);
     let mut failed = 0;
@@ -120,7 +136,7 @@ async fn fixed_rate(client: &reqwest::Client, url: &str, rate: u64, secs: u64) -
 /// Closed loop with `workers` concurrent requests for `secs`: completed requests per second.
 async fn max_throughput(
     client: &reqwest::Client,
-    url: &str,
+    target: Target<'_>,
     workers: u64,
     secs: u64,
 ) -> (f64, u64, u64) {
@@ -130,10 +146,16 @@ async fn max_throughput(
     let started = Instant::now();
     let mut set = tokio::task::JoinSet::new();
     for _ in 0..workers {
-        let (c, u, d, f) = (client.clone(), url.to_owned(), done.clone(), failed.clone());
+        let (c, u, b, d, f) = (
+            client.clone(),
+            target.url.to_owned(),
+            target.body,
+            done.clone(),
+            failed.clone(),
+        );
         set.spawn(async move {
             while Instant::now() < end {
-                match one(&c, &u).await {
+                match one(&c, Target { url: &u, body: b }).await {
                     Some(_) => d.fetch_add(1, Ordering::Relaxed),
                     None => f.fetch_add(1, Ordering::Relaxed),
                 };
@@ -215,6 +237,12 @@ base_url = "http://127.0.0.1:{mock_port}/v1"
 [[models]]
 name = "gpt-4o-mini"
 deployments = [{{ provider = "mock", model = "gpt-4o-mini" }}]
+[providers.mock-anthropic]
+kind = "anthropic"
+base_url = "http://127.0.0.1:{mock_port}/v1"
+[[models]]
+name = "claude"
+deployments = [{{ provider = "mock-anthropic", model = "claude-haiku-4-5" }}]
 "#,
             pricing = root.join("config/pricing.toml").display().to_string(),
             data = dir.path().join("var").display().to_string(),
@@ -243,15 +271,23 @@ deployments = [{{ provider = "mock", model = "gpt-4o-mini" }}]
         .unwrap();
     rt.block_on(async move {
         let client = reqwest::Client::builder().pool_max_idle_per_host(1024).tcp_nodelay(true).build().unwrap();
-        let direct = format!("http://127.0.0.1:{mock_port}/v1/chat/completions");
-        let via = format!("http://127.0.0.1:{gw_port}/v1/chat/completions");
+        let direct_url = format!("http://127.0.0.1:{mock_port}/v1/chat/completions");
+        let via_url = format!("http://127.0.0.1:{gw_port}/v1/chat/completions");
+        let direct = Target { url: &direct_url, body: BODY };
+        let via = Target { url: &via_url, body: BODY };
+        let anthropic_url = format!("http://127.0.0.1:{mock_port}/v1/messages");
+        let direct_anthropic = Target { url: &anthropic_url, body: ANTHROPIC_BODY };
+        let via_claude = Target { url: &via_url, body: VIA_CLAUDE_BODY };
         let gw_requests = AtomicU64::new(0);
 
         // warm both paths (connections, JIT-free but caches and pools)
         for _ in 0..2000 {
-            one(&client, &direct).await;
-            if one(&client, &via).await.is_some() {
-                gw_requests.fetch_add(1, Ordering::Relaxed);
+            one(&client, direct).await;
+            one(&client, direct_anthropic).await;
+            for t in [via, via_claude] {
+                if one(&client, t).await.is_some() {
+                    gw_requests.fetch_add(1, Ordering::Relaxed);
+                }
             }
         }
 
@@ -259,11 +295,11 @@ deployments = [{{ provider = "mock", model = "gpt-4o-mini" }}]
         let block_secs = (secs / blocks).max(1);
         let (mut d_lat, mut g_lat, mut d_fail, mut g_fail, mut cpu) = (vec![], vec![], 0, 0, 0.0);
         for _ in 0..blocks {
-            let (l, f) = fixed_rate(&client, &direct, rate, block_secs).await;
+            let (l, f) = fixed_rate(&client, direct, rate, block_secs).await;
             d_lat.extend(l);
             d_fail += f;
             let c0 = cpu_seconds(gw_pid);
-            let (l, f) = fixed_rate(&client, &via, rate, block_secs).await;
+            let (l, f) = fixed_rate(&client, via, rate, block_secs).await;
             cpu += cpu_seconds(gw_pid) - c0;
             gw_requests.fetch_add(l.len() as u64, Ordering::Relaxed);
             g_lat.extend(l);
@@ -273,9 +309,22 @@ deployments = [{{ provider = "mock", model = "gpt-4o-mini" }}]
         let gw_ok = g_lat.len() as u64;
         g_lat.sort_unstable();
 
-        let (d_max, _, d_max_fail) = max_throughput(&client, &direct, workers, max_secs).await;
+        // The Anthropic adapter: OpenAI-shaped client → gateway → Messages API, against the
+        // same conversation sent to the mock's Messages endpoint directly.
+        let (mut da_lat, mut ga_lat) = (vec![], vec![]);
+        for _ in 0..blocks {
+            da_lat.extend(fixed_rate(&client, direct_anthropic, rate, block_secs).await.0);
+            let (l, f) = fixed_rate(&client, via_claude, rate, block_secs).await;
+            gw_requests.fetch_add(l.len() as u64, Ordering::Relaxed);
+            g_fail += f;
+            ga_lat.extend(l);
+        }
+        da_lat.sort_unstable();
+        ga_lat.sort_unstable();
+
+        let (d_max, _, d_max_fail) = max_throughput(&client, direct, workers, max_secs).await;
         let c0 = cpu_seconds(gw_pid);
-        let (g_max, g_max_n, g_max_fail) = max_throughput(&client, &via, workers, max_secs).await;
+        let (g_max, g_max_n, g_max_fail) = max_throughput(&client, via, workers, max_secs).await;
         let max_cpu = cpu_seconds(gw_pid) - c0;
         gw_requests.fetch_add(g_max_n, Ordering::Relaxed);
 
@@ -306,6 +355,18 @@ deployments = [{{ provider = "mock", model = "gpt-4o-mini" }}]
             pct(&g_lat, 0.9) - pct(&d_lat, 0.9),
             pct(&g_lat, 0.99) - pct(&d_lat, 0.99),
             pct(&g_lat, 0.999) - pct(&d_lat, 0.999)
+        );
+        println!("\n### Through the Anthropic adapter (OpenAI-shaped client → gateway → Messages API)\n");
+        println!("| path | p50 µs | p90 µs | p99 µs | p99.9 µs |");
+        println!("|---|---|---|---|---|");
+        row("direct to mock /v1/messages", &da_lat);
+        row("through Switchyard (model claude)", &ga_lat);
+        println!(
+            "| **overhead** | **{:.0}** | {:.0} | **{:.0}** | {:.0} |",
+            pct(&ga_lat, 0.5) - pct(&da_lat, 0.5),
+            pct(&ga_lat, 0.9) - pct(&da_lat, 0.9),
+            pct(&ga_lat, 0.99) - pct(&da_lat, 0.99),
+            pct(&ga_lat, 0.999) - pct(&da_lat, 0.999)
         );
         println!("\nfailed requests at fixed rate: direct {d_fail}, gateway {g_fail}");
         println!(
