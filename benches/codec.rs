@@ -63,4 +63,35 @@ fn benches(c: &mut Criterion) {
 }
 
 criterion_group!(codec, benches);
-criterion_main!(codec);
+
+const TOOL_BODY: &str = r#"{"model":"m","messages":[{"role":"system","content":"You are terse."},{"role":"user","content":[{"type":"text","text":"Weather in Paris?"},{"type":"image_url","image_url":{"url":"data:image/png;base64,iVBORw0KGgo="}}]},{"role":"assistant","content":null,"tool_calls":[{"id":"call_1","type":"function","function":{"name":"get_weather","arguments":"{\"city\":\"Paris\"}"}}]},{"role":"tool","tool_call_id":"call_1","content":"18C"}],"tools":[{"type":"function","function":{"name":"get_weather","parameters":{"type":"object","properties":{"city":{"type":"string"}}}}}],"max_tokens":128}"#;
+const ANTHROPIC_RESPONSE: &str = include_str!("../tests/fixtures/anthropic/messages_response.json");
+const OPENAI_CHUNK: &str = r#"{"id":"chatcmpl-1","object":"chat.completion.chunk","created":1,"model":"gpt-4o-mini","choices":[{"index":0,"delta":{"content":"Hello "},"logprobs":null,"finish_reason":null}]}"#;
+const ANTHROPIC_START: &str = r#"{"type":"message_start","message":{"id":"msg_1","type":"message","role":"assistant","content":[],"model":"claude-haiku-4-5","stop_reason":null,"stop_sequence":null,"usage":{"input_tokens":25,"output_tokens":1}}}"#;
+const ANTHROPIC_DELTA: &str =
+    r#"{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"Hello "}}"#;
+
+fn adapters(c: &mut Criterion) {
+    use switchyard::providers::{anthropic, openai};
+    let req: ChatRequest = serde_json::from_str(TOOL_BODY).unwrap();
+    c.bench_function("openai_request", |b| {
+        b.iter(|| openai::conversions::request(black_box(&req), "gpt-4o-mini", false))
+    });
+    c.bench_function("openai_stream_chunk", |b| {
+        b.iter(|| openai::conversions::stream_chunk(black_box(OPENAI_CHUNK)))
+    });
+    c.bench_function("anthropic_request", |b| {
+        b.iter(|| anthropic::conversions::request(black_box(&req), "claude-haiku-4-5"))
+    });
+    c.bench_function("anthropic_response", |b| {
+        b.iter(|| anthropic::conversions::response(black_box(ANTHROPIC_RESPONSE.as_bytes())))
+    });
+    let mut events = anthropic::conversions::StreamEvents::default();
+    events.event(ANTHROPIC_START).unwrap();
+    c.bench_function("anthropic_stream_event", |b| {
+        b.iter(|| events.event(black_box(ANTHROPIC_DELTA)))
+    });
+}
+
+criterion_group!(conversions, adapters);
+criterion_main!(codec, conversions);

@@ -570,3 +570,38 @@ mod tests {
         assert_eq!(ok.name(), "claude");
     }
 }
+
+/// The pure conversions, reachable from the criterion benches (`benches/codec.rs`); the gateway
+/// itself goes through [`Anthropic`].
+pub mod conversions {
+    use super::{Anthropic, ChatRequest, ProviderError, convert, stream};
+
+    /// Canonical request → Messages API request body.
+    pub fn request(req: &ChatRequest, model: &str) -> Result<Vec<u8>, ProviderError> {
+        Anthropic::body(req, model, false)
+    }
+
+    /// Messages API response body → canonical `chat.completion` body.
+    pub fn response(body: &[u8]) -> Result<Vec<u8>, ProviderError> {
+        convert::response(body, 0).map(|c| c.body)
+    }
+
+    /// Translates one stream's events, one `data:` payload at a time.
+    pub struct StreamEvents(stream::Translator);
+
+    impl Default for StreamEvents {
+        fn default() -> Self {
+            Self(stream::Translator::new(0))
+        }
+    }
+
+    impl StreamEvents {
+        /// The canonical chunk for one event, if the event makes one.
+        pub fn event(&mut self, data: &str) -> Result<Option<bytes::Bytes>, ProviderError> {
+            Ok(match self.0.event(data)? {
+                stream::Step::Chunk(c) | stream::Step::Last(c) => Some(c.data),
+                stream::Step::Skip | stream::Step::End => None,
+            })
+        }
+    }
+}

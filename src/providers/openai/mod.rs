@@ -310,3 +310,18 @@ mod tests {
         assert!(plain.get("stream").is_none() && plain.get("stream_options").is_none());
     }
 }
+
+/// The pure conversions, reachable from the criterion benches (`benches/codec.rs`).
+pub mod conversions {
+    use super::{ChatRequest, OpenAi, ProviderError};
+
+    /// Canonical request → upstream body (model renamed, usage asked for on streams).
+    pub fn request(req: &ChatRequest, model: &str, stream: bool) -> Result<Vec<u8>, ProviderError> {
+        OpenAi::body(req, model, stream)
+    }
+
+    /// What the gateway reads of one streamed chunk.
+    pub fn stream_chunk(data: &str) -> Result<crate::providers::StreamChunk, ProviderError> {
+        super::stream::parse_chunk(data.to_owned())
+    }
+}

@@ -81,7 +81,7 @@ async fn next(mut st: State) -> Option<(Result<StreamChunk, ProviderError>, Stat
     }
 }
 
-fn parse_chunk(data: String) -> Result<StreamChunk, ProviderError> {
+pub(super) fn parse_chunk(data: String) -> Result<StreamChunk, ProviderError> {
     let mut info: CompletionInfo =
         serde_json::from_str(&data).map_err(|e| ProviderError::MalformedChunk(e.to_string()))?;
     if let Some(err) = info.error.take() {
