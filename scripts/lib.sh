@@ -38,3 +38,29 @@ ensure_nats_server() {
   "$bin" --version >&2
   export SWITCHYARD_NATS_SERVER="$bin"
 }
+
+# ensure_sdk_venv: the official OpenAI and Anthropic Python SDKs, pinned, in tools/sdk-venv, for
+# the test that drives the gateway with unmodified SDK clients. Exports SWITCHYARD_SDK_PYTHON.
+SDK_PINS="openai==3.57.0 anthropic==2.14.0"
+ensure_sdk_venv() {
+  local venv="$ROOT/tools/sdk-venv"
+  local stamp="$venv/.pins"
+  if [ ! -x "$venv/bin/python" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$SDK_PINS" ]; then
+    echo "installing the OpenAI and Anthropic Python SDKs into tools/sdk-venv ($SDK_PINS)" >&2
+    rm -rf "$venv"
+    if ! python3 -m venv "$venv" >&2; then
+      # Debian splits venv out of python3.
+      if command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
+        apt-get update -qq >&2 && apt-get install -y -qq python3-venv >&2
+        rm -rf "$venv" && python3 -m venv "$venv" >&2
+      else
+        echo "python3 -m venv failed; install python3-venv" >&2
+        return 1
+      fi
+    fi
+    # shellcheck disable=SC2086
+    "$venv/bin/python" -m pip install --quiet --disable-pip-version-check $SDK_PINS >&2
+    echo "$SDK_PINS" > "$stamp"
+  fi
+  export SWITCHYARD_SDK_PYTHON="$venv/bin/python"
+}

@@ -8,4 +8,5 @@ mod files;
 mod harness;
 mod process;
 mod providers;
+mod sdk;
 mod spend;

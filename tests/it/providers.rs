@@ -6,7 +6,7 @@ use futures::StreamExt;
 use switchyard::events::Event;
 use switchyard::mock::MockConfig;
 
-fn anthropic_model(mock: &Mock, data_dir: &std::path::Path) -> String {
+pub fn anthropic_model(mock: &Mock, data_dir: &std::path::Path) -> String {
     format!(
         r#"
 [providers.claude]
