@@ -379,12 +379,23 @@ pub async fn stream_path(
 }
 
 fn sse_frame(data: &[u8]) -> Bytes {
-    let mut b = BytesMut::with_capacity(data.len() + 8);
+    sse_frame_of(&[data])
+}
+
+/// One SSE `data:` frame whose payload is `parts` joined.
+fn sse_frame_of(parts: &[&[u8]]) -> Bytes {
+    let len: usize = parts.iter().map(|p| p.len()).sum();
+    let mut b = BytesMut::with_capacity(len + 8);
     b.put_slice(b"data: ");
-    b.put_slice(data);
+    for p in parts {
+        b.put_slice(p);
+    }
     b.put_slice(b"\n\n");
     b.freeze()
 }
+
+/// The trailing field OpenAI adds to every chunk once usage was asked for.
+const USAGE_NULL: &[u8] = b",\"usage\":null}";
 
 /// Forward upstream chunks to the client, keep what the events need, and publish the closing
 /// events however the stream ends (done, upstream broke, client went away).
@@ -398,11 +409,16 @@ enum Framer {
 impl Framer {
     fn chunk(&mut self, chunk: &StreamChunk) -> Vec<Bytes> {
         match self {
-            Framer::OpenAi { wants_usage } => {
-                if chunk.usage_only && !*wants_usage {
-                    Vec::new()
-                } else {
-                    vec![sse_frame(&chunk.data)]
+            Framer::OpenAi { wants_usage: true } => vec![sse_frame(&chunk.data)],
+            Framer::OpenAi { wants_usage: false } => {
+                if chunk.usage_only {
+                    return Vec::new();
+                }
+                // Upstream was asked for usage on the client's behalf, so OpenAI puts
+                // `"usage":null` on every chunk; a client that did not ask never sees it.
+                match chunk.data.strip_suffix(USAGE_NULL) {
+                    Some(head) => vec![sse_frame_of(&[head, b"}"])],
+                    None => vec![sse_frame(&chunk.data)],
                 }
             }
             Framer::Anthropic(t) => t.chunk(&chunk.data),

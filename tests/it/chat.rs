@@ -176,6 +176,10 @@ async fn streaming_forwards_chunks_and_always_records_usage() {
             .all(|c| !c["choices"].as_array().unwrap().is_empty()),
         "no usage-only chunk when not asked"
     );
+    assert!(
+        chunks.iter().all(|c| c.get("usage").is_none()),
+        "a client that did not ask for usage sees no usage field at all"
+    );
     let text: String = chunks
         .iter()
         .filter_map(|c| c["choices"][0]["delta"]["content"].as_str())
