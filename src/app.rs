@@ -132,6 +132,7 @@ pub async fn serve(
         pricing: config.pricing.clone(),
         durability: config.events.durability,
         max_body_bytes: config.server.max_body_bytes,
+        max_event_body_bytes: config.events.max_body_bytes,
         budgets_status: budgets_status.clone(),
         tasks: requests.clone(),
         metrics: crate::telemetry::metrics(),

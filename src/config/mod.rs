@@ -127,6 +127,9 @@ pub struct EventsConfig {
     pub ack_timeout: Duration,
     /// Outbox file (default: `<data_dir>/outbox.redb`).
     pub outbox_path: Option<PathBuf>,
+    /// Request/response bodies longer than this are clipped (with a marker) in events, so an
+    /// event always fits a NATS message (1 MiB by default).
+    pub max_body_bytes: usize,
 }
 
 impl Default for EventsConfig {
@@ -138,6 +141,7 @@ impl Default for EventsConfig {
             linger: Duration::from_millis(1),
             ack_timeout: Duration::from_secs(3),
             outbox_path: None,
+            max_body_bytes: 256 * 1024,
         }
     }
 }
@@ -392,6 +396,12 @@ pub fn validate(
     }
     if raw.events.channel_capacity == 0 {
         problems.push("events.channel_capacity: must be greater than 0".into());
+    }
+    if raw.events.max_body_bytes == 0 || raw.events.max_body_bytes > 900 * 1024 {
+        problems.push(
+            "events.max_body_bytes: must be between 1 and 921600 (an event must fit a 1 MiB NATS message)"
+                .into(),
+        );
     }
     if raw.events.max_in_flight == 0 {
         problems.push("events.max_in_flight: must be greater than 0".into());

@@ -33,6 +33,8 @@ pub struct EdgeState {
     pub pricing: Pricing,
     pub durability: Durability,
     pub max_body_bytes: usize,
+    /// Request and response bodies longer than this are clipped in events.
+    pub max_event_body_bytes: usize,
     pub budgets_status: Option<Arc<ProjectionStatus>>,
     /// Tracks per-request background work (stream forwarders) so shutdown can wait for it.
     pub tasks: TaskTracker,

@@ -30,6 +30,21 @@ static REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 static PROVIDER: HeaderName = HeaderName::from_static("x-switchyard-provider");
 static ATTEMPTS: HeaderName = HeaderName::from_static("x-switchyard-attempts");
 
+/// A body as recorded in an event: whole when it fits `max`, else its first `max` bytes (cut at
+/// a character boundary) and a marker saying how much was left out. Keeps every event under
+/// the NATS message size limit (1 MiB by default) whatever the client sends.
+pub fn clip(body: &[u8], max: usize) -> String {
+    let text = String::from_utf8_lossy(body);
+    if text.len() <= max {
+        return text.into_owned();
+    }
+    let mut cut = max;
+    while !text.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    format!("{}…[truncated {} bytes]", &text[..cut], text.len() - cut)
+}
+
 /// Which API shape the client speaks: decides how answers, stream events and errors look.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Surface {
@@ -99,7 +114,7 @@ pub async fn admit<T: serde::de::DeserializeOwned>(
             route: route.refs.clone(),
             stream: stream_of(&req),
             // invariant: serde_json accepted these bytes, so they are UTF-8.
-            body: String::from_utf8_lossy(&bytes).into_owned(),
+            body: clip(&bytes, st.max_event_body_bytes),
             guardrail_findings: Vec::new(),
             cache_key: None,
         }),
@@ -200,7 +215,7 @@ pub async fn plain_path(
             ttft_us: Some(ctx.started.elapsed().as_micros() as u64),
             usage: answer.usage,
             finish_reason: answer.finish_reason,
-            body: Some(String::from_utf8_lossy(&answer.body).into_owned()),
+            body: Some(clip(&answer.body, ctx.st.max_event_body_bytes)),
             stream: false,
         },
     )
@@ -525,9 +540,22 @@ async fn forward(
             ttft_us,
             usage,
             finish_reason,
-            body: Some(log),
+            body: Some(clip(log.as_bytes(), ctx.st.max_event_body_bytes)),
             stream: true,
         },
     )
     .await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::clip;
+
+    #[test]
+    fn clip_keeps_small_bodies_and_cuts_big_ones_on_a_char_boundary() {
+        assert_eq!(clip(b"{\"a\":1}", 100), "{\"a\":1}");
+        let big = "é".repeat(10); // 20 bytes
+        let c = clip(big.as_bytes(), 5);
+        assert_eq!(c, "éé…[truncated 16 bytes]");
+    }
 }

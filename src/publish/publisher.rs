@@ -197,16 +197,15 @@ pub async fn run_outbox(
             _ = tick.tick() => {}
             _ = stop.cancelled() => break,
         }
-        step(
-            &client,
-            &js,
-            &outbox,
-            &status,
-            &events,
-            &nats,
-            &mut was_connected,
-        )
-        .await;
+        let d = Drainer {
+            client: &client,
+            js: &js,
+            outbox: &outbox,
+            status: &status,
+            events: &events,
+            nats: &nats,
+        };
+        step(&d, &mut was_connected, &stop).await;
     }
     let deadline = Instant::now() + final_drain;
     while status.outbox_len.load(Ordering::Relaxed) > 0
@@ -219,15 +218,25 @@ pub async fn run_outbox(
     }
 }
 
-async fn step(
-    client: &async_nats::Client,
-    js: &Context,
-    outbox: &Arc<Outbox>,
-    status: &PublishStatus,
-    events: &EventsConfig,
-    nats: &NatsConfig,
-    was_connected: &mut bool,
-) {
+/// What the outbox task works with.
+struct Drainer<'a> {
+    client: &'a async_nats::Client,
+    js: &'a Context,
+    outbox: &'a Arc<Outbox>,
+    status: &'a PublishStatus,
+    events: &'a EventsConfig,
+    nats: &'a NatsConfig,
+}
+
+async fn step(d: &Drainer<'_>, was_connected: &mut bool, stop: &CancellationToken) {
+    let Drainer {
+        client,
+        js,
+        outbox,
+        status,
+        events,
+        nats,
+    } = *d;
     let connected = is_connected(client);
     status.connected.store(connected, Ordering::Relaxed);
     if !connected {
@@ -253,7 +262,9 @@ async fn step(
             }
         }
     }
-    while status.outbox_len.load(Ordering::Relaxed) > 0 {
+    // A large outbox drains batch by batch; shutdown does not wait for all of it (the final
+    // bounded drain in `run_outbox` takes over).
+    while status.outbox_len.load(Ordering::Relaxed) > 0 && !stop.is_cancelled() {
         if !drain_batch(js, outbox, status, events).await {
             break;
         }
