@@ -205,6 +205,9 @@ pub enum ProviderKind {
     Azure,
     /// Anthropic Messages API (`base_url` like `https://api.anthropic.com/v1`, key in `x-api-key`).
     Anthropic,
+    /// Google Gemini Generative Language API (`base_url` like
+    /// `https://generativelanguage.googleapis.com/v1beta`, key in `x-goog-api-key`).
+    Gemini,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]

@@ -63,8 +63,8 @@ struct EmbeddingUsage {
 }
 
 /// Embedding dimensions accepted; bounded so one request cannot ask for gigabytes.
-const MAX_DIMENSIONS: usize = 8192;
-const DEFAULT_DIMENSIONS: usize = 16;
+pub(super) const MAX_DIMENSIONS: usize = 8192;
+pub(super) const DEFAULT_DIMENSIONS: usize = 16;
 
 /// Why no embeddings list was made.
 pub(crate) enum Rejection {
@@ -144,7 +144,7 @@ fn fnv1a(seed: u64, bytes: &[u8]) -> u64 {
         .fold(seed, |h, &b| (h ^ u64::from(b)).wrapping_mul(FNV_PRIME))
 }
 
-fn text_input(text: &str) -> (u64, u64) {
+pub(super) fn text_input(text: &str) -> (u64, u64) {
     (
         fnv1a(FNV_OFFSET, text.as_bytes()),
         text.split_whitespace().count() as u64,
@@ -160,7 +160,7 @@ fn token_input(tokens: &[u32]) -> (u64, u64) {
 }
 
 /// A deterministic pseudo-random vector from `seed` (splitmix64), L2-normalised.
-fn unit_vector(seed: u64, dims: usize) -> Vec<f32> {
+pub(super) fn unit_vector(seed: u64, dims: usize) -> Vec<f32> {
     let mut state = seed;
     let mut v: Vec<f32> = (0..dims)
         .map(|_| {

@@ -1,7 +1,7 @@
 //! A mock OpenAI-compatible upstream for tests, benchmarks and the quickstart: chat
 //! completions (plain, streamed, tool calls), embeddings and the model list, plus Anthropic's
-//! Messages API (`anthropic.rs`) answering alike, with
-//! deterministic replies and usage, and injected faults (error statuses, hangs, cut and
+//! Messages API (`anthropic.rs`) and Gemini's generateContent API (`gemini.rs`) answering alike,
+//! with deterministic replies and usage, and injected faults (error statuses, hangs, cut and
 //! malformed streams) whose rates can be changed while it runs through `/_mock/config`.
 //!
 //! It is the baseline of the latency benchmark, so the request path reads one config snapshot,
@@ -12,6 +12,7 @@
 mod anthropic;
 mod embeddings;
 mod faults;
+mod gemini;
 mod openai;
 #[cfg(test)]
 #[allow(clippy::disallowed_methods)] // the socket test owns its server task
@@ -228,13 +229,14 @@ fn bump(counter: &AtomicU64) {
 const MAX_BODY_BYTES: usize = 64 * 1024 * 1024;
 
 /// The mock's routes: `/v1/chat/completions`, `/v1/messages` (Anthropic), `/v1/embeddings`,
-/// `/v1/models` and `/_mock/*`.
+/// `/v1/models`, `/v1beta/models/{model}:{method}` (Gemini) and `/_mock/*`.
 pub fn router(state: MockState) -> Router {
     Router::new()
         .route("/v1/chat/completions", post(chat))
         .route("/v1/messages", post(anthropic::messages))
         .route("/v1/embeddings", post(embed))
         .route("/v1/models", get(models))
+        .route("/v1beta/models/{model_action}", post(gemini::models))
         .route(
             "/openai/deployments/{deployment}/chat/completions",
             post(azure_chat),

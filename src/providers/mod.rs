@@ -5,6 +5,8 @@
 //! timeouts and SSE parsing; they never see virtual keys, events or routing decisions.
 
 pub mod anthropic;
+mod canonical;
+pub mod gemini;
 pub mod openai;
 pub mod tokens;
 
@@ -215,6 +217,7 @@ pub fn build(spec: Arc<ProviderSpec>) -> Result<Arc<dyn Provider>, BuildError> {
     match spec.kind {
         ProviderKind::Openai | ProviderKind::Azure => Ok(Arc::new(openai::OpenAi::new(spec)?)),
         ProviderKind::Anthropic => Ok(Arc::new(anthropic::Anthropic::new(spec)?)),
+        ProviderKind::Gemini => Ok(Arc::new(gemini::Gemini::new(spec)?)),
     }
 }
 

@@ -322,3 +322,81 @@ deployments = [{{ provider = "azure-nokey", model = "gpt4o-prod" }}]
     );
     gw.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clients_reach_a_gemini_deployment() {
+    let nats = Nats::start();
+    let mock = Mock::start(MockConfig::default()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = TestConfig::new(&nats, &mock, dir.path());
+    cfg.extra = format!(
+        r#"
+[providers.gemini]
+kind = "gemini"
+base_url = "http://{addr}/v1beta"
+api_key = {{ file = {key:?} }}
+
+[[models]]
+name = "gemini"
+deployments = [{{ provider = "gemini", model = "gemini-2.5-flash" }}]
+"#,
+        addr = mock.addr,
+        key = dir.path().join("upstream.key").display().to_string(),
+    );
+    let gw = Gateway::start(cfg.build()).await;
+    let r = post_chat(
+        &gw,
+        KEY,
+        &chat_body("gemini", "tell me about deserts", false),
+    )
+    .await;
+    assert_eq!(r.status(), 200);
+    let id = r.headers()["x-request-id"].to_str().unwrap().to_owned();
+    let j: serde_json::Value = r.json().await.unwrap();
+    assert!(
+        j["choices"][0]["message"]["content"]
+            .as_str()
+            .unwrap()
+            .contains("deserts"),
+        "{j}"
+    );
+    assert_eq!(j["choices"][0]["finish_reason"], "stop");
+    let (input, output) = (
+        j["usage"]["prompt_tokens"].as_u64().unwrap(),
+        j["usage"]["completion_tokens"].as_u64().unwrap(),
+    );
+
+    let mut body = chat_body("gemini", "stream about oceans", true);
+    body["stream_options"] = serde_json::json!({"include_usage": true});
+    let text = post_chat(&gw, KEY, &body).await.text().await.unwrap();
+    assert!(text.ends_with("data: [DONE]\n\n"), "{text}");
+    assert!(text.contains("oceans"), "{text}");
+
+    let r = post_messages(
+        &gw,
+        &serde_json::json!({"model": "gemini", "max_tokens": 32, "messages": [{"role": "user", "content": "hi gemini"}]}),
+    )
+    .await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(
+        r.json::<serde_json::Value>().await.unwrap()["type"],
+        "message"
+    );
+
+    mock.state.set_config(MockConfig {
+        fail_rate: 1.0,
+        fail_status: 429,
+        retry_after_secs: Some(2),
+        ..MockConfig::default()
+    });
+    let r = post_chat(&gw, KEY, &chat_body("gemini", "hi", false)).await;
+    assert_eq!(r.status(), 429);
+    mock.state.set_config(MockConfig::default());
+    gw.stop().await;
+    let events = for_request(&read_events(&nats.url()).await, &id);
+    let Event::SpendRecorded(spend) = &events[2].event else {
+        panic!("{events:?}")
+    };
+    // gemini-2.5-flash: $0.30 / $2.50 per Mtok = 300 / 2,500 nano-dollars per token
+    assert_eq!(spend.cost_nanos, input * 300 + output * 2500);
+}

@@ -1,0 +1,869 @@
+//! The Gemini adapter: speaks Google's Generative Language API
+//! (`POST {base_url}/models/{model}:generateContent`, `:streamGenerateContent?alt=sse`,
+//! `:batchEmbedContents`) and converts to and from the OpenAI shape the gateway works in. Owns
+//! its HTTP client, headers, URLs, timeouts and error mapping; the conversions are in
+//! `convert.rs` (chat, pure), `embed.rs` (embeddings, pure) and `stream.rs` (SSE). It never sees
+//! virtual keys, events or routing decisions, and never retries: the router does.
+
+mod convert;
+mod embed;
+mod stream;
+mod wire;
+
+use bytes::Bytes;
+use futures::FutureExt;
+use futures::future::BoxFuture;
+use reqwest::header::{HeaderMap, HeaderValue};
+use std::borrow::Cow;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use super::{
+    BuildError, ChatRequest, ChatResponse, ChatStream, EmbeddingsRequest, EmbeddingsResponse,
+    Provider, ProviderError, retry_after, transport_error,
+};
+use crate::config::ProviderSpec;
+use wire::{ErrorBody, ErrorDetail};
+
+pub struct Gemini {
+    spec: Arc<ProviderSpec>,
+    client: reqwest::Client,
+    /// Parsed once; a request's URL is this plus the model's path and the method.
+    base: reqwest::Url,
+}
+
+impl Gemini {
+    pub fn new(spec: Arc<ProviderSpec>) -> Result<Self, BuildError> {
+        // The key rides on every request, so it is set once on the client.
+        let mut headers = HeaderMap::new();
+        if let Some(key) = &spec.api_key {
+            let mut value = HeaderValue::from_str(key.expose())
+                .map_err(|_| BuildError::ApiKey(spec.name.clone()))?;
+            // Keeps the key out of reqwest's Debug output.
+            value.set_sensitive(true);
+            headers.insert("x-goog-api-key", value);
+        }
+        let client = reqwest::Client::builder()
+            .connect_timeout(spec.connect_timeout)
+            .pool_max_idle_per_host(1024)
+            .pool_idle_timeout(Duration::from_secs(90))
+            .tcp_nodelay(true)
+            .default_headers(headers)
+            .build()?;
+        let base =
+            reqwest::Url::parse(&spec.base_url).map_err(|e| BuildError::Url(e.to_string()))?;
+        if base.cannot_be_a_base() {
+            return Err(BuildError::Url(format!(
+                "{} cannot take a path",
+                spec.base_url
+            )));
+        }
+        Ok(Self { spec, client, base })
+    }
+
+    /// `{base_url}/models/{model}:{method}`; the model is percent-encoded segment by segment,
+    /// so a name cannot reach another path or add a query.
+    fn url(&self, model: &str, method: &str) -> Result<reqwest::Url, ProviderError> {
+        if model.is_empty() {
+            return Err(ProviderError::Invalid(
+                "the deployment names no Gemini model".into(),
+            ));
+        }
+        let resource = resource_name(model);
+        let mut url = self.base.clone();
+        {
+            // invariant: `new` refused a base URL that cannot be a base.
+            let Ok(mut segments) = url.path_segments_mut() else {
+                return Err(ProviderError::Connect("bad base URL".into()));
+            };
+            segments.pop_if_empty();
+            let mut names = resource.split('/').peekable();
+            while let Some(name) = names.next() {
+                if names.peek().is_some() {
+                    segments.push(name);
+                } else {
+                    segments.push(&format!("{name}:{method}"));
+                }
+            }
+        }
+        Ok(url)
+    }
+
+    async fn send(
+        &self,
+        url: reqwest::Url,
+        body: Vec<u8>,
+    ) -> Result<reqwest::Response, ProviderError> {
+        let resp = self
+            .client
+            .post(url)
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .body(body)
+            .send()
+            .await
+            .map_err(transport_error)?;
+        if resp.status().is_success() {
+            return Ok(resp);
+        }
+        Err(status_error(resp).await)
+    }
+
+    /// Send and read the whole answer within the provider's timeout.
+    async fn complete(&self, url: reqwest::Url, body: Vec<u8>) -> Result<Bytes, ProviderError> {
+        let fut = async {
+            let resp = self.send(url, body).await?;
+            resp.bytes().await.map_err(transport_error)
+        };
+        tokio::time::timeout(self.spec.timeout, fut)
+            .await
+            .map_err(|_| ProviderError::Timeout { phase: "response" })?
+    }
+
+    fn body(req: &ChatRequest) -> Result<Vec<u8>, ProviderError> {
+        let out = convert::request(req)?;
+        serde_json::to_vec(&out).map_err(|e| ProviderError::Decode(e.to_string()))
+    }
+
+    async fn chat_inner(
+        &self,
+        req: &ChatRequest,
+        model: &str,
+    ) -> Result<ChatResponse, ProviderError> {
+        let body = Self::body(req)?;
+        let url = self.url(model, "generateContent")?;
+        let bytes = self.complete(url, body).await?;
+        let converted = convert::response(&bytes, model, unix_now())?;
+        Ok(ChatResponse {
+            body: Bytes::from(converted.body),
+            usage: converted.usage,
+            finish_reason: converted.finish_reason.map(str::to_owned),
+        })
+    }
+
+    async fn stream_inner(
+        &self,
+        req: &ChatRequest,
+        model: &str,
+    ) -> Result<ChatStream, ProviderError> {
+        let body = Self::body(req)?;
+        let mut url = self.url(model, "streamGenerateContent")?;
+        url.set_query(Some("alt=sse"));
+        let resp = tokio::time::timeout(self.spec.timeout, self.send(url, body))
+            .await
+            .map_err(|_| ProviderError::Timeout {
+                phase: "first_byte",
+            })??;
+        Ok(stream::chunks(resp, self.spec.timeout, model, unix_now()))
+    }
+
+    async fn embeddings_inner(
+        &self,
+        req: &EmbeddingsRequest,
+        model: &str,
+    ) -> Result<EmbeddingsResponse, ProviderError> {
+        let read = embed::embeddings(req)?;
+        let url = self.url(model, "batchEmbedContents")?;
+        let resource = resource_name(model);
+        let body = serde_json::to_vec(&embed::embed_request(&read, &resource))
+            .map_err(|e| ProviderError::Decode(e.to_string()))?;
+        let bytes = self.complete(url, body).await?;
+        Ok(EmbeddingsResponse {
+            body: Bytes::from(embed::embed_response(&bytes, &read, model)?),
+            // Gemini reports no token counts for embeddings; the gateway estimates them.
+            usage: None,
+        })
+    }
+}
+
+impl Provider for Gemini {
+    fn name(&self) -> &str {
+        &self.spec.name
+    }
+
+    fn chat<'a>(
+        &'a self,
+        req: &'a ChatRequest,
+        model: &'a str,
+    ) -> BoxFuture<'a, Result<ChatResponse, ProviderError>> {
+        self.chat_inner(req, model).boxed()
+    }
+
+    fn chat_stream<'a>(
+        &'a self,
+        req: &'a ChatRequest,
+        model: &'a str,
+    ) -> BoxFuture<'a, Result<ChatStream, ProviderError>> {
+        self.stream_inner(req, model).boxed()
+    }
+
+    fn embeddings<'a>(
+        &'a self,
+        req: &'a EmbeddingsRequest,
+        model: &'a str,
+    ) -> BoxFuture<'a, Result<EmbeddingsResponse, ProviderError>> {
+        self.embeddings_inner(req, model).boxed()
+    }
+}
+
+/// Gemini's resource name of a model: `models/<name>`, unless the name already is a resource
+/// path (`models/…`, `tunedModels/…`).
+fn resource_name(model: &str) -> Cow<'_, str> {
+    if model.contains('/') {
+        Cow::Borrowed(model)
+    } else {
+        Cow::Owned(format!("models/{model}"))
+    }
+}
+
+fn unix_now() -> u64 {
+    // A clock before 1970 is a broken host; 0 only makes `created` wrong, not the answer.
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+async fn status_error(resp: reqwest::Response) -> ProviderError {
+    let status = resp.status().as_u16();
+    let retry_after = retry_after(resp.headers());
+    let body = resp.bytes().await.unwrap_or_default();
+    error_from_body(status, retry_after, &body)
+}
+
+/// The error envelope of a body: `{"error": …}`, or the same inside a one-element array, as
+/// Google sends errors of a stream that was not asked for as SSE.
+fn error_detail(body: &[u8]) -> ErrorDetail {
+    // Decided by the first byte: serde would also read an array into the struct, positionally.
+    let array = body.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[');
+    let parsed = if array {
+        serde_json::from_slice::<Vec<ErrorBody>>(body).map(|v| v.into_iter().next())
+    } else {
+        serde_json::from_slice::<ErrorBody>(body).map(Some)
+    };
+    parsed
+        .ok()
+        .flatten()
+        .and_then(|b| b.error)
+        .unwrap_or_default()
+}
+
+/// A non-2xx answer: `{"error":{"code","message","status","details"}}`. The `status` string
+/// (`RESOURCE_EXHAUSTED`…) becomes the error type; a `RetryInfo` detail stands in for the
+/// `Retry-After` header Google does not send.
+fn error_from_body(status: u16, retry_after: Option<Duration>, body: &[u8]) -> ProviderError {
+    let detail = error_detail(body);
+    // Google answers a bad key with 400 INVALID_ARGUMENT (reason API_KEY_INVALID): that is the
+    // gateway's credentials failing, not the client's request, so it is classed as a 401, which
+    // lets the router try another deployment instead of blaming the client.
+    let key_rejected = status == 400
+        && detail
+            .details
+            .iter()
+            .any(|d| d.reason.as_deref() == Some("API_KEY_INVALID"));
+    let (status, error_type) = if key_rejected {
+        (401, Some("UNAUTHENTICATED".to_owned()))
+    } else {
+        (status, detail.status)
+    };
+    // An upstream auth failure is about the gateway's credentials, and Google's debug details
+    // can quote the key: never pass that text on.
+    let message = if matches!(status, 401 | 403) {
+        "the provider rejected the gateway's credentials".to_owned()
+    } else {
+        detail
+            .message
+            .unwrap_or_else(|| String::from_utf8_lossy(body).chars().take(512).collect())
+    };
+    let retry_after = retry_after.or_else(|| {
+        detail
+            .details
+            .iter()
+            .find_map(|d| d.retry_delay.as_deref().and_then(proto_duration))
+    });
+    ProviderError::Status {
+        status,
+        message,
+        error_type,
+        code: None,
+        retry_after,
+    }
+}
+
+/// A protobuf Duration in its JSON form (`"22s"`, `"0.5s"`).
+fn proto_duration(s: &str) -> Option<Duration> {
+    s.strip_suffix('s')?
+        .parse::<f64>()
+        .ok()
+        .filter(|secs| secs.is_finite() && *secs >= 0.0)
+        .map(Duration::from_secs_f64)
+}
+
+#[cfg(test)]
+#[allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::disallowed_methods // the test owns its mock server task
+)]
+mod tests {
+    use super::*;
+    use crate::config::{ProviderKind, Secret};
+    use crate::mock::{MockConfig, MockState};
+    use crate::providers::StreamChunk;
+    use futures::StreamExt;
+    use serde_json::{Value, json};
+    use tokio_util::sync::CancellationToken;
+
+    /// A mock upstream on a free port, stopped on drop.
+    struct Upstream {
+        state: MockState,
+        base_url: String,
+        shutdown: CancellationToken,
+    }
+
+    impl Drop for Upstream {
+        fn drop(&mut self) {
+            self.shutdown.cancel();
+        }
+    }
+
+    async fn upstream(cfg: MockConfig) -> Upstream {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base_url = format!("http://{}/v1beta", listener.local_addr().unwrap());
+        let state = MockState::new(cfg);
+        let shutdown = CancellationToken::new();
+        tokio::spawn(crate::mock::serve(
+            listener,
+            state.clone(),
+            shutdown.clone(),
+        ));
+        Upstream {
+            state,
+            base_url,
+            shutdown,
+        }
+    }
+
+    /// A spec for this adapter; every field the adapter does not read keeps a neutral value.
+    fn spec(base_url: &str, api_key: Option<&str>, timeout: Duration) -> ProviderSpec {
+        ProviderSpec {
+            name: "gemini".into(),
+            kind: ProviderKind::Gemini,
+            base_url: base_url.to_owned(),
+            api_key: api_key.map(Secret::new),
+            api_version: String::new(),
+            connect_timeout: Duration::from_secs(2),
+            timeout,
+        }
+    }
+
+    fn adapter(base_url: &str, timeout: Duration) -> Gemini {
+        Gemini::new(Arc::new(spec(base_url, Some("AIza-test"), timeout))).unwrap()
+    }
+
+    fn chat(body: Value) -> ChatRequest {
+        serde_json::from_value(body).unwrap()
+    }
+
+    fn status(e: &ProviderError) -> (u16, Option<&str>, &str, Option<Duration>) {
+        match e {
+            ProviderError::Status {
+                status,
+                error_type,
+                message,
+                retry_after,
+                ..
+            } => (*status, error_type.as_deref(), message, *retry_after),
+            other => panic!("expected a status error, got {other:?}"),
+        }
+    }
+
+    async fn collect(p: &Gemini, req: &ChatRequest, model: &str) -> Vec<StreamChunk> {
+        p.chat_stream(req, model)
+            .await
+            .unwrap()
+            .map(Result::unwrap)
+            .collect()
+            .await
+    }
+
+    #[tokio::test]
+    async fn chat_and_stream_against_the_mock_match_its_openai_answers() {
+        let up = upstream(MockConfig {
+            stream_words: 4,
+            ..MockConfig::default()
+        })
+        .await;
+        let p = adapter(&up.base_url, Duration::from_secs(5));
+        let body = json!({"model": "public", "messages": [
+            {"role": "system", "content": "be brief"},
+            {"role": "user", "content": "hello there world"}]});
+        let resp = p.chat(&chat(body.clone()), "gemini-mock").await.unwrap();
+        let v: Value = serde_json::from_slice(&resp.body).unwrap();
+        assert_eq!(v["model"], "gemini-mock");
+        assert_eq!(
+            v["choices"][0]["message"]["content"],
+            "hello there world hello"
+        );
+        assert_eq!(resp.finish_reason.as_deref(), Some("stop"));
+        // The OpenAI handler's numbers for the same request: (2 + 3 words) + 3 × 2 messages.
+        let usage = resp.usage.unwrap();
+        assert_eq!((usage.input_tokens, usage.output_tokens), (11, 4));
+
+        let mut streamed = body;
+        streamed["stream"] = json!(true);
+        let chunks = collect(&p, &chat(streamed), "gemini-mock").await;
+        let text: String = chunks
+            .iter()
+            .map(|c| serde_json::from_slice::<Value>(&c.data).unwrap())
+            .filter_map(|v| {
+                v["choices"][0]["delta"]["content"]
+                    .as_str()
+                    .map(str::to_owned)
+            })
+            .collect();
+        assert_eq!(text, "hello there world hello");
+        let finish: Vec<&str> = chunks
+            .iter()
+            .filter_map(|c| c.finish_reason.as_deref())
+            .collect();
+        assert_eq!(finish, ["stop"]);
+        let last = chunks.last().unwrap();
+        assert!(last.usage_only);
+        assert_eq!(last.usage, Some(usage));
+        assert_eq!(up.state.stats().chat, 2);
+        assert_eq!(up.state.stats().streams, 1);
+
+        up.state.set_config(MockConfig {
+            omit_usage: true,
+            ..MockConfig::default()
+        });
+        let resp = p
+            .chat(
+                &chat(json!({"model": "m", "messages": [{"role": "user", "content": "x"}]})),
+                "g",
+            )
+            .await
+            .unwrap();
+        assert_eq!(resp.usage, None);
+    }
+
+    #[tokio::test]
+    async fn tool_calls_survive_the_round_trip() {
+        let up = upstream(MockConfig::default()).await;
+        let p = adapter(&up.base_url, Duration::from_secs(5));
+        let body = json!({"model": "m", "messages": [{"role": "user", "content": "weather?"}],
+            "tools": [{"type": "function", "function": {"name": "get_weather", "parameters": {"type": "object"}}}]});
+        let resp = p.chat(&chat(body.clone()), "g").await.unwrap();
+        let v: Value = serde_json::from_slice(&resp.body).unwrap();
+        let call = &v["choices"][0]["message"]["tool_calls"][0];
+        assert_eq!(call["id"], "call_0");
+        assert_eq!(call["function"]["name"], "get_weather");
+        assert_eq!(call["function"]["arguments"], "{}");
+        assert_eq!(resp.finish_reason.as_deref(), Some("tool_calls"));
+
+        // The call and its result go back; the mock then answers the last real user turn.
+        let mut next = body.clone();
+        next["messages"] = json!([
+            {"role": "user", "content": "weather?"},
+            {"role": "assistant", "content": null, "tool_calls": [call]},
+            {"role": "tool", "tool_call_id": "call_0", "content": "sunny"}
+        ]);
+        next["tool_choice"] = json!("none");
+        let resp = p.chat(&chat(next), "g").await.unwrap();
+        let v: Value = serde_json::from_slice(&resp.body).unwrap();
+        assert!(
+            v["choices"][0]["message"]["content"]
+                .as_str()
+                .unwrap()
+                .starts_with("weather?")
+        );
+
+        let mut streamed = body;
+        streamed["stream"] = json!(true);
+        let chunks = collect(&p, &chat(streamed), "g").await;
+        let finish: Vec<&str> = chunks
+            .iter()
+            .filter_map(|c| c.finish_reason.as_deref())
+            .collect();
+        assert_eq!(finish, ["tool_calls"]);
+    }
+
+    #[tokio::test]
+    async fn embeddings_against_the_mock_match_its_openai_vectors() {
+        let up = upstream(MockConfig::default()).await;
+        let p = adapter(&up.base_url, Duration::from_secs(5));
+        let req: EmbeddingsRequest = serde_json::from_value(
+            json!({"model": "public", "input": ["a b", "c"], "dimensions": 8}),
+        )
+        .unwrap();
+        let resp = p.embeddings(&req, "text-embedding-mock").await.unwrap();
+        assert_eq!(resp.usage, None, "Gemini counts no tokens here");
+        let v: Value = serde_json::from_slice(&resp.body).unwrap();
+        assert_eq!(v["model"], "text-embedding-mock");
+        assert_eq!(v["data"].as_array().unwrap().len(), 2);
+        assert_eq!(v["data"][0]["embedding"].as_array().unwrap().len(), 8);
+
+        // The OpenAI endpoint of the same mock makes the same vectors.
+        let openai = reqwest::Client::new()
+            .post(format!(
+                "{}/embeddings",
+                up.base_url.replace("/v1beta", "/v1")
+            ))
+            .json(&json!({"model": "x", "input": ["a b", "c"], "dimensions": 8}))
+            .send()
+            .await
+            .unwrap()
+            .json::<Value>()
+            .await
+            .unwrap();
+        assert_eq!(v["data"][1]["embedding"], openai["data"][1]["embedding"]);
+        assert_eq!(up.state.stats().embeddings, 2);
+    }
+
+    #[tokio::test]
+    async fn upstream_errors_become_typed_statuses() {
+        let up = upstream(MockConfig {
+            fail_rate: 1.0,
+            fail_status: 429,
+            retry_after_secs: Some(3),
+            ..MockConfig::default()
+        })
+        .await;
+        let p = adapter(&up.base_url, Duration::from_secs(5));
+        let req = chat(json!({"model": "m", "messages": [{"role": "user", "content": "x"}]}));
+        let e = p.chat(&req, "g").await.unwrap_err();
+        let (code, kind, _, retry) = status(&e);
+        assert_eq!(
+            (code, kind, retry),
+            (
+                429,
+                Some("RESOURCE_EXHAUSTED"),
+                Some(Duration::from_secs(3))
+            )
+        );
+        assert!(e.retryable());
+
+        for (fail_status, kind) in [(503, "UNAVAILABLE"), (403, "PERMISSION_DENIED")] {
+            up.state.set_config(MockConfig {
+                fail_rate: 1.0,
+                fail_status,
+                ..MockConfig::default()
+            });
+            let e = p.chat_stream(&req, "g").await.err().unwrap();
+            let (code, got_kind, message, _) = status(&e);
+            assert_eq!((code, got_kind), (fail_status, Some(kind)));
+            assert!(e.retryable(), "{fail_status}");
+            if fail_status == 403 {
+                assert_eq!(message, "the provider rejected the gateway's credentials");
+            }
+        }
+        up.state.set_config(MockConfig {
+            fail_rate: 1.0,
+            fail_status: 400,
+            ..MockConfig::default()
+        });
+        let emb: EmbeddingsRequest =
+            serde_json::from_value(json!({"model": "e", "input": "x"})).unwrap();
+        let e = p.embeddings(&emb, "e").await.unwrap_err();
+        assert_eq!(status(&e).1, Some("INVALID_ARGUMENT"));
+        assert!(!e.retryable());
+    }
+
+    #[tokio::test]
+    async fn stream_faults_surface_as_cut_malformed_and_timeouts() {
+        // A chunk delay lets the headers leave before the cut: with none, hyper may still hold
+        // them in its write buffer when the body errors, and the client sees no answer at all.
+        let up = upstream(MockConfig {
+            cut_rate: 1.0,
+            chunk_delay_ms: 5,
+            ..MockConfig::default()
+        })
+        .await;
+        let p = adapter(&up.base_url, Duration::from_millis(300));
+        let req = chat(
+            json!({"model": "m", "stream": true, "messages": [{"role": "user", "content": "a"}]}),
+        );
+        let out: Vec<_> = p.chat_stream(&req, "g").await.unwrap().collect().await;
+        assert!(
+            matches!(out.last(), Some(Err(ProviderError::StreamCut(_)))),
+            "{out:?}"
+        );
+
+        up.state.set_config(MockConfig {
+            malformed_rate: 1.0,
+            chunk_delay_ms: 5,
+            ..MockConfig::default()
+        });
+        let out: Vec<_> = p.chat_stream(&req, "g").await.unwrap().collect().await;
+        assert!(
+            matches!(out.last(), Some(Err(ProviderError::MalformedChunk(_)))),
+            "{out:?}"
+        );
+
+        up.state.set_config(MockConfig {
+            chunk_delay_ms: 2_000,
+            ..MockConfig::default()
+        });
+        let out: Vec<_> = p.chat_stream(&req, "g").await.unwrap().collect().await;
+        assert!(
+            matches!(
+                out.last(),
+                Some(Err(ProviderError::Timeout {
+                    phase: "stream_idle"
+                }))
+            ),
+            "{out:?}"
+        );
+
+        up.state.set_config(MockConfig {
+            latency_ms: 2_000,
+            ..MockConfig::default()
+        });
+        let plain = chat(json!({"model": "m", "messages": [{"role": "user", "content": "a"}]}));
+        let e = p.chat(&plain, "g").await.unwrap_err();
+        assert!(
+            matches!(e, ProviderError::Timeout { phase: "response" }),
+            "{e:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn conversion_errors_are_refused_before_anything_is_sent() {
+        let up = upstream(MockConfig::default()).await;
+        let p = adapter(&up.base_url, Duration::from_secs(5));
+        let req = chat(
+            json!({"model": "m", "messages": [{"role": "tool", "tool_call_id": "nope", "content": "x"}]}),
+        );
+        assert!(matches!(
+            p.chat(&req, "g").await,
+            Err(ProviderError::Invalid(_))
+        ));
+        let tokens: EmbeddingsRequest =
+            serde_json::from_value(json!({"model": "e", "input": [1, 2]})).unwrap();
+        assert!(matches!(
+            p.embeddings(&tokens, "e").await,
+            Err(ProviderError::Unsupported(_))
+        ));
+        let ok = chat(json!({"model": "m", "messages": [{"role": "user", "content": "x"}]}));
+        assert!(matches!(
+            p.chat(&ok, "").await,
+            Err(ProviderError::Invalid(_))
+        ));
+        assert_eq!(up.state.stats().requests, 0);
+    }
+
+    /// What goes on the wire, read off a raw socket: path, headers, body; answered with the
+    /// documented response fixture.
+    #[tokio::test]
+    async fn sends_the_request_google_documents() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base_url = format!("http://{}/v1beta/", listener.local_addr().unwrap());
+        let server = tokio::spawn(async move {
+            let (mut conn, _) = listener.accept().await.unwrap();
+            let mut raw = Vec::new();
+            let mut buf = [0u8; 4096];
+            // Read until the whole body announced by content-length is in.
+            let request = loop {
+                let n = conn.read(&mut buf).await.unwrap();
+                raw.extend_from_slice(&buf[..n]);
+                let text = String::from_utf8_lossy(&raw).into_owned();
+                if let Some((head, body)) = text.split_once("\r\n\r\n") {
+                    let len: usize = head
+                        .lines()
+                        .find_map(|l| {
+                            l.to_ascii_lowercase()
+                                .strip_prefix("content-length: ")
+                                .map(str::to_owned)
+                        })
+                        .unwrap()
+                        .parse()
+                        .unwrap();
+                    if body.len() >= len {
+                        break (head.to_owned(), body.to_owned());
+                    }
+                }
+            };
+            let answer =
+                include_str!("../../../tests/fixtures/gemini/generate_content_response.json");
+            let reply = format!(
+                "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{answer}",
+                answer.len()
+            );
+            conn.write_all(reply.as_bytes()).await.unwrap();
+            request
+        });
+        let p = adapter(&base_url, Duration::from_secs(5));
+        let req = chat(json!({"model": "public", "messages": [
+            {"role": "system", "content": "Be brief."},
+            {"role": "user", "content": "Explain how AI works in a few words"}]}));
+        let resp = p.chat(&req, "gemini-2.5-flash").await.unwrap();
+        let (head, body) = server.await.unwrap();
+        let head = head.to_ascii_lowercase();
+        assert!(
+            head.starts_with("post /v1beta/models/gemini-2.5-flash:generatecontent http/1.1"),
+            "{head}"
+        );
+        for header in [
+            "x-goog-api-key: aiza-test",
+            "content-type: application/json",
+        ] {
+            assert!(head.contains(header), "{header} missing from {head}");
+        }
+        assert!(!head.contains("authorization"), "{head}");
+        let body: Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(
+            body,
+            json!({"contents": [{"role": "user", "parts": [{"text": "Explain how AI works in a few words"}]}],
+                   "systemInstruction": {"parts": [{"text": "Be brief."}]}})
+        );
+        assert_eq!(resp.usage.unwrap().cached_input_tokens, 2048);
+        assert_eq!(resp.finish_reason.as_deref(), Some("stop"));
+    }
+
+    #[test]
+    fn urls_put_the_model_and_method_in_the_path() {
+        let p = adapter(
+            "https://generativelanguage.googleapis.com/v1beta",
+            Duration::from_secs(1),
+        );
+        let url = |model: &str, method: &str| p.url(model, method).unwrap().to_string();
+        assert_eq!(
+            url("gemini-2.5-flash", "generateContent"),
+            "https://generativelanguage.googleapis.com/v1beta/models/gemini-2.5-flash:generateContent"
+        );
+        assert_eq!(
+            url("models/gemini-2.5-flash", "batchEmbedContents"),
+            "https://generativelanguage.googleapis.com/v1beta/models/gemini-2.5-flash:batchEmbedContents"
+        );
+        assert_eq!(
+            url("tunedModels/my-model", "generateContent"),
+            "https://generativelanguage.googleapis.com/v1beta/tunedModels/my-model:generateContent"
+        );
+        assert_eq!(
+            url("a?b#c", "generateContent"),
+            "https://generativelanguage.googleapis.com/v1beta/models/a%3Fb%23c:generateContent",
+            "a model name cannot add a query or a fragment"
+        );
+        assert!(matches!(
+            p.url("", "generateContent"),
+            Err(ProviderError::Invalid(_))
+        ));
+    }
+
+    #[test]
+    fn error_bodies_keep_status_and_message_but_never_auth_text() {
+        let body = include_bytes!("../../../tests/fixtures/gemini/error_quota.json");
+        let e = error_from_body(429, None, body);
+        let (code, kind, message, retry) = status(&e);
+        assert_eq!(
+            (code, kind, retry),
+            (
+                429,
+                Some("RESOURCE_EXHAUSTED"),
+                Some(Duration::from_secs(22))
+            ),
+            "RetryInfo stands in for the missing Retry-After header"
+        );
+        assert!(
+            message.starts_with("You exceeded your current quota"),
+            "{message}"
+        );
+        assert_eq!(e.label(), "rate_limited");
+        let e = error_from_body(429, Some(Duration::from_secs(5)), body);
+        assert_eq!(
+            status(&e).3,
+            Some(Duration::from_secs(5)),
+            "the header wins"
+        );
+
+        // Google's answer to a bad key: 400, with the key echoed in a debug detail.
+        let bad_key = br#"{"error":{"code":400,"message":"API key not valid. Please pass a valid API key.","status":"INVALID_ARGUMENT","details":[{"@type":"type.googleapis.com/google.rpc.ErrorInfo","reason":"API_KEY_INVALID","domain":"googleapis.com","metadata":{"service":"generativelanguage.googleapis.com"}},{"@type":"type.googleapis.com/google.rpc.DebugInfo","detail":"Invalid API key: AIza-secret"}]}}"#;
+        let e = error_from_body(400, None, bad_key);
+        let (code, kind, message, _) = status(&e);
+        assert_eq!((code, kind), (401, Some("UNAUTHENTICATED")));
+        assert!(!message.contains("AIza"), "{message}");
+        assert_eq!(e.label(), "upstream_auth");
+        assert!(e.retryable());
+
+        let denied = br#"[{"error":{"code":403,"message":"Method doesn't allow unregistered callers","status":"PERMISSION_DENIED"}}]"#;
+        let e = error_from_body(403, None, denied);
+        assert_eq!(
+            status(&e).1,
+            Some("PERMISSION_DENIED"),
+            "the array form is read too"
+        );
+        assert_eq!(
+            status(&e).2,
+            "the provider rejected the gateway's credentials"
+        );
+
+        let invalid = br#"{"error":{"code":400,"message":"Please use a valid role: user, model.","status":"INVALID_ARGUMENT"}}"#;
+        let e = error_from_body(400, None, invalid);
+        assert_eq!(status(&e).2, "Please use a valid role: user, model.");
+        assert!(!e.retryable());
+        let e = error_from_body(502, None, b"<html>bad gateway</html>");
+        assert_eq!(status(&e).2, "<html>bad gateway</html>");
+        assert_eq!(proto_duration("0.5s"), Some(Duration::from_millis(500)));
+        assert_eq!(proto_duration("-1s"), None);
+        assert_eq!(proto_duration("22"), None);
+    }
+
+    #[test]
+    fn a_key_that_is_not_a_header_value_or_a_bad_base_url_fails_the_build() {
+        let url = "https://generativelanguage.googleapis.com/v1beta";
+        let bad = spec(url, Some("bad\nkey"), Duration::from_secs(1));
+        assert!(matches!(
+            Gemini::new(Arc::new(bad)),
+            Err(BuildError::ApiKey(_))
+        ));
+        let no_base = spec("mailto:someone@example.com", None, Duration::from_secs(1));
+        assert!(matches!(
+            Gemini::new(Arc::new(no_base)),
+            Err(BuildError::Url(_))
+        ));
+        let ok = Gemini::new(Arc::new(spec(url, None, Duration::from_secs(1)))).unwrap();
+        assert_eq!(ok.name(), "gemini");
+        let built = crate::providers::build(Arc::new(spec(url, None, Duration::from_secs(1))));
+        assert_eq!(
+            built.map(|p| p.name().to_owned()).ok().as_deref(),
+            Some("gemini")
+        );
+    }
+}
+
+/// The pure conversions, reachable from the criterion benches (`benches/codec.rs`); the gateway
+/// itself goes through [`Gemini`].
+pub mod conversions {
+    use super::{ChatRequest, Gemini, ProviderError, convert, stream};
+
+    /// Canonical request → `GenerateContentRequest` body (the model goes in the URL).
+    pub fn request(req: &ChatRequest) -> Result<Vec<u8>, ProviderError> {
+        Gemini::body(req)
+    }
+
+    /// `GenerateContentResponse` body → canonical `chat.completion` body.
+    pub fn response(body: &[u8], model: &str) -> Result<Vec<u8>, ProviderError> {
+        convert::response(body, model, 0).map(|c| c.body)
+    }
+
+    /// Translates one stream's events, one `data:` payload at a time.
+    pub struct StreamEvents(stream::Translator);
+
+    impl StreamEvents {
+        /// A stream of answers from `model`.
+        pub fn new(model: &str) -> Self {
+            Self(stream::Translator::new(model, 0))
+        }
+
+        /// The canonical chunks for one event.
+        pub fn event(&mut self, data: &str) -> Result<Vec<bytes::Bytes>, ProviderError> {
+            Ok(self.0.event(data)?.into_iter().map(|c| c.data).collect())
+        }
+
+        /// The chunks the end of the body makes: finish reasons, then usage.
+        pub fn end(&mut self) -> Result<Vec<bytes::Bytes>, ProviderError> {
+            Ok(self.0.end()?.into_iter().map(|c| c.data).collect())
+        }
+    }
+}
