@@ -68,11 +68,14 @@ const TOOL_BODY: &str = r#"{"model":"m","messages":[{"role":"system","content":"
 const ANTHROPIC_RESPONSE: &str = include_str!("../tests/fixtures/anthropic/messages_response.json");
 const OPENAI_CHUNK: &str = r#"{"id":"chatcmpl-1","object":"chat.completion.chunk","created":1,"model":"gpt-4o-mini","choices":[{"index":0,"delta":{"content":"Hello "},"logprobs":null,"finish_reason":null}]}"#;
 const ANTHROPIC_START: &str = r#"{"type":"message_start","message":{"id":"msg_1","type":"message","role":"assistant","content":[],"model":"claude-haiku-4-5","stop_reason":null,"stop_sequence":null,"usage":{"input_tokens":25,"output_tokens":1}}}"#;
+const GEMINI_RESPONSE: &str =
+    include_str!("../tests/fixtures/gemini/generate_content_response.json");
+const GEMINI_EVENT: &str = r#"{"candidates":[{"content":{"parts":[{"text":"Hello "}],"role":"model"},"index":0}],"modelVersion":"gemini-2.5-flash"}"#;
 const ANTHROPIC_DELTA: &str =
     r#"{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"Hello "}}"#;
 
 fn adapters(c: &mut Criterion) {
-    use switchyard::providers::{anthropic, openai};
+    use switchyard::providers::{anthropic, gemini, openai};
     let req: ChatRequest = serde_json::from_str(TOOL_BODY).unwrap();
     c.bench_function("openai_request", |b| {
         b.iter(|| openai::conversions::request(black_box(&req), "gpt-4o-mini", false))
@@ -88,6 +91,18 @@ fn adapters(c: &mut Criterion) {
     });
     let mut events = anthropic::conversions::StreamEvents::default();
     events.event(ANTHROPIC_START).unwrap();
+    c.bench_function("gemini_request", |b| {
+        b.iter(|| gemini::conversions::request(black_box(&req)))
+    });
+    c.bench_function("gemini_response", |b| {
+        b.iter(|| {
+            gemini::conversions::response(black_box(GEMINI_RESPONSE.as_bytes()), "gemini-2.5-flash")
+        })
+    });
+    let mut gevents = gemini::conversions::StreamEvents::new("gemini-2.5-flash");
+    c.bench_function("gemini_stream_event", |b| {
+        b.iter(|| gevents.event(black_box(GEMINI_EVENT)))
+    });
     c.bench_function("anthropic_stream_event", |b| {
         b.iter(|| events.event(black_box(ANTHROPIC_DELTA)))
     });
