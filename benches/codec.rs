@@ -30,6 +30,8 @@ fn envelope() -> Envelope {
             body: BODY.into(),
             guardrail_findings: vec![],
             cache_key: None,
+            rule: None,
+            routed_model: None,
         }),
     )
 }
@@ -73,9 +75,36 @@ const GEMINI_RESPONSE: &str =
 const GEMINI_EVENT: &str = r#"{"candidates":[{"content":{"parts":[{"text":"Hello "}],"role":"model"},"index":0}],"modelVersion":"gemini-2.5-flash"}"#;
 const ANTHROPIC_DELTA: &str =
     r#"{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"Hello "}}"#;
+const BEDROCK_RESPONSE: &str = include_str!("../tests/fixtures/bedrock/converse_response.json");
+/// A ConverseStream text delta as Bedrock sends it, padding field `p` included.
+const BEDROCK_DELTA: &str =
+    r#"{"contentBlockIndex":0,"delta":{"text":"Hello "},"p":"abcdefghijklmnopqrstuvwxyzABCDEF"}"#;
+
+/// `payload` framed as one ConverseStream event (`application/vnd.amazon.eventstream`).
+fn bedrock_frame(event_type: &str, payload: &str) -> Vec<u8> {
+    use aws_smithy_eventstream::frame::write_message_to;
+    use aws_smithy_types::event_stream::{Header, HeaderValue, Message};
+    let header = |name: &str, value: &str| {
+        Header::new(
+            name.to_owned(),
+            HeaderValue::String(value.to_owned().into()),
+        )
+    };
+    let message = Message::new_from_parts(
+        vec![
+            header(":event-type", event_type),
+            header(":content-type", "application/json"),
+            header(":message-type", "event"),
+        ],
+        payload.as_bytes().to_vec(),
+    );
+    let mut out = Vec::new();
+    write_message_to(&message, &mut out).unwrap();
+    out
+}
 
 fn adapters(c: &mut Criterion) {
-    use switchyard::providers::{anthropic, gemini, openai};
+    use switchyard::providers::{anthropic, bedrock, gemini, openai};
     let req: ChatRequest = serde_json::from_str(TOOL_BODY).unwrap();
     c.bench_function("openai_request", |b| {
         b.iter(|| openai::conversions::request(black_box(&req), "gpt-4o-mini", false))
@@ -105,6 +134,30 @@ fn adapters(c: &mut Criterion) {
     });
     c.bench_function("anthropic_stream_event", |b| {
         b.iter(|| events.event(black_box(ANTHROPIC_DELTA)))
+    });
+    c.bench_function("bedrock_request", |b| {
+        b.iter(|| bedrock::conversions::request(black_box(&req)))
+    });
+    c.bench_function("bedrock_response", |b| {
+        b.iter(|| {
+            bedrock::conversions::response(
+                black_box(BEDROCK_RESPONSE.as_bytes()),
+                "anthropic.claude-3-5-haiku-20241022-v1:0",
+            )
+        })
+    });
+    let mut bevents =
+        bedrock::conversions::StreamEvents::new("anthropic.claude-3-5-haiku-20241022-v1:0");
+    bevents
+        .event("messageStart", br#"{"role":"assistant"}"#)
+        .unwrap();
+    c.bench_function("bedrock_stream_event", |b| {
+        b.iter(|| bevents.event("contentBlockDelta", black_box(BEDROCK_DELTA.as_bytes())))
+    });
+    // The same event as it arrives: framing and both CRCs, then the translation.
+    let frame = bedrock_frame("contentBlockDelta", BEDROCK_DELTA);
+    c.bench_function("bedrock_stream_frame", |b| {
+        b.iter(|| bevents.bytes(black_box(&frame)))
     });
 }
 

@@ -96,7 +96,7 @@ pub async fn serve(
 
     let providers =
         build_providers(&config.providers).map_err(|e| AppError::Http(e.to_string()))?;
-    let routes = RouteTable::build(&config.models, &providers);
+    let routes = RouteTable::build(&config.models, &config.routing, &providers);
 
     let stop_background = CancellationToken::new();
 

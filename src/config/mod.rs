@@ -4,10 +4,15 @@
 
 mod presets;
 mod pricing;
+mod routing;
 mod secret;
 
 pub use presets::Preset;
 pub use pricing::{Price, Pricing, RawPrice, RawPricing};
+pub use routing::{
+    BreakerConfig, ErrorClass, HealthConfig, RawClassFallback, RawCondition, RawHedge, RawRule,
+    RetryBudgetConfig, RetryConfig, RoutingConfig, Strategy,
+};
 pub use secret::{Secret, SecretRef};
 
 use schemars::JsonSchema;
@@ -43,6 +48,9 @@ pub struct RawConfig {
     /// Public model names and the deployments behind them.
     #[serde(default)]
     pub models: Vec<RawModel>,
+    /// Retries, retry budget, circuit breakers, live health and content rules.
+    #[serde(default)]
+    pub routing: RoutingConfig,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
@@ -208,6 +216,9 @@ pub enum ProviderKind {
     /// Google Gemini Generative Language API (`base_url` like
     /// `https://generativelanguage.googleapis.com/v1beta`, key in `x-goog-api-key`).
     Gemini,
+    /// AWS Bedrock Converse API, SigV4-signed with AWS credentials (or a Bedrock API key as a
+    /// bearer token); `base_url` defaults to `https://bedrock-runtime.{region}.amazonaws.com`.
+    Bedrock,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
@@ -223,22 +234,50 @@ pub struct RawProvider {
     pub base_url: Option<String>,
     /// Credential, from an environment variable or a file; omit for servers without auth.
     pub api_key: Option<SecretRef>,
+    /// A pool of credentials for the same provider instead of `api_key`: requests use the
+    /// first that is not cooling down after a 429, so a rate limit on one key moves to the next.
+    #[serde(default)]
+    pub api_keys: Vec<SecretRef>,
     /// Azure OpenAI `api-version` (default `2024-10-21`).
     pub api_version: Option<String>,
+    /// Bedrock: the AWS region (default `AWS_REGION`, then `AWS_DEFAULT_REGION`).
+    pub region: Option<String>,
+    /// Bedrock: access key id for SigV4 (default `{ env = "AWS_ACCESS_KEY_ID" }`). Not used
+    /// when `api_key` (a Bedrock API key) is given.
+    pub aws_access_key_id: Option<SecretRef>,
+    /// Bedrock: secret access key (default `{ env = "AWS_SECRET_ACCESS_KEY" }`).
+    pub aws_secret_access_key: Option<SecretRef>,
+    /// Bedrock: session token of temporary credentials (default `AWS_SESSION_TOKEN` if set).
+    pub aws_session_token: Option<SecretRef>,
     #[serde(default = "default_connect_timeout", with = "humantime_serde")]
     #[schemars(with = "String")]
     pub connect_timeout: Duration,
-    /// Whole-request limit for non-streams; for streams, the limit on waiting for each chunk.
+    /// Total time for a request: the whole answer, or the whole stream.
     #[serde(default = "default_timeout", with = "humantime_serde")]
     #[schemars(with = "String")]
     pub timeout: Duration,
+    /// Streams: time from sending the request to the first token; past it the router falls
+    /// back (nothing has reached the client yet).
+    #[serde(default = "default_first_token_timeout", with = "humantime_serde")]
+    #[schemars(with = "String")]
+    pub first_token_timeout: Duration,
+    /// Streams: longest wait between two chunks.
+    #[serde(default = "default_idle_timeout", with = "humantime_serde")]
+    #[schemars(with = "String")]
+    pub idle_timeout: Duration,
 }
 
 fn default_connect_timeout() -> Duration {
     Duration::from_secs(2)
 }
 fn default_timeout() -> Duration {
-    Duration::from_secs(120)
+    Duration::from_secs(600)
+}
+fn default_first_token_timeout() -> Duration {
+    Duration::from_secs(60)
+}
+fn default_idle_timeout() -> Duration {
+    Duration::from_secs(60)
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
@@ -246,8 +285,21 @@ fn default_timeout() -> Duration {
 pub struct RawModel {
     /// The public name clients send as `model`.
     pub name: String,
-    /// Tried in order: later deployments are fallbacks on retryable failures.
+    /// The deployments serving this model; `strategy` decides which one a request tries first,
+    /// the rest are its fallbacks.
     pub deployments: Vec<RawDeployment>,
+    /// How the first deployment is picked (default: in order).
+    #[serde(default)]
+    pub strategy: Strategy,
+    /// Public models tried, in order, once every deployment of this one failed.
+    #[serde(default)]
+    pub fallbacks: Vec<String>,
+    /// A model to try when the chain ends on a given error class (e.g. a context-length error
+    /// → a larger-context model), before `fallbacks`.
+    #[serde(default)]
+    pub fallback_on: Vec<RawClassFallback>,
+    /// Send a second attempt elsewhere when the first is slow to answer (opt-in).
+    pub hedge: Option<RawHedge>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
@@ -257,6 +309,13 @@ pub struct RawDeployment {
     pub provider: String,
     /// The model name the provider knows.
     pub model: String,
+    /// Share of traffic under `strategy = "weighted"`.
+    #[serde(default = "default_weight")]
+    pub weight: u32,
+}
+
+fn default_weight() -> u32 {
+    1
 }
 
 /// A provider after validation (secret resolved).
@@ -268,8 +327,45 @@ pub struct ProviderSpec {
     pub api_key: Option<Secret>,
     /// Azure only.
     pub api_version: String,
+    /// Bedrock only: the region requests are signed for.
+    pub region: String,
+    /// Bedrock only: SigV4 credentials; `None` when `api_key` (a Bedrock API key) is used.
+    pub aws: Option<AwsCredentials>,
+    /// Every credential of a key pool (`api_key` is the one this spec's adapter uses).
+    pub key_pool: Vec<Secret>,
     pub connect_timeout: Duration,
     pub timeout: Duration,
+    pub first_token_timeout: Duration,
+    pub idle_timeout: Duration,
+}
+
+impl ProviderSpec {
+    /// A spec with the documented defaults and no credentials, for code that builds adapters
+    /// outside a config file (tests, benches); set other fields with struct update syntax.
+    pub fn new(name: &str, kind: ProviderKind, base_url: &str) -> Self {
+        Self {
+            name: name.to_owned(),
+            kind,
+            base_url: base_url.trim_end_matches('/').to_owned(),
+            api_key: None,
+            api_version: "2024-10-21".to_owned(),
+            region: String::new(),
+            aws: None,
+            key_pool: Vec::new(),
+            connect_timeout: default_connect_timeout(),
+            timeout: default_timeout(),
+            first_token_timeout: default_first_token_timeout(),
+            idle_timeout: default_idle_timeout(),
+        }
+    }
+}
+
+/// AWS credentials for SigV4 signing, resolved at start.
+#[derive(Debug, Clone)]
+pub struct AwsCredentials {
+    pub access_key_id: Secret,
+    pub secret_access_key: Secret,
+    pub session_token: Option<Secret>,
 }
 
 /// A deployment after validation: a handle to its provider.
@@ -277,12 +373,17 @@ pub struct ProviderSpec {
 pub struct Deployment {
     pub provider: Arc<ProviderSpec>,
     pub model: String,
+    pub weight: u32,
 }
 
 #[derive(Debug, Clone)]
 pub struct ModelSpec {
     pub name: String,
     pub deployments: Vec<Deployment>,
+    pub strategy: Strategy,
+    pub fallbacks: Vec<String>,
+    pub fallback_on: Vec<(ErrorClass, String)>,
+    pub hedge: Option<RawHedge>,
 }
 
 /// A virtual key after validation.
@@ -306,6 +407,7 @@ pub struct Config {
     pub keys: Vec<KeySpec>,
     pub providers: BTreeMap<String, Arc<ProviderSpec>>,
     pub models: Vec<ModelSpec>,
+    pub routing: RoutingConfig,
     pub pricing: Pricing,
 }
 
@@ -373,6 +475,52 @@ pub fn parse_hash(s: &str) -> Option<[u8; 32]> {
 }
 
 /// Pure validation. `resolve` turns a secret reference into its value (injected for tests).
+/// SigV4 credentials of a Bedrock provider: the configured references, or the standard AWS
+/// environment variables. The session token is optional unless configured explicitly.
+fn bedrock_credentials(
+    p: &RawProvider,
+    path: &str,
+    resolve: &impl Fn(&SecretRef) -> Result<Secret, String>,
+    problems: &mut Vec<String>,
+) -> Option<AwsCredentials> {
+    let env = |name: &str| SecretRef::Env(name.to_owned());
+    let mut required = |given: &Option<SecretRef>, field: &str, var: &str| {
+        let r = given.clone().unwrap_or_else(|| env(var));
+        resolve(&r)
+            .map_err(|e| {
+                problems.push(format!(
+                    "{path}.{field}: {e} (or give api_key, a Bedrock API key)"
+                ))
+            })
+            .ok()
+    };
+    let access_key_id = required(
+        &p.aws_access_key_id,
+        "aws_access_key_id",
+        "AWS_ACCESS_KEY_ID",
+    );
+    let secret_access_key = required(
+        &p.aws_secret_access_key,
+        "aws_secret_access_key",
+        "AWS_SECRET_ACCESS_KEY",
+    );
+    let session_token = match &p.aws_session_token {
+        Some(r) => match resolve(r) {
+            Ok(s) => Some(s),
+            Err(e) => {
+                problems.push(format!("{path}.aws_session_token: {e}"));
+                None
+            }
+        },
+        None => resolve(&env("AWS_SESSION_TOKEN")).ok(),
+    };
+    Some(AwsCredentials {
+        access_key_id: access_key_id?,
+        secret_access_key: secret_access_key?,
+        session_token,
+    })
+}
+
 pub fn validate(
     raw: RawConfig,
     pricing: Option<RawPricing>,
@@ -463,9 +611,49 @@ pub fn validate(
                 "{path}.preset: presets are OpenAI-compatible vendors; remove `kind` or the preset"
             ));
         }
+        let is_bedrock = p.kind == ProviderKind::Bedrock;
+        let bedrock_only = [
+            ("region", p.region.is_some()),
+            ("aws_access_key_id", p.aws_access_key_id.is_some()),
+            ("aws_secret_access_key", p.aws_secret_access_key.is_some()),
+            ("aws_session_token", p.aws_session_token.is_some()),
+        ];
+        for (field, given) in bedrock_only {
+            if given && !is_bedrock {
+                problems.push(format!("{path}.{field}: only for kind = \"bedrock\""));
+            }
+        }
+        let region = if is_bedrock {
+            let region = p.region.clone().or_else(|| {
+                ["AWS_REGION", "AWS_DEFAULT_REGION"]
+                    .iter()
+                    .find_map(|v| std::env::var(v).ok().filter(|r| !r.is_empty()))
+            });
+            match region {
+                Some(r)
+                    if !r.is_empty()
+                        && r.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') =>
+                {
+                    r
+                }
+                Some(r) => {
+                    problems.push(format!("{path}.region: {r:?} is not an AWS region"));
+                    String::new()
+                }
+                None => {
+                    problems.push(format!(
+                        "{path}.region: required for Bedrock (or set AWS_REGION)"
+                    ));
+                    String::new()
+                }
+            }
+        } else {
+            String::new()
+        };
         let base_url = match (&p.base_url, p.preset) {
             (Some(url), _) => url.clone(),
             (None, Some(preset)) => preset.base_url().to_owned(),
+            (None, None) if is_bedrock => format!("https://bedrock-runtime.{region}.amazonaws.com"),
             (None, None) => {
                 problems.push(format!(
                     "{path}.base_url: required unless a preset is given"
@@ -479,12 +667,25 @@ pub fn validate(
                 "{path}.base_url: must start with http:// or https://, got {base_url:?}"
             ));
         }
+        if p.api_key.is_some() && !p.api_keys.is_empty() {
+            problems.push(format!(
+                "{path}.api_keys: give api_key or api_keys, not both"
+            ));
+        }
+        let mut key_pool = Vec::new();
+        for (j, r) in p.api_keys.iter().enumerate() {
+            match resolve(r) {
+                Ok(s) => key_pool.push(s),
+                Err(e) => problems.push(format!("{path}.api_keys[{j}]: {e}")),
+            }
+        }
         let key_ref = p.api_key.clone().or_else(|| {
             p.preset
                 .and_then(Preset::key_env)
                 .map(|v| SecretRef::Env(v.to_owned()))
         });
         let api_key = match &key_ref {
+            _ if !key_pool.is_empty() => key_pool.first().cloned(),
             Some(r) => match resolve(r) {
                 Ok(s) => Some(s),
                 Err(e) => {
@@ -493,6 +694,21 @@ pub fn validate(
                 }
             },
             None => None,
+        };
+        for (field, d) in [
+            ("timeout", p.timeout),
+            ("first_token_timeout", p.first_token_timeout),
+            ("idle_timeout", p.idle_timeout),
+            ("connect_timeout", p.connect_timeout),
+        ] {
+            if d.is_zero() {
+                problems.push(format!("{path}.{field}: must be greater than 0"));
+            }
+        }
+        let aws = if is_bedrock && api_key.is_none() {
+            bedrock_credentials(p, &path, &resolve, &mut problems)
+        } else {
+            None
         };
         providers.insert(
             name.clone(),
@@ -505,8 +721,13 @@ pub fn validate(
                     .api_version
                     .clone()
                     .unwrap_or_else(|| "2024-10-21".to_owned()),
+                region,
+                aws,
+                key_pool,
                 connect_timeout: p.connect_timeout,
                 timeout: p.timeout,
+                first_token_timeout: p.first_token_timeout,
+                idle_timeout: p.idle_timeout,
             }),
         );
     }
@@ -533,6 +754,7 @@ pub fn validate(
                 Some(p) => deployments.push(Deployment {
                     provider: Arc::clone(p),
                     model: d.model.clone(),
+                    weight: d.weight,
                 }),
                 None => problems.push(format!(
                     "{path}.deployments[{j}].provider: no provider named {:?}",
@@ -540,11 +762,30 @@ pub fn validate(
                 )),
             }
         }
+        if m.strategy == Strategy::Weighted && m.deployments.iter().all(|d| d.weight == 0) {
+            problems.push(format!(
+                "{path}.deployments: weighted, but every weight is 0"
+            ));
+        }
+        if let Some(h) = &m.hedge
+            && h.after.is_some_and(|a| a.is_zero())
+        {
+            problems.push(format!("{path}.hedge.after: must be greater than 0"));
+        }
         models.push(ModelSpec {
             name: m.name.clone(),
             deployments,
+            strategy: m.strategy,
+            fallbacks: m.fallbacks.clone(),
+            fallback_on: m
+                .fallback_on
+                .iter()
+                .map(|f| (f.class, f.model.clone()))
+                .collect(),
+            hedge: m.hedge.clone(),
         });
     }
+    routing::validate(&raw.routing, &models, &mut problems);
 
     let pricing = match pricing {
         Some(raw) => Pricing::validate(raw, &mut problems),
@@ -569,6 +810,7 @@ pub fn validate(
         keys,
         providers,
         models,
+        routing: raw.routing,
         pricing,
     })
 }

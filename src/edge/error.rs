@@ -211,6 +211,12 @@ impl ApiError {
                 "upstream_unavailable",
                 e.to_string(),
             ),
+            ProviderError::CircuitOpen => Self::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "upstream_error",
+                "circuit_open",
+                e.to_string(),
+            ),
             ProviderError::Unsupported(_) => Self::new(
                 StatusCode::BAD_REQUEST,
                 "invalid_request_error",

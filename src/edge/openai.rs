@@ -43,8 +43,10 @@ pub async fn chat_completions(
         body,
         Surface::OpenAi,
         Endpoint::ChatCompletions,
+        Ok::<ChatRequest, ApiError>,
         |r: &ChatRequest| &r.model,
         ChatRequest::is_stream,
+        |r: &ChatRequest| Some(r),
     )
     .await?;
     let request_id = ctx.request_id;
@@ -53,7 +55,7 @@ pub async fn chat_completions(
     } else {
         let route = Arc::clone(&ctx.route);
         let call = async {
-            map_outcome(routing::chat(&route, &req).await, |r| Answer {
+            map_outcome(routing::chat(&st.routes, &route, &req).await, |r| Answer {
                 // A provider that reports no usage is counted by us (marked estimated).
                 usage: r
                     .usage
@@ -78,17 +80,21 @@ pub async fn embeddings(
         body,
         Surface::OpenAi,
         Endpoint::Embeddings,
+        Ok::<EmbeddingsRequest, ApiError>,
         |r: &EmbeddingsRequest| &r.model,
         |_| false,
+        |_: &EmbeddingsRequest| None,
     )
     .await?;
     let request_id = ctx.request_id;
     let route = Arc::clone(&ctx.route);
     let call = async {
-        map_outcome(routing::embeddings(&route, &req).await, |r| Answer {
-            body: r.body,
-            usage: r.usage,
-            finish_reason: None,
+        map_outcome(routing::embeddings(&st.routes, &route, &req).await, |r| {
+            Answer {
+                body: r.body,
+                usage: r.usage,
+                finish_reason: None,
+            }
         })
     };
     Ok(with_request_id(

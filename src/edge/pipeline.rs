@@ -19,16 +19,17 @@ use super::anthropic::StreamTranslator;
 use super::{ApiError, EdgeState, bearer, read_body};
 use crate::config::Durability;
 use crate::events::{
-    Attempt, Endpoint, Envelope, ErrorInfo, Event, Principal, RequestAccepted, ResponseCompleted,
-    SpendRecorded, Usage,
+    Attempt, BreakerChanged, Endpoint, Envelope, ErrorInfo, Event, Principal, RequestAccepted,
+    ResponseCompleted, SpendRecorded, Usage,
 };
 use crate::providers::{ChatRequest, ChatStream, ProviderError, StreamChunk, tokens};
 use crate::publish::PublishError;
-use crate::routing::{self, ModelRoute, Outcome};
+use crate::routing::{self, Deployment, ModelRoute, Outcome};
 
 static REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 static PROVIDER: HeaderName = HeaderName::from_static("x-switchyard-provider");
 static ATTEMPTS: HeaderName = HeaderName::from_static("x-switchyard-attempts");
+static UPSTREAM_MODEL: HeaderName = HeaderName::from_static("x-switchyard-model");
 
 /// A body as recorded in an event: whole when it fits `max`, else its first `max` bytes (cut at
 /// a character boundary) and a marker saying how much was left out. Keeps every event under
@@ -82,28 +83,38 @@ pub struct Ctx {
     surface: Surface,
 }
 
-/// Authenticate, read and parse the body, resolve the model, and build RequestAccepted.
-/// `model_of` names the public model in the parsed body.
+/// Authenticate, read and parse the body, resolve the model (content rules first), and build
+/// RequestAccepted. `prepare` turns the parsed body into what the surface works with (or refuses
+/// it); `model_of`, `stream_of` and `chat_of` read the requested model, whether it streams, and
+/// the chat request the content rules look at (none for embeddings).
 #[allow(clippy::too_many_arguments)]
-pub async fn admit<T: serde::de::DeserializeOwned>(
+pub async fn admit<T: serde::de::DeserializeOwned, P>(
     st: &Arc<EdgeState>,
     headers: &HeaderMap,
     body: Body,
     surface: Surface,
     endpoint: Endpoint,
-    model_of: impl Fn(&T) -> &str,
-    stream_of: impl Fn(&T) -> bool,
-) -> Result<(Ctx, T, Envelope), ApiError> {
+    prepare: impl FnOnce(T) -> Result<P, ApiError>,
+    model_of: impl Fn(&P) -> &str,
+    stream_of: impl Fn(&P) -> bool,
+    chat_of: impl Fn(&P) -> Option<&ChatRequest>,
+) -> Result<(Ctx, P, Envelope), ApiError> {
     let started = Instant::now();
     let principal = authenticate(st, headers)?;
     let bytes = read_body(headers, body, st.max_body_bytes).await?;
     let req: T = serde_json::from_slice(&bytes).map_err(|e| ApiError::invalid_json(&e))?;
+    let req = prepare(req)?;
     let model = model_of(&req).to_owned();
-    let route = st
+    let resolved = st
         .routes
-        .get(&model)
-        .cloned()
+        .resolve(&routing::rules::Input {
+            model: &model,
+            headers,
+            principal: &principal,
+            chat: chat_of(&req),
+        })
         .ok_or_else(|| ApiError::model_not_found(&model))?;
+    let route = resolved.route;
     let request_id = Ulid::generate();
     let accepted = Envelope::new(
         request_id,
@@ -117,6 +128,8 @@ pub async fn admit<T: serde::de::DeserializeOwned>(
             body: clip(&bytes, st.max_event_body_bytes),
             guardrail_findings: Vec::new(),
             cache_key: None,
+            routed_model: resolved.rule.as_ref().map(|_| route.name.clone()),
+            rule: resolved.rule,
         }),
     );
     let ctx = Ctx {
@@ -155,8 +168,9 @@ pub struct Answer {
 
 pub fn map_outcome<T>(o: Outcome<T>, f: impl FnOnce(T) -> Answer) -> Outcome<Answer> {
     Outcome {
-        result: o.result.map(|(v, i)| (f(v), i)),
+        result: o.result.map(|(v, d)| (f(v), d)),
         attempts: o.attempts,
+        breaker_changes: o.breaker_changes,
     }
 }
 
@@ -198,8 +212,9 @@ pub async fn plain_path(
     call: impl Future<Output = Outcome<Answer>>,
 ) -> Result<Response, ApiError> {
     let (acked, outcome) = accepted_then(&ctx.st, &accepted, call).await;
+    publish_breaker_changes(&ctx.st, outcome.breaker_changes).await;
     let attempts = outcome.attempts;
-    let (answer, idx) = match outcome.result {
+    let (answer, dep) = match outcome.result {
         Ok(ok) => ok,
         Err(e) => return Err(fail(&ctx, attempts, &e, false).await),
     };
@@ -209,7 +224,7 @@ pub async fn plain_path(
         &ctx,
         Finished {
             attempts,
-            deployment: Some(idx),
+            deployment: Some(Arc::clone(&dep)),
             status: strict.as_ref().map_or(200, |e| e.status.as_u16()),
             error: acked.as_ref().err().map(strict_audit_info),
             ttft_us: Some(ctx.started.elapsed().as_micros() as u64),
@@ -229,8 +244,7 @@ pub async fn plain_path(
         answer.body,
     )
         .into_response();
-    let provider = &ctx.route.targets[idx].provider_name;
-    decorate(r.headers_mut(), ctx.request_id, Some(provider), attempts_n);
+    decorate(r.headers_mut(), ctx.request_id, Some(&dep), attempts_n);
     Ok(r)
 }
 
@@ -258,21 +272,35 @@ async fn fail(ctx: &Ctx, attempts: Vec<Attempt>, e: &ProviderError, stream: bool
     api
 }
 
-fn decorate(h: &mut HeaderMap, request_id: Ulid, provider: Option<&str>, attempts: usize) {
+/// Name the request, the deployment that answered and the attempts made, on the response.
+fn decorate(h: &mut HeaderMap, request_id: Ulid, answered: Option<&Deployment>, attempts: usize) {
     if let Ok(v) = HeaderValue::from_str(&request_id.to_string()) {
         h.insert(REQUEST_ID.clone(), v);
     }
-    if let Some(p) = provider.and_then(|p| HeaderValue::from_str(p).ok()) {
-        h.insert(PROVIDER.clone(), p);
+    if let Some(d) = answered {
+        if let Ok(p) = HeaderValue::from_str(&d.provider_name) {
+            h.insert(PROVIDER.clone(), p);
+        }
+        if let Ok(m) = HeaderValue::from_str(&d.model) {
+            h.insert(UPSTREAM_MODEL.clone(), m);
+        }
     }
     h.insert(ATTEMPTS.clone(), HeaderValue::from(attempts));
+}
+
+/// Breaker changes seen by this request's attempts, as events of their own.
+async fn publish_breaker_changes(st: &EdgeState, changes: Vec<BreakerChanged>) {
+    for change in changes {
+        let env = Envelope::new(Ulid::generate(), Event::BreakerChanged(change));
+        st.sink.emit(&env).await;
+    }
 }
 
 /// How a request ended, for the closing events.
 struct Finished {
     attempts: Vec<Attempt>,
     /// Index of the target that answered.
-    deployment: Option<usize>,
+    deployment: Option<Arc<Deployment>>,
     status: u16,
     error: Option<ErrorInfo>,
     ttft_us: Option<u64>,
@@ -285,7 +313,7 @@ struct Finished {
 /// Publish ResponseCompleted and, when the cost is known, SpendRecorded; count the request.
 async fn finish(ctx: &Ctx, done: Finished) {
     let latency = ctx.started.elapsed();
-    let target = done.deployment.map(|i| &ctx.route.targets[i]);
+    let target = done.deployment.as_deref();
     let provider = target.map_or("none", |t| t.provider_name.as_str());
     metrics::counter!("switchyard_requests_total", "model" => ctx.route.name.clone(), "provider" => provider.to_owned(), "status" => done.status.to_string()).increment(1);
     metrics::histogram!("switchyard_request_duration_seconds", "model" => ctx.route.name.clone())
@@ -348,10 +376,15 @@ pub async fn stream_path(
     req: ChatRequest,
     accepted: Envelope,
 ) -> Result<Response, ApiError> {
-    let (acked, outcome) =
-        accepted_then(&ctx.st, &accepted, routing::open_stream(&ctx.route, &req)).await;
+    let (acked, outcome) = accepted_then(
+        &ctx.st,
+        &accepted,
+        routing::open_stream(&ctx.st.routes, &ctx.route, &req),
+    )
+    .await;
+    publish_breaker_changes(&ctx.st, outcome.breaker_changes).await;
     let attempts = outcome.attempts;
-    let (stream, idx) = match outcome.result {
+    let (stream, dep) = match outcome.result {
         Ok(ok) => ok,
         Err(e) => return Err(fail(&ctx, attempts, &e, true).await),
     };
@@ -362,7 +395,7 @@ pub async fn stream_path(
             &ctx,
             Finished {
                 attempts,
-                deployment: Some(idx),
+                deployment: Some(Arc::clone(&dep)),
                 status: api.status.as_u16(),
                 error: Some(strict_audit_info(&e)),
                 ttft_us: None,
@@ -376,11 +409,11 @@ pub async fn stream_path(
         return Err(api);
     }
     let (tx, rx) = mpsc::channel::<Result<Bytes, std::convert::Infallible>>(64);
-    let provider = ctx.route.targets[idx].provider_name.clone();
     let request_id = ctx.request_id;
     let n = attempts.len();
     let tasks = ctx.st.tasks.clone();
-    tasks.spawn(forward(ctx, req, stream, idx, attempts, tx));
+    let answered = Arc::clone(&dep);
+    tasks.spawn(forward(ctx, req, stream, dep, attempts, tx));
     let mut resp = Response::builder()
         .status(StatusCode::OK)
         .header(header::CONTENT_TYPE, "text/event-stream")
@@ -389,7 +422,7 @@ pub async fn stream_path(
             tokio_stream::wrappers::ReceiverStream::new(rx),
         ))
         .map_err(|_| ApiError::internal())?;
-    decorate(resp.headers_mut(), request_id, Some(&provider), n);
+    decorate(resp.headers_mut(), request_id, Some(&answered), n);
     Ok(resp)
 }
 
@@ -461,7 +494,7 @@ async fn forward(
     ctx: Ctx,
     req: ChatRequest,
     mut stream: ChatStream,
-    idx: usize,
+    dep: Arc<Deployment>,
     attempts: Vec<Attempt>,
     tx: mpsc::Sender<Result<Bytes, std::convert::Infallible>>,
 ) {
@@ -534,7 +567,7 @@ async fn forward(
         &ctx,
         Finished {
             attempts,
-            deployment: Some(idx),
+            deployment: Some(dep),
             status: 200,
             error: err_info,
             ttft_us,

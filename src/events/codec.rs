@@ -3,11 +3,18 @@
 //! bincode is not self-describing, so any change to a payload type is a new schema version, and
 //! the decoder for every shipped version stays here. Golden bytes of each version live under
 //! tests/fixtures/events/ and are decoded by a test.
+//!
+//! | schema | what changed |
+//! | --- | --- |
+//! | 1 | first shipped; frozen in `v1.rs` and converted on decode |
+//! | 2 | routing facts: `RequestAccepted.{rule, routed_model}`, `Attempt.{kind, backoff_ms, key_index}`, `Event::BreakerChanged` |
+
+mod v1;
 
 use super::Envelope;
 
 /// The schema version written by this build.
-pub const CURRENT_SCHEMA: u16 = 1;
+pub const CURRENT_SCHEMA: u16 = 2;
 
 fn config() -> bincode::config::Configuration {
     bincode::config::standard()
@@ -51,20 +58,26 @@ fn body_hint(env: &Envelope) -> usize {
     match &env.event {
         super::Event::RequestAccepted(r) => r.body.len(),
         super::Event::ResponseCompleted(r) => r.body.as_ref().map_or(0, String::len),
-        super::Event::SpendRecorded(_) => 0,
+        super::Event::SpendRecorded(_) | super::Event::BreakerChanged(_) => 0,
     }
 }
 
-/// Decode any known schema version.
+/// Decode any known schema version into today's types (older versions are converted: see
+/// `v1.rs` for what the fields added since are filled with).
 pub fn decode(bytes: &[u8]) -> Result<Envelope, DecodeError> {
     let (head, body) = bytes.split_at_checked(2).ok_or(DecodeError::Truncated)?;
     let schema = u16::from_le_bytes([head[0], head[1]]);
     match schema {
-        1 => bincode::serde::decode_from_slice::<Envelope, _>(body, decode_config())
-            .map(|(env, _)| env)
-            .map_err(|source| DecodeError::Body { schema, source }),
+        1 => body_of::<v1::Envelope>(schema, body).map(Envelope::from),
+        CURRENT_SCHEMA => body_of::<Envelope>(schema, body),
         other => Err(DecodeError::UnknownSchema(other)),
     }
+}
+
+fn body_of<T: serde::de::DeserializeOwned>(schema: u16, body: &[u8]) -> Result<T, DecodeError> {
+    bincode::serde::decode_from_slice::<T, _>(body, decode_config())
+        .map(|(value, _)| value)
+        .map_err(|source| DecodeError::Body { schema, source })
 }
 
 #[cfg(test)]
@@ -108,6 +121,48 @@ mod tests {
             decode(&bytes[..bytes.len() / 2]),
             Err(DecodeError::Body { .. })
         ));
+    }
+
+    #[test]
+    fn writes_the_current_schema() {
+        let env = Envelope::new(
+            Ulid::generate(),
+            Event::BreakerChanged(BreakerChanged {
+                provider: "openai".into(),
+                model: "gpt-4o".into(),
+                from: BreakerState::HalfOpen,
+                to: BreakerState::Open,
+                reason: "probe failed".into(),
+            }),
+        );
+        let bytes = encode(&env);
+        assert_eq!(bytes[..2], CURRENT_SCHEMA.to_le_bytes());
+        assert_eq!(CURRENT_SCHEMA, 2);
+        assert_eq!(decode(&bytes).unwrap(), env);
+    }
+
+    /// Schema-1 bytes decode through the frozen v1 types, and the fields schema 2 added get the
+    /// values the schema-1 gateway implied (tests/it/files.rs checks every v1 golden file whole).
+    #[test]
+    fn schema_1_attempts_become_first_then_fallback() {
+        let bytes = include_bytes!("../../tests/fixtures/events/v1/response_completed.bin");
+        assert_eq!(bytes[..2], [1, 0]);
+        let Event::ResponseCompleted(done) = decode(bytes).unwrap().event else {
+            panic!("a ResponseCompleted")
+        };
+        let kinds: Vec<_> = done.attempts.iter().map(|a| a.kind).collect();
+        assert_eq!(kinds, [AttemptKind::First, AttemptKind::Fallback]);
+        assert!(
+            done.attempts
+                .iter()
+                .all(|a| a.backoff_ms == 0 && a.key_index.is_none())
+        );
+
+        let bytes = include_bytes!("../../tests/fixtures/events/v1/request_accepted.bin");
+        let Event::RequestAccepted(acc) = decode(bytes).unwrap().event else {
+            panic!("a RequestAccepted")
+        };
+        assert_eq!((acc.rule, acc.routed_model), (None, None));
     }
 }
 
@@ -164,60 +219,83 @@ mod properties {
                 ".*",
                 ".*",
                 any::<bool>(),
-                proptest::option::of(".*")
+                proptest::option::of(".*"),
+                (proptest::option::of(".*"), proptest::option::of(".*")),
             )
-                .prop_map(|(principal, model, body, stream, cache_key)| {
-                    Event::RequestAccepted(RequestAccepted {
-                        principal,
-                        endpoint: Endpoint::ChatCompletions,
-                        route: vec![DeploymentRef {
-                            provider: model.clone(),
-                            model: model.clone(),
-                        }],
-                        model,
-                        stream,
-                        body,
-                        guardrail_findings: vec![],
-                        cache_key,
-                    })
-                }),
+                .prop_map(
+                    |(principal, model, body, stream, cache_key, (rule, routed_model))| {
+                        Event::RequestAccepted(RequestAccepted {
+                            principal,
+                            endpoint: Endpoint::ChatCompletions,
+                            route: vec![DeploymentRef {
+                                provider: model.clone(),
+                                model: model.clone(),
+                            }],
+                            model,
+                            stream,
+                            body,
+                            guardrail_findings: vec![],
+                            cache_key,
+                            rule,
+                            routed_model,
+                        })
+                    }
+                ),
             (
                 principal(),
                 ".*",
                 proptest::option::of(usage()),
                 any::<u16>(),
                 any::<u64>(),
-                proptest::option::of(".*")
+                proptest::option::of(".*"),
+                (
+                    attempt_kind(),
+                    any::<u64>(),
+                    proptest::option::of(any::<u32>())
+                ),
             )
-                .prop_map(|(principal, model, usage, status, latency_us, body)| {
-                    Event::ResponseCompleted(ResponseCompleted {
+                .prop_map(
+                    |(
                         principal,
-                        endpoint: Endpoint::Embeddings,
-                        attempts: vec![Attempt {
-                            provider: model.clone(),
-                            model: model.clone(),
-                            status,
-                            latency_us,
-                            error: Some(ErrorInfo {
-                                class: "timeout".into(),
-                                message: model.clone(),
-                            }),
-                        }],
-                        provider: Some(model.clone()),
-                        provider_model: None,
                         model,
-                        status,
-                        error: None,
-                        stream: true,
-                        ttft_us: Some(latency_us / 2),
-                        latency_us,
                         usage,
-                        finish_reason: body.clone(),
+                        status,
+                        latency_us,
                         body,
-                        cache_hit: None,
-                        cache_score: Some(0.25),
-                    })
-                }),
+                        (kind, backoff_ms, key_index),
+                    )| {
+                        Event::ResponseCompleted(ResponseCompleted {
+                            principal,
+                            endpoint: Endpoint::Embeddings,
+                            attempts: vec![Attempt {
+                                provider: model.clone(),
+                                model: model.clone(),
+                                status,
+                                latency_us,
+                                error: Some(ErrorInfo {
+                                    class: "timeout".into(),
+                                    message: model.clone(),
+                                }),
+                                kind,
+                                backoff_ms,
+                                key_index,
+                            }],
+                            provider: Some(model.clone()),
+                            provider_model: None,
+                            model,
+                            status,
+                            error: None,
+                            stream: true,
+                            ttft_us: Some(latency_us / 2),
+                            latency_us,
+                            usage,
+                            finish_reason: body.clone(),
+                            body,
+                            cache_hit: None,
+                            cache_score: Some(0.25),
+                        })
+                    }
+                ),
             (principal(), ".*", usage(), any::<u64>(), any::<bool>()).prop_map(
                 |(principal, model, usage, cost_nanos, priced)| Event::SpendRecorded(
                     SpendRecorded {
@@ -232,6 +310,32 @@ mod properties {
                     }
                 )
             ),
+            (".*", ".*", breaker_state(), breaker_state(), ".*").prop_map(
+                |(provider, model, from, to, reason)| Event::BreakerChanged(BreakerChanged {
+                    provider,
+                    model,
+                    from,
+                    to,
+                    reason,
+                })
+            ),
+        ]
+    }
+
+    fn attempt_kind() -> impl Strategy<Value = AttemptKind> {
+        prop_oneof![
+            Just(AttemptKind::First),
+            Just(AttemptKind::Retry),
+            Just(AttemptKind::Fallback),
+            Just(AttemptKind::Hedge),
+        ]
+    }
+
+    fn breaker_state() -> impl Strategy<Value = BreakerState> {
+        prop_oneof![
+            Just(BreakerState::Closed),
+            Just(BreakerState::Open),
+            Just(BreakerState::HalfOpen),
         ]
     }
 
@@ -248,9 +352,9 @@ mod properties {
         }
 
         #[test]
-        fn a_huge_length_prefix_is_refused_not_allocated(prefix in proptest::collection::vec(any::<u8>(), 0..40)) {
-            // schema 1, then bytes, then a varint claiming a ~2^63-element sequence
-            let mut bytes = vec![1, 0];
+        fn a_huge_length_prefix_is_refused_not_allocated(schema in 1u8..=2, prefix in proptest::collection::vec(any::<u8>(), 0..40)) {
+            // a known schema, then bytes, then a varint claiming a ~2^63-element sequence
+            let mut bytes = vec![schema, 0];
             bytes.extend(prefix);
             bytes.extend([253, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f]);
             let _ = decode(&bytes);

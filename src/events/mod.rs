@@ -22,7 +22,8 @@ pub struct Envelope {
     pub id: Ulid,
     /// Milliseconds since the Unix epoch (UTC) when the event happened.
     pub at_ms: u64,
-    /// The request this event belongs to (admin events carry their own ULID here).
+    /// The request this event belongs to. Events that belong to no request (admin events,
+    /// [`BreakerChanged`]) carry a fresh ULID of their own here.
     #[schemars(with = "String")]
     pub request_id: Ulid,
     pub event: Event,
@@ -47,6 +48,8 @@ pub enum Event {
     RequestAccepted(RequestAccepted),
     ResponseCompleted(ResponseCompleted),
     SpendRecorded(SpendRecorded),
+    /// Added in schema 2. Belongs to no request (see [`Envelope::request_id`]).
+    BreakerChanged(BreakerChanged),
 }
 
 impl Event {
@@ -56,6 +59,7 @@ impl Event {
             Event::RequestAccepted(_) => "request_accepted",
             Event::ResponseCompleted(_) => "response_completed",
             Event::SpendRecorded(_) => "spend_recorded",
+            Event::BreakerChanged(_) => "breaker_changed",
         }
     }
 }
@@ -109,6 +113,12 @@ pub struct RequestAccepted {
     pub body: String,
     pub guardrail_findings: Vec<GuardrailFinding>,
     pub cache_key: Option<String>,
+    /// Name of the content rule that routed the request; `None` when no rule matched.
+    /// (Schema 2; schema-1 events decode with `None`.)
+    pub rule: Option<String>,
+    /// The public model the rule chose; `None` when the requested `model` was used as is.
+    /// (Schema 2; schema-1 events decode with `None`.)
+    pub routed_model: Option<String>,
 }
 
 /// Token counts, normalised across providers.
@@ -132,6 +142,21 @@ pub struct ErrorInfo {
     pub message: String,
 }
 
+/// Why an attempt was made. (Schema 2; schema-1 attempts decode as `First` for the first and
+/// `Fallback` for every later one, which is what the schema-1 attempt loop did.)
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum AttemptKind {
+    /// The first try of the request.
+    First,
+    /// The same deployment again after a retryable failure.
+    Retry,
+    /// Another deployment (or a fallback model's) after the previous one failed.
+    Fallback,
+    /// A second attempt started in parallel because the first was slow.
+    Hedge,
+}
+
 /// One try against one deployment.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct Attempt {
@@ -141,6 +166,14 @@ pub struct Attempt {
     pub status: u16,
     pub latency_us: u64,
     pub error: Option<ErrorInfo>,
+    /// Why this attempt was made. (Schema 2.)
+    pub kind: AttemptKind,
+    /// Milliseconds waited before this attempt started (backoff or the upstream's Retry-After);
+    /// 0 for first, fallback and hedge attempts. (Schema 2.)
+    pub backoff_ms: u64,
+    /// Which key of the provider's key pool was used; `None` when the provider has one key.
+    /// (Schema 2.)
+    pub key_index: Option<u32>,
 }
 
 /// The request ended, successfully or not.
@@ -186,4 +219,28 @@ pub struct SpendRecorded {
     pub currency: String,
     /// False when the pricing table had no entry for the model (cost is then 0).
     pub priced: bool,
+}
+
+/// State of a circuit breaker guarding one deployment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum BreakerState {
+    /// Traffic flows.
+    Closed,
+    /// Traffic is refused until the cool-down ends.
+    Open,
+    /// Cool-down over: trial requests decide whether to close or open again.
+    HalfOpen,
+}
+
+/// A deployment's circuit breaker changed state. (Schema 2.)
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct BreakerChanged {
+    pub provider: String,
+    /// The model name the provider knows (as in [`DeploymentRef::model`]).
+    pub model: String,
+    pub from: BreakerState,
+    pub to: BreakerState,
+    /// Why it changed, e.g. `5 failures in 30s` or `probe succeeded`.
+    pub reason: String,
 }

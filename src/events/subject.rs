@@ -11,6 +11,7 @@ pub fn subject(event: &Event) -> &'static str {
         Event::RequestAccepted(_) => "switchyard.events.request.accepted",
         Event::ResponseCompleted(_) => "switchyard.events.response.completed",
         Event::SpendRecorded(_) => SPEND_SUBJECT,
+        Event::BreakerChanged(_) => "switchyard.events.breaker.changed",
     }
 }
 
@@ -36,6 +37,8 @@ mod tests {
                 body: String::new(),
                 guardrail_findings: vec![],
                 cache_key: None,
+                rule: None,
+                routed_model: None,
             }),
             Event::ResponseCompleted(ResponseCompleted {
                 principal: p.clone(),
@@ -65,14 +68,24 @@ mod tests {
                 currency: "USD".into(),
                 priced: true,
             }),
+            Event::BreakerChanged(BreakerChanged {
+                provider: String::new(),
+                model: String::new(),
+                from: BreakerState::Closed,
+                to: BreakerState::Open,
+                reason: String::new(),
+            }),
         ];
         let prefix = EVENT_SUBJECT_WILDCARD.trim_end_matches('>');
         let mut seen = std::collections::HashSet::new();
+        let mut kinds = std::collections::HashSet::new();
         for e in &all {
+            assert!(kinds.insert(e.kind()), "duplicate kind {}", e.kind());
             let s = subject(e);
             assert!(s.starts_with(prefix), "{s}");
             assert!(seen.insert(s), "duplicate subject {s}");
         }
         assert_eq!(subject(&all[2]), SPEND_SUBJECT);
+        assert_eq!(subject(&all[3]), "switchyard.events.breaker.changed");
     }
 }

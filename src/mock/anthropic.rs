@@ -11,6 +11,9 @@
 //! (tool results included) plus 3 per message, the top-level `system` counting as one message
 //! as it was one in the OpenAI request. A user turn made only of `tool_result` blocks is what
 //! OpenAI sends as `tool` messages, so it is not "the last user message" the reply echoes.
+//!
+//! As in the OpenAI handler, a user turn saying "parallel" is answered with one `tool_use` block
+//! per offered tool, unless the choice names one or sets `disable_parallel_tool_use`.
 
 use std::sync::atomic::Ordering;
 
@@ -20,7 +23,7 @@ use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
-use super::openai::{self, Answer, Frames, Prompt, Reply, Text, reply_to};
+use super::openai::{self, Answer, Frames, Prompt, Reply, Text, asks_for_parallel, reply_to};
 use super::{MockState, bump, sse};
 
 /// The parts of a Messages request the mock looks at; the rest is ignored.
@@ -81,6 +84,8 @@ struct ToolChoice<'a> {
     kind: Text<'a>,
     #[serde(default, borrow)]
     name: Option<Text<'a>>,
+    #[serde(default)]
+    disable_parallel_tool_use: bool,
 }
 
 impl Content<'_> {
@@ -139,6 +144,27 @@ impl MessagesRequest<'_> {
                 name: Some(name), ..
             }) => Some(name.as_str()),
             _ => Some(first.name.as_str()),
+        }
+    }
+
+    /// Whether a tool call may be joined by calls to the other tools: not when the choice names
+    /// one tool or turns parallel use off.
+    fn parallel_allowed(&self) -> bool {
+        self.tool_choice
+            .as_ref()
+            .is_none_or(|c| c.kind.as_str() != "tool" && !c.disable_parallel_tool_use)
+    }
+
+    /// The deterministic reply: the OpenAI handler's, with a call to every offered tool when
+    /// the user turn says "parallel" and the request allows it.
+    fn reply(&self, stream_words: usize, seq: u64) -> Reply<'_> {
+        let prompt = self.prompt();
+        let parallel =
+            self.parallel_allowed() && prompt.user_words.clone().is_some_and(asks_for_parallel);
+        let reply = reply_to(prompt, stream_words, seq, 1);
+        match &self.tools {
+            Some(tools) if parallel => reply.in_parallel(tools.iter().map(|t| t.name.as_str()), 1),
+            _ => reply,
         }
     }
 
@@ -215,14 +241,18 @@ struct OutMessage<'a> {
     usage: AnUsage,
 }
 
-fn block<'a>(answer: &'a Answer<'_>) -> OutBlock<'a> {
-    match answer {
-        Answer::Text { text, .. } => OutBlock::Text { text },
-        Answer::ToolCall { name, call_id } => OutBlock::ToolUse {
-            id: call_id,
-            name,
-            input: NoInput {},
-        },
+/// The content blocks of an answer: its text, or one `tool_use` block per call.
+fn blocks<'a>(reply: &'a Reply<'_>) -> Vec<OutBlock<'a>> {
+    match &reply.answer {
+        Answer::Text { text, .. } => vec![OutBlock::Text { text }],
+        Answer::ToolCall { .. } => reply
+            .calls()
+            .map(|(name, id)| OutBlock::ToolUse {
+                id,
+                name,
+                input: NoInput {},
+            })
+            .collect(),
     }
 }
 
@@ -244,7 +274,7 @@ fn message(id: &str, model: &str, reply: &Reply<'_>) -> serde_json::Result<Vec<u
         kind: "message",
         role: "assistant",
         model,
-        content: &[block(&reply.answer)],
+        content: &blocks(reply),
         stop_reason: Some(stop_reason(&reply.answer)),
         stop_sequence: None,
         usage: AnUsage::new(reply, reply.usage.completion_tokens),
@@ -328,9 +358,9 @@ impl EventWriter {
 }
 
 /// The SSE events of a streamed answer, in the order Anthropic sends them: `message_start`,
-/// one content block (a text delta per word, or the tool call's input in one delta) with a
-/// `ping` after its start, `message_delta` with the stop reason and output usage,
-/// `message_stop`.
+/// the content blocks (one text block with a delta per word, or one block per tool call with
+/// its input in one delta) with a `ping` after the first start, `message_delta` with the stop
+/// reason and output usage, `message_stop`.
 fn stream_frames(id: &str, model: &str, reply: &Reply<'_>) -> serde_json::Result<Frames> {
     let mut w = EventWriter::default();
     w.write(&Event::MessageStart {
@@ -345,33 +375,37 @@ fn stream_frames(id: &str, model: &str, reply: &Reply<'_>) -> serde_json::Result
             usage: AnUsage::new(reply, 1),
         },
     })?;
-    let start = match block(&reply.answer) {
-        // A text block opens empty and fills through deltas.
-        OutBlock::Text { .. } => OutBlock::Text { text: "" },
-        tool @ OutBlock::ToolUse { .. } => tool,
-    };
-    w.write(&Event::ContentBlockStart {
-        index: 0,
-        content_block: start,
-    })?;
-    w.write(&Event::Ping)?;
-    match &reply.answer {
-        // Every word keeps its trailing space but the last, so the deltas concatenate to
-        // exactly the non-stream text.
-        Answer::Text { text, .. } => {
-            for word in text.split_inclusive(' ') {
-                w.write(&Event::ContentBlockDelta {
-                    index: 0,
-                    delta: OutDelta::TextDelta { text: word },
-                })?;
-            }
+    for (index, block) in (0..).zip(blocks(reply)) {
+        let start = match block {
+            // A text block opens empty and fills through deltas.
+            OutBlock::Text { .. } => OutBlock::Text { text: "" },
+            tool @ OutBlock::ToolUse { .. } => tool,
+        };
+        w.write(&Event::ContentBlockStart {
+            index,
+            content_block: start,
+        })?;
+        if index == 0 {
+            w.write(&Event::Ping)?;
         }
-        Answer::ToolCall { .. } => w.write(&Event::ContentBlockDelta {
-            index: 0,
-            delta: OutDelta::InputJsonDelta { partial_json: "{}" },
-        })?,
+        match block {
+            // Every word keeps its trailing space but the last, so the deltas concatenate to
+            // exactly the non-stream text.
+            OutBlock::Text { text } => {
+                for word in text.split_inclusive(' ') {
+                    w.write(&Event::ContentBlockDelta {
+                        index,
+                        delta: OutDelta::TextDelta { text: word },
+                    })?;
+                }
+            }
+            OutBlock::ToolUse { .. } => w.write(&Event::ContentBlockDelta {
+                index,
+                delta: OutDelta::InputJsonDelta { partial_json: "{}" },
+            })?,
+        }
+        w.write(&Event::ContentBlockStop { index })?;
     }
-    w.write(&Event::ContentBlockStop { index: 0 })?;
     w.write(&Event::MessageDelta {
         delta: StopDelta {
             stop_reason: stop_reason(&reply.answer),
@@ -496,7 +530,7 @@ pub(super) async fn messages(State(state): State<MockState>, body: Bytes) -> Res
     }
     let seq = shared.seq.fetch_add(1, Ordering::Relaxed) + 1;
     let id = format!("msg_mock_{seq}");
-    let reply = reply_to(req.prompt(), cfg.stream_words, seq, 1);
+    let reply = req.reply(cfg.stream_words, seq);
     if stream {
         return match stream_frames(&id, req.model(), &reply) {
             Ok(frames) => sse(frames, &cfg, plan, shared.halt.clone()),
@@ -646,6 +680,56 @@ mod tests {
         body["tool_choice"] = json!({"type": "none"});
         let (_, v) = post_json(&st, &body).await;
         assert_eq!(v["content"][0]["type"], "text");
+    }
+
+    #[tokio::test]
+    async fn parallel_in_the_prompt_calls_every_tool_in_its_own_block() {
+        let st = MockState::new(MockConfig::default());
+        let mut body = json!({"model": "m", "max_tokens": 10,
+            "messages": [{"role": "user", "content": "use both in parallel"}],
+            "tools": [{"name": "first", "input_schema": {"type": "object"}}, {"name": "second", "input_schema": {"type": "object"}}]});
+        let (_, v) = post_json(&st, &body).await;
+        let names: Vec<&str> = v["content"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|b| b["name"].as_str().unwrap())
+            .collect();
+        assert_eq!(names, ["first", "second"]);
+        assert_ne!(v["content"][0]["id"], v["content"][1]["id"]);
+        assert_eq!(v["usage"]["output_tokens"], 2);
+
+        body["stream"] = json!(true);
+        let evs = events(&text(post(&st, &body).await).await);
+        let names: Vec<&str> = evs.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "message_start",
+                "content_block_start",
+                "ping",
+                "content_block_delta",
+                "content_block_stop",
+                "content_block_start",
+                "content_block_delta",
+                "content_block_stop",
+                "message_delta",
+                "message_stop"
+            ]
+        );
+        assert_eq!(evs[5].1["index"], 1);
+        assert_eq!(evs[5].1["content_block"]["name"], "second");
+        assert_eq!(evs[6].1["index"], 1);
+
+        body["stream"] = json!(false);
+        for choice in [
+            json!({"type": "auto", "disable_parallel_tool_use": true}),
+            json!({"type": "tool", "name": "second"}),
+        ] {
+            body["tool_choice"] = choice;
+            let (_, v) = post_json(&st, &body).await;
+            assert_eq!(v["content"].as_array().unwrap().len(), 1, "{v}");
+        }
     }
 
     #[tokio::test]

@@ -112,7 +112,7 @@ pub(crate) fn list(req: &EmbeddingsRequest<'_>) -> Result<Vec<u8>, Rejection> {
         .map(|(index, &(seed, _))| {
             let v = unit_vector(seed, dims);
             let embedding = if base64 {
-                Vector::Base64(base64_f32(&v))
+                Vector::Base64(crate::providers::canonical::base64_f32(&v))
             } else {
                 Vector::Floats(v)
             };
@@ -186,38 +186,4 @@ pub(super) fn unit_vector(seed: u64, dims: usize) -> Vec<f32> {
             .for_each(|x| *x = (f64::from(*x) / norm) as f32);
     }
     v
-}
-
-fn base64_f32(v: &[f32]) -> String {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let bytes: Vec<u8> = v.iter().flat_map(|x| x.to_le_bytes()).collect();
-    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
-    for group in bytes.chunks(3) {
-        let b = [
-            group[0],
-            *group.get(1).unwrap_or(&0),
-            *group.get(2).unwrap_or(&0),
-        ];
-        let n = u32::from(b[0]) << 16 | u32::from(b[1]) << 8 | u32::from(b[2]);
-        for (i, shift) in [18, 12, 6, 0].into_iter().enumerate() {
-            if i <= group.len() {
-                out.push(char::from(ALPHABET[(n >> shift & 63) as usize]));
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
-}
-
-#[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn base64_matches_the_reference_alphabet_and_padding() {
-        assert_eq!(base64_f32(&[1.0]), "AACAPw==");
-        assert_eq!(base64_f32(&[1.0, 0.0]), "AACAPwAAAAA=");
-    }
 }

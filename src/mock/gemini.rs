@@ -14,6 +14,9 @@
 //! (function responses included) plus 3 per content, `systemInstruction` counting as one, as it
 //! was one message in the OpenAI request. A user turn made only of `functionResponse` parts is
 //! what OpenAI sends as `tool` messages, so it is not "the last user message" the reply echoes.
+//!
+//! As in the OpenAI handler, a user turn saying "parallel" is answered with one `functionCall`
+//! part per declared function, unless the config names the functions allowed.
 
 use std::sync::atomic::Ordering;
 
@@ -24,7 +27,7 @@ use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
 use super::embeddings::{DEFAULT_DIMENSIONS, MAX_DIMENSIONS, text_input, unit_vector};
-use super::openai::{self, Answer, Frames, Prompt, Reply, Text, reply_to};
+use super::openai::{self, Answer, Frames, Prompt, Reply, Text, asks_for_parallel, reply_to};
 use super::{MockState, bump, sse};
 
 /// Gemini's documented range for `candidateCount`.
@@ -165,6 +168,25 @@ impl GenerateContentRequest<'_> {
         }
     }
 
+    /// The deterministic reply: the OpenAI handler's, with a call to every declared function
+    /// when the user turn says "parallel" and the config names no function to call.
+    fn reply(&self, stream_words: usize, seq: u64, n: u32) -> Reply<'_> {
+        let prompt = self.prompt();
+        let named = self
+            .tool_config
+            .as_ref()
+            .and_then(|c| c.function_calling_config.as_ref())
+            .is_some_and(|c| !c.allowed_function_names.is_empty());
+        let parallel = !named && prompt.user_words.clone().is_some_and(asks_for_parallel);
+        let reply = reply_to(prompt, stream_words, seq, n);
+        if parallel {
+            let declared = self.tools.iter().flat_map(|t| &t.function_declarations);
+            reply.in_parallel(declared.map(|d| d.name.as_str()), n)
+        } else {
+            reply
+        }
+    }
+
     fn prompt(&self) -> Prompt<'_, impl Iterator<Item = &str> + Clone> {
         let system = self.system_instruction.as_ref();
         let words = system.map_or(0, Content::word_count)
@@ -284,21 +306,26 @@ impl Answering<'_> {
         }
     }
 
-    /// The whole answer of `generateContent`.
-    fn whole(&self) -> serde_json::Result<Vec<u8>> {
-        let part = match &self.reply.answer {
-            Answer::Text { text, .. } => OutPart::Text(text),
-            Answer::ToolCall { name, .. } => OutPart::FunctionCall {
+    /// One `functionCall` part per call of the answer.
+    fn call_parts(&self) -> Vec<OutPart<'_>> {
+        self.reply
+            .calls()
+            .map(|(name, _)| OutPart::FunctionCall {
                 name,
                 args: NoArgs {},
-            },
-        };
-        let parts: &[OutPart<'_>] = match &self.reply.answer {
-            Answer::Text { text, .. } if text.is_empty() => &[],
-            _ => std::slice::from_ref(&part),
+            })
+            .collect()
+    }
+
+    /// The whole answer of `generateContent`.
+    fn whole(&self) -> serde_json::Result<Vec<u8>> {
+        let parts = match &self.reply.answer {
+            Answer::Text { text, .. } if text.is_empty() => Vec::new(),
+            Answer::Text { text, .. } => vec![OutPart::Text(text)],
+            Answer::ToolCall { .. } => self.call_parts(),
         };
         self.response(
-            parts,
+            &parts,
             Some(finish_reason(&self.reply.answer)),
             Some(self.final_usage()),
         )
@@ -306,8 +333,8 @@ impl Answering<'_> {
 
     /// The events of `streamGenerateContent`, as Gemini sends them: one per word (each word
     /// keeps its trailing space but the last, so they concatenate to the whole text) or one
-    /// for the function call, every event with the usage so far and the last one with the
-    /// finish reason and the final usage.
+    /// holding every function call, every event with the usage so far and the last one with
+    /// the finish reason and the final usage.
     fn events(&self) -> serde_json::Result<Vec<Vec<u8>>> {
         let prompt_only = UsageMetadata {
             prompt_token_count: self.reply.usage.prompt_tokens,
@@ -337,17 +364,11 @@ impl Answering<'_> {
                     })
                     .collect()
             }
-            Answer::ToolCall { name, .. } => {
-                let parts = [OutPart::FunctionCall {
-                    name,
-                    args: NoArgs {},
-                }];
-                Ok(vec![self.response(
-                    &parts,
-                    Some(finish),
-                    Some(self.final_usage()),
-                )?])
-            }
+            Answer::ToolCall { .. } => Ok(vec![self.response(
+                &self.call_parts(),
+                Some(finish),
+                Some(self.final_usage()),
+            )?]),
         }
     }
 }
@@ -554,7 +575,7 @@ async fn generate(state: &MockState, model: &str, stream: Option<bool>, body: &[
     let answer = Answering {
         id: &id,
         model,
-        reply: reply_to(req.prompt(), cfg.stream_words, seq, n),
+        reply: req.reply(cfg.stream_words, seq, n),
         n,
         with_usage: !cfg.omit_usage,
     };
@@ -790,6 +811,28 @@ mod tests {
         body["toolConfig"] = json!({"functionCallingConfig": {"mode": "NONE"}});
         let (_, v) = post_json(&st, GENERATE, &body).await;
         assert!(v["candidates"][0]["content"]["parts"][0]["text"].is_string());
+    }
+
+    #[tokio::test]
+    async fn parallel_in_the_prompt_calls_every_declared_function_at_once() {
+        let st = MockState::new(MockConfig::default());
+        let mut body = json!({"contents": [{"parts": [{"text": "both in parallel"}]}],
+            "tools": [{"functionDeclarations": [{"name": "first"}]}, {"functionDeclarations": [{"name": "second"}]}]});
+        let both = json!([{"functionCall": {"name": "first", "args": {}}}, {"functionCall": {"name": "second", "args": {}}}]);
+        let (_, v) = post_json(&st, GENERATE, &body).await;
+        assert_eq!(v["candidates"][0]["content"]["parts"], both);
+        assert_eq!(v["usageMetadata"]["candidatesTokenCount"], 2);
+        let evs = events(&text(post(&st, STREAM, &body).await).await);
+        assert_eq!(evs.len(), 1);
+        assert_eq!(evs[0]["candidates"][0]["content"]["parts"], both);
+
+        body["toolConfig"] =
+            json!({"functionCallingConfig": {"mode": "ANY", "allowedFunctionNames": ["second"]}});
+        let (_, v) = post_json(&st, GENERATE, &body).await;
+        assert_eq!(
+            v["candidates"][0]["content"]["parts"],
+            json!([{"functionCall": {"name": "second", "args": {}}}])
+        );
     }
 
     #[tokio::test]

@@ -1,8 +1,10 @@
 //! A mock OpenAI-compatible upstream for tests, benchmarks and the quickstart: chat
 //! completions (plain, streamed, tool calls), embeddings and the model list, plus Anthropic's
-//! Messages API (`anthropic.rs`) and Gemini's generateContent API (`gemini.rs`) answering alike,
-//! with deterministic replies and usage, and injected faults (error statuses, hangs, cut and
-//! malformed streams) whose rates can be changed while it runs through `/_mock/config`.
+//! Messages API (`anthropic.rs`), Gemini's generateContent API (`gemini.rs`) and AWS Bedrock
+//! Runtime's Converse, ConverseStream and embeddings InvokeModel (`bedrock/`, which also checks
+//! SigV4 signatures) answering alike, with deterministic replies and usage, and injected faults
+//! (error statuses, hangs, cut and malformed streams) whose rates can be changed while it runs
+//! through `/_mock/config`.
 //!
 //! It is the baseline of the latency benchmark, so the request path reads one config snapshot,
 //! bumps atomics, and never logs. It is a development tool: nothing in the gateway depends on it.
@@ -10,6 +12,7 @@
 //! Control endpoints: `GET|PUT /_mock/config`, `GET /_mock/stats`, `POST /_mock/stats/reset`.
 
 mod anthropic;
+mod bedrock;
 mod embeddings;
 mod faults;
 mod gemini;
@@ -34,6 +37,7 @@ use axum::serve::ListenerExt;
 use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 
+pub use bedrock::{MOCK_AWS_ACCESS_KEY_ID, MOCK_AWS_SECRET_ACCESS_KEY};
 use embeddings::{EmbeddingsRequest, Rejection};
 pub use faults::MockConfig;
 use faults::{DEFAULT_FAIL_STATUS, DEFAULT_HANG_MS, DEFAULT_STREAM_WORDS, Plan};
@@ -114,9 +118,10 @@ impl MockArgs {
 /// Request counters, as served by `GET /_mock/stats`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 pub struct MockStats {
-    /// Every `/v1` request, including malformed ones.
+    /// Every API request (`/v1`, Gemini's `/v1beta`, Bedrock's `/model`), malformed ones too.
     pub requests: u64,
-    /// Chat requests, OpenAI chat completions and Anthropic messages (streamed or not).
+    /// Chat requests: OpenAI chat completions, Anthropic messages, Gemini generateContent and
+    /// Bedrock Converse (streamed or not).
     pub chat: u64,
     /// Streamed chat completion requests.
     pub streams: u64,
@@ -229,7 +234,8 @@ fn bump(counter: &AtomicU64) {
 const MAX_BODY_BYTES: usize = 64 * 1024 * 1024;
 
 /// The mock's routes: `/v1/chat/completions`, `/v1/messages` (Anthropic), `/v1/embeddings`,
-/// `/v1/models`, `/v1beta/models/{model}:{method}` (Gemini) and `/_mock/*`.
+/// `/v1/models`, `/v1beta/models/{model}:{method}` (Gemini), `/model/{modelId}/converse`,
+/// `/model/{modelId}/converse-stream` and `/model/{modelId}/invoke` (Bedrock) and `/_mock/*`.
 pub fn router(state: MockState) -> Router {
     Router::new()
         .route("/v1/chat/completions", post(chat))
@@ -237,6 +243,12 @@ pub fn router(state: MockState) -> Router {
         .route("/v1/embeddings", post(embed))
         .route("/v1/models", get(models))
         .route("/v1beta/models/{model_action}", post(gemini::models))
+        .route("/model/{model_id}/converse", post(bedrock::converse))
+        .route(
+            "/model/{model_id}/converse-stream",
+            post(bedrock::converse_stream),
+        )
+        .route("/model/{model_id}/invoke", post(bedrock::invoke))
         .route(
             "/openai/deployments/{deployment}/chat/completions",
             post(azure_chat),

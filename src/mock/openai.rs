@@ -37,6 +37,7 @@ pub(crate) struct ChatRequest<'a> {
     tools: Option<Vec<Tool<'a>>>,
     #[serde(borrow)]
     tool_choice: Option<ToolChoice<'a>>,
+    parallel_tool_calls: Option<bool>,
 }
 
 #[derive(Deserialize)]
@@ -129,6 +130,21 @@ impl ChatRequest<'_> {
         }
     }
 
+    /// Whether a tool call may be joined by calls to the other tools: not when the choice names
+    /// one tool or the client turned parallel calls off.
+    fn parallel_allowed(&self) -> bool {
+        !matches!(self.tool_choice, Some(ToolChoice::Named { .. }))
+            && self.parallel_tool_calls != Some(false)
+    }
+
+    fn tool_names(&self) -> impl Iterator<Item = &str> {
+        self.tools
+            .iter()
+            .flatten()
+            .filter_map(|t| t.function.as_ref())
+            .map(|f| f.name.as_str())
+    }
+
     /// Words of all message texts plus 3 per message: deterministic so tests can compute costs.
     fn prompt_tokens(&self) -> u64 {
         let words: usize = self
@@ -156,11 +172,69 @@ pub(crate) enum Answer<'r> {
 pub(crate) struct Reply<'r> {
     pub answer: Answer<'r>,
     pub usage: Usage,
+    /// Calls made alongside the answer's tool call; empty unless [`Reply::in_parallel`] added
+    /// them.
+    pub parallel: Vec<Call<'r>>,
+}
+
+/// A function call made in parallel with [`Answer::ToolCall`].
+pub(crate) struct Call<'r> {
+    pub name: &'r str,
+    pub call_id: String,
+}
+
+impl<'r> Reply<'r> {
+    /// Every function call of the answer, in order: the answer's tool call, then the parallel
+    /// ones. Empty for a text answer.
+    pub(crate) fn calls(&self) -> impl Iterator<Item = (&'r str, &str)> {
+        let first = match &self.answer {
+            Answer::ToolCall { name, call_id } => Some((*name, call_id.as_str())),
+            Answer::Text { .. } => None,
+        };
+        first
+            .into_iter()
+            .chain(self.parallel.iter().map(|c| (c.name, c.call_id.as_str())))
+    }
+
+    /// Joins the tool call with one call to every other tool in `offered`, as a model asked to
+    /// use several tools at once does. Each call costs one completion token per choice, as the
+    /// first does; a text answer is left as it is.
+    pub(super) fn in_parallel(
+        mut self,
+        offered: impl IntoIterator<Item = &'r str>,
+        n: u32,
+    ) -> Self {
+        let Answer::ToolCall { name, call_id } = &self.answer else {
+            return self;
+        };
+        for other in offered {
+            if other != *name && self.parallel.iter().all(|c| c.name != other) {
+                let call_id = format!("{call_id}_{}", self.parallel.len() + 1);
+                self.parallel.push(Call {
+                    name: other,
+                    call_id,
+                });
+            }
+        }
+        let extra = self.parallel.len() as u64 * u64::from(n);
+        self.usage.completion_tokens += extra;
+        self.usage.total_tokens += extra;
+        self
+    }
+}
+
+/// Whether a user message asks for parallel tool calls: the mock's cue is the word "parallel".
+pub(super) fn asks_for_parallel<'w>(mut words: impl Iterator<Item = &'w str>) -> bool {
+    words.any(|w| {
+        w.trim_matches(|c: char| !c.is_alphanumeric())
+            .eq_ignore_ascii_case("parallel")
+    })
 }
 
 /// Builds the deterministic reply: the last user message's words cycled to `stream_words`
-/// ("ok" when it has none), cut to the token limit; or one tool call. Completion tokens are
-/// counted over all `n` choices, as OpenAI bills them.
+/// ("ok" when it has none), cut to the token limit; or one tool call, joined by a call to every
+/// other offered tool when that message says "parallel" and the request allows it. Completion
+/// tokens are counted over all `n` choices, as OpenAI bills them.
 pub(crate) fn reply<'r>(
     req: &'r ChatRequest<'_>,
     stream_words: usize,
@@ -174,13 +248,19 @@ pub(crate) fn reply<'r>(
         .find(|m| m.role.as_str() == "user")
         .and_then(|m| m.content.as_ref())
         .map(Content::words);
+    let parallel = req.parallel_allowed() && user_words.clone().is_some_and(asks_for_parallel);
     let prompt = Prompt {
         tokens: req.prompt_tokens(),
         tool: req.tool_to_call(),
         limit: req.max_completion_tokens.or(req.max_tokens),
         user_words,
     };
-    reply_to(prompt, stream_words, seq, n)
+    let reply = reply_to(prompt, stream_words, seq, n);
+    if parallel {
+        reply.in_parallel(req.tool_names(), n)
+    } else {
+        reply
+    }
 }
 
 /// What the deterministic reply depends on, read from a request of any wire format the mock
@@ -246,7 +326,11 @@ where
         total_tokens: prompt_tokens + completion_tokens,
         prompt_tokens_details: CachedTokens { cached_tokens: 0 },
     };
-    Reply { answer, usage }
+    Reply {
+        answer,
+        usage,
+        parallel: Vec::new(),
+    }
 }
 
 fn join_cycled<'w>(words: impl Iterator<Item = &'w str>, count: usize) -> String {
@@ -307,7 +391,7 @@ struct OutMessage<'a> {
     content: Option<&'a str>,
     refusal: Option<()>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    tool_calls: Option<[ToolCall<'a>; 1]>,
+    tool_calls: Option<Vec<ToolCall<'a>>>,
 }
 
 #[derive(Serialize, Clone, Copy)]
@@ -334,20 +418,23 @@ impl Answer<'_> {
             Answer::ToolCall { .. } => "tool_calls",
         }
     }
+}
 
-    fn tool_call(&self, index: Option<u32>) -> Option<[ToolCall<'_>; 1]> {
-        match self {
-            Answer::Text { .. } => None,
-            Answer::ToolCall { name, call_id } => Some([ToolCall {
-                index,
-                id: call_id.as_str(),
+impl Reply<'_> {
+    /// The answer's calls on the wire, numbered as in stream deltas when `indexed`.
+    fn tool_calls(&self, indexed: bool) -> Vec<ToolCall<'_>> {
+        self.calls()
+            .zip(0..)
+            .map(|((name, id), index)| ToolCall {
+                index: indexed.then_some(index),
+                id,
                 kind: "function",
                 function: CallFunction {
                     name,
                     arguments: "{}",
                 },
-            }]),
-        }
+            })
+            .collect()
     }
 }
 
@@ -362,6 +449,7 @@ pub(crate) fn completion(
         Answer::Text { text, .. } => Some(text.as_str()),
         Answer::ToolCall { .. } => None,
     };
+    let calls = reply.tool_calls(false);
     let choices = (0..n)
         .map(|index| Choice {
             index,
@@ -369,7 +457,7 @@ pub(crate) fn completion(
                 role: "assistant",
                 content,
                 refusal: None,
-                tool_calls: reply.answer.tool_call(None),
+                tool_calls: (!calls.is_empty()).then(|| calls.clone()),
             },
             logprobs: None,
             finish_reason: reply.answer.finish_reason(),
@@ -481,7 +569,7 @@ impl FrameWriter<'_> {
     }
 }
 
-/// The SSE frames of a streamed answer: a role chunk per choice, one chunk per word (or the
+/// The SSE frames of a streamed answer: a role chunk per choice, one chunk per word (or per
 /// tool call) per choice, a finish chunk per choice, the usage chunk if asked, `[DONE]`.
 pub(crate) fn stream_frames(
     meta: &Meta<'_>,
@@ -491,7 +579,7 @@ pub(crate) fn stream_frames(
 ) -> serde_json::Result<Frames> {
     let words = match &reply.answer {
         Answer::Text { text, .. } => text.split_inclusive(' ').count(),
-        Answer::ToolCall { .. } => 1,
+        Answer::ToolCall { .. } => reply.calls().count(),
     };
     let frames = (words + 2) * n as usize + 2;
     let mut w = FrameWriter {
@@ -526,13 +614,16 @@ pub(crate) fn stream_frames(
                 }
             }
         }
+        // One delta per call, each carrying the whole call under its own index.
         Answer::ToolCall { .. } => {
-            for index in 0..n {
-                let delta = Delta {
-                    tool_calls: reply.answer.tool_call(Some(0)),
-                    ..Delta::default()
-                };
-                w.chunk(index, delta, None)?;
+            for call in reply.tool_calls(true) {
+                for index in 0..n {
+                    let delta = Delta {
+                        tool_calls: Some([call]),
+                        ..Delta::default()
+                    };
+                    w.chunk(index, delta, None)?;
+                }
             }
         }
     }
@@ -724,5 +815,62 @@ mod tests {
         assert_eq!(parse(&auto).tool_to_call(), Some("first"));
         let empty = format!(r#"{base}"tools":[]}}"#);
         assert!(parse(&empty).tool_to_call().is_none());
+    }
+
+    #[test]
+    fn parallel_in_the_prompt_calls_every_offered_tool_unless_one_is_named_or_parallel_is_off() {
+        let tools = r#""tools":[{"type":"function","function":{"name":"first"}},{"type":"function","function":{"name":"second"}}]"#;
+        let base = r#"{"model":"m","messages":[{"role":"user","content":"both, in Parallel."}],"#;
+        let names = |body: &str| -> Vec<String> {
+            let req = parse(body);
+            let r = reply(&req, 8, 3, 2);
+            assert_eq!(r.usage.completion_tokens, r.calls().count() as u64 * 2);
+            r.calls().map(|(name, _)| name.to_owned()).collect()
+        };
+        let auto = format!(r#"{base}{tools}}}"#);
+        assert_eq!(names(&auto), ["first", "second"]);
+        let req = parse(&auto);
+        let r = reply(&req, 8, 3, 1);
+        let ids: Vec<&str> = r.calls().map(|(_, id)| id).collect();
+        assert_eq!(ids, ["call_mock_3", "call_mock_3_1"]);
+        let off = format!(r#"{base}{tools},"parallel_tool_calls":false}}"#);
+        assert_eq!(names(&off), ["first"]);
+        let named = format!(
+            r#"{base}{tools},"tool_choice":{{"type":"function","function":{{"name":"second"}}}}}}"#
+        );
+        assert_eq!(names(&named), ["second"]);
+        let plain =
+            format!(r#"{{"model":"m","messages":[{{"role":"user","content":"both"}}],{tools}}}"#);
+        assert_eq!(names(&plain), ["first"]);
+    }
+
+    #[test]
+    fn parallel_calls_are_numbered_in_the_message_and_in_stream_deltas() {
+        let req = parse(
+            r#"{"model":"m","messages":[{"role":"user","content":"parallel"}],
+            "tools":[{"type":"function","function":{"name":"a"}},{"type":"function","function":{"name":"b"}}]}"#,
+        );
+        let r = reply(&req, 8, 1, 1);
+        let meta = Meta {
+            id: "x",
+            created: 0,
+            model: "m",
+        };
+        let v: serde_json::Value =
+            serde_json::from_slice(&completion(&meta, &r, 1, true).unwrap()).unwrap();
+        let calls = v["choices"][0]["message"]["tool_calls"].as_array().unwrap();
+        assert_eq!(calls.len(), 2);
+        assert_eq!(calls[1]["function"]["name"], "b");
+        assert!(calls[1].get("index").is_none());
+        let frames = stream_frames(&meta, &r, 1, false).unwrap();
+        // role, one delta per call, finish, [DONE]
+        assert_eq!(frames.len(), 5);
+        let second: serde_json::Value =
+            serde_json::from_slice(frames.frame(2).strip_prefix(b"data: ").unwrap()).unwrap();
+        let call = &second["choices"][0]["delta"]["tool_calls"][0];
+        assert_eq!(
+            (call["index"].as_u64(), call["function"]["name"].as_str()),
+            (Some(1), Some("b"))
+        );
     }
 }

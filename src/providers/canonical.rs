@@ -1,13 +1,17 @@
-//! The OpenAI chat request as the converting adapters (anthropic, gemini) read it: borrowed serde
-//! mirrors of the fields they act on, deserialized from `ChatRequest::rest`. Types only, no
-//! decisions: what each field becomes is every adapter's own `convert.rs`; the OpenAI adapter
-//! forwards the request verbatim and never reads these.
+//! The OpenAI shapes the converting adapters (anthropic, gemini, bedrock) share, both ways: the
+//! chat request as they read it (borrowed serde mirrors of the fields they act on, deserialized
+//! from `ChatRequest::rest`), and the completion, stream chunk and embeddings list they write.
+//! Types only, no decisions: what each field becomes is every adapter's own `convert.rs`; the
+//! OpenAI adapter forwards bodies verbatim and never touches these.
 //!
 //! Strings borrow from `ChatRequest::rest`: deserializing from a `&serde_json::Value` hands out
 //! borrowed strings, so a conversion copies no text. Fields a converter does not act on are
 //! simply absent here, so an unknown or newer field never fails a request.
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
+use std::borrow::Cow;
+
+use crate::events::Usage;
 
 /// The fields of an OpenAI chat request the conversion acts on; all others are dropped.
 #[derive(Debug, Deserialize)]
@@ -131,4 +135,235 @@ pub struct OaNamedFunction<'a> {
 pub enum OaStop<'a> {
     One(&'a str),
     Many(#[serde(borrow)] Vec<&'a str>),
+}
+
+// ---------------------------------------------------------------------------------------------
+// OpenAI answers, as written.
+// ---------------------------------------------------------------------------------------------
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct OaUsage {
+    pub prompt_tokens: u64,
+    pub completion_tokens: u64,
+    pub total_tokens: u64,
+    pub prompt_tokens_details: OaPromptDetails,
+    /// Only from providers that report reasoning tokens.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub completion_tokens_details: Option<OaCompletionDetails>,
+}
+
+impl OaUsage {
+    /// The OpenAI figures for the gateway's normalised usage; `reasoning` says whether the
+    /// provider reports reasoning tokens at all (then they are written, zero or not).
+    pub fn from_usage(u: &Usage, reasoning: bool) -> Self {
+        Self {
+            prompt_tokens: u.input_tokens,
+            completion_tokens: u.output_tokens,
+            total_tokens: u.input_tokens + u.output_tokens,
+            prompt_tokens_details: OaPromptDetails {
+                cached_tokens: u.cached_input_tokens,
+            },
+            completion_tokens_details: reasoning.then_some(OaCompletionDetails {
+                reasoning_tokens: u.reasoning_tokens,
+            }),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct OaPromptDetails {
+    pub cached_tokens: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct OaCompletionDetails {
+    pub reasoning_tokens: u64,
+}
+
+/// A `chat.completion`.
+#[derive(Debug, Serialize)]
+pub struct Completion<'a> {
+    pub id: &'a str,
+    pub object: &'static str,
+    pub created: u64,
+    pub model: &'a str,
+    pub choices: Vec<CompletionChoice<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub usage: Option<OaUsage>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct CompletionChoice<'a> {
+    pub index: u32,
+    pub message: OaOutMessage<'a>,
+    pub logprobs: Option<()>,
+    pub finish_reason: Option<&'static str>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct OaOutMessage<'a> {
+    pub role: &'static str,
+    pub content: Option<String>,
+    pub refusal: Option<()>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub tool_calls: Vec<OaOutToolCall<'a>>,
+}
+
+/// A tool call, whole (in a message, or a stream delta of a provider that sends calls whole)
+/// or in pieces (a stream's first delta names the call, later ones carry argument fragments).
+#[derive(Debug, Serialize)]
+pub struct OaOutToolCall<'a> {
+    /// The call's position among the choice's calls; stream deltas only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub index: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id: Option<Cow<'a, str>>,
+    #[serde(rename = "type", skip_serializing_if = "Option::is_none")]
+    pub kind: Option<&'static str>,
+    pub function: OaOutFunction<'a>,
+}
+
+impl<'a> OaOutToolCall<'a> {
+    /// A complete call; `index` only inside a stream delta.
+    pub fn whole(
+        index: Option<u32>,
+        id: impl Into<Cow<'a, str>>,
+        name: &'a str,
+        arguments: impl Into<Cow<'a, str>>,
+    ) -> Self {
+        Self {
+            index,
+            id: Some(id.into()),
+            kind: Some("function"),
+            function: OaOutFunction {
+                name: Some(name),
+                arguments: arguments.into(),
+            },
+        }
+    }
+
+    /// A stream delta carrying the next fragment of the arguments of call `index`.
+    pub fn fragment(index: u32, arguments: &'a str) -> Self {
+        Self {
+            index: Some(index),
+            id: None,
+            kind: None,
+            function: OaOutFunction {
+                name: None,
+                arguments: Cow::Borrowed(arguments),
+            },
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct OaOutFunction<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<&'a str>,
+    pub arguments: Cow<'a, str>,
+}
+
+/// A `chat.completion.chunk`.
+#[derive(Debug, Serialize)]
+pub struct Chunk<'a> {
+    pub id: &'a str,
+    pub object: &'static str,
+    pub created: u64,
+    pub model: &'a str,
+    pub choices: &'a [ChunkChoice<'a>],
+    /// Only on the trailing usage chunk; the gateway drops that chunk unless the client asked.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub usage: Option<OaUsage>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ChunkChoice<'a> {
+    pub index: u32,
+    pub delta: Delta<'a>,
+    pub logprobs: Option<()>,
+    pub finish_reason: Option<&'static str>,
+}
+
+#[derive(Debug, Default, Serialize)]
+pub struct Delta<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub role: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub content: Option<&'a str>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub tool_calls: Vec<OaOutToolCall<'a>>,
+}
+
+/// An embeddings `list`.
+#[derive(Debug, Serialize)]
+pub struct EmbeddingList<'a> {
+    pub object: &'static str,
+    pub data: Vec<EmbeddingItem>,
+    pub model: &'a str,
+    pub usage: EmbeddingUsage,
+}
+
+#[derive(Debug, Serialize)]
+pub struct EmbeddingItem {
+    pub object: &'static str,
+    pub index: usize,
+    pub embedding: Vector,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(untagged)]
+pub enum Vector {
+    Floats(Vec<f32>),
+    /// Little-endian f32s in base64, for `encoding_format: "base64"`.
+    Base64(String),
+}
+
+impl Vector {
+    /// `values` as the client asked for them: floats, or base64 when `base64`.
+    pub fn new(values: Vec<f32>, base64: bool) -> Self {
+        if base64 {
+            Vector::Base64(base64_f32(&values))
+        } else {
+            Vector::Floats(values)
+        }
+    }
+}
+
+/// Little-endian f32s in standard base64, as OpenAI encodes `encoding_format: "base64"`.
+pub fn base64_f32(v: &[f32]) -> String {
+    use base64::Engine;
+    let bytes: Vec<u8> = v.iter().flat_map(|x| x.to_le_bytes()).collect();
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
+#[derive(Debug, Serialize)]
+pub struct EmbeddingUsage {
+    pub prompt_tokens: u64,
+    pub total_tokens: u64,
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base64_vectors_are_little_endian_f32s_with_padding() {
+        assert_eq!(base64_f32(&[1.0]), "AACAPw==");
+        assert_eq!(base64_f32(&[1.0, 0.0]), "AACAPwAAAAA=");
+    }
+
+    #[test]
+    fn tool_call_pieces_serialize_like_openai() {
+        let whole = OaOutToolCall::whole(None, "call_1", "f", "{}");
+        assert_eq!(
+            serde_json::to_value(&whole).unwrap(),
+            serde_json::json!({"id": "call_1", "type": "function", "function": {"name": "f", "arguments": "{}"}})
+        );
+        let piece = OaOutToolCall::fragment(2, "{\"a\"");
+        assert_eq!(
+            serde_json::to_value(&piece).unwrap(),
+            serde_json::json!({"index": 2, "function": {"arguments": "{\"a\""}})
+        );
+    }
 }

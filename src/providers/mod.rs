@@ -5,7 +5,8 @@
 //! timeouts and SSE parsing; they never see virtual keys, events or routing decisions.
 
 pub mod anthropic;
-mod canonical;
+pub mod bedrock;
+pub(crate) mod canonical;
 pub mod gemini;
 pub mod openai;
 pub mod tokens;
@@ -128,6 +129,9 @@ pub enum ProviderError {
     /// The request cannot be expressed in the provider's format; found before anything was sent.
     #[error("the request cannot be sent to this provider: {0}")]
     Invalid(String),
+    /// Every deployment's circuit breaker is open: nothing was sent.
+    #[error("every deployment of this model is failing; its circuit breakers are open")]
+    CircuitOpen,
 }
 
 impl ProviderError {
@@ -165,6 +169,7 @@ impl ProviderError {
             ProviderError::Decode(_) => "decode",
             ProviderError::Unsupported(_) => "unsupported",
             ProviderError::Invalid(_) => "invalid_request",
+            ProviderError::CircuitOpen => "circuit_open",
         }
     }
 
@@ -218,6 +223,7 @@ pub fn build(spec: Arc<ProviderSpec>) -> Result<Arc<dyn Provider>, BuildError> {
         ProviderKind::Openai | ProviderKind::Azure => Ok(Arc::new(openai::OpenAi::new(spec)?)),
         ProviderKind::Anthropic => Ok(Arc::new(anthropic::Anthropic::new(spec)?)),
         ProviderKind::Gemini => Ok(Arc::new(gemini::Gemini::new(spec)?)),
+        ProviderKind::Bedrock => Ok(Arc::new(bedrock::Bedrock::new(spec)?)),
     }
 }
 

@@ -3,7 +3,7 @@
 
 use crate::harness::*;
 use futures::StreamExt;
-use switchyard::events::Event;
+use switchyard::events::{AttemptKind, Event};
 use switchyard::mock::MockConfig;
 
 fn assert_openai_error(j: &serde_json::Value, code: &str) {
@@ -243,7 +243,9 @@ deployments = [{{ provider = "mock", model = "gpt-4o-mini" }}, {{ provider = "ba
         let r = post_chat(&gw, KEY, &chat_body("resilient", "hi", stream)).await;
         assert_eq!(r.status(), 200);
         assert_eq!(r.headers()["x-switchyard-provider"], "backup");
-        assert_eq!(r.headers()["x-switchyard-attempts"], "2");
+        assert_eq!(r.headers()["x-switchyard-model"], "gpt-4o-mini");
+        // The default retry policy tries the failing deployment once more before falling back.
+        assert_eq!(r.headers()["x-switchyard-attempts"], "3");
         let _ = r.bytes().await.unwrap();
     }
     gw.stop().await;
@@ -257,10 +259,22 @@ deployments = [{{ provider = "mock", model = "gpt-4o-mini" }}, {{ provider = "ba
         .collect();
     assert_eq!(done.len(), 2);
     for d in done {
-        assert_eq!(d.attempts.len(), 2);
-        assert_eq!(d.attempts[0].provider, "mock");
+        let kinds: Vec<_> = d
+            .attempts
+            .iter()
+            .map(|a| (a.provider.as_str(), a.kind))
+            .collect();
+        assert_eq!(
+            kinds,
+            [
+                ("mock", AttemptKind::First),
+                ("mock", AttemptKind::Retry),
+                ("backup", AttemptKind::Fallback)
+            ]
+        );
         assert_eq!(d.attempts[0].status, 503);
-        assert_eq!(d.attempts[1].provider, "backup");
+        assert_eq!(d.attempts[1].status, 503);
+        assert_eq!(d.attempts[2].status, 200);
         assert_eq!(d.provider.as_deref(), Some("backup"));
     }
 }

@@ -38,6 +38,7 @@ fn example_configs_parse_and_validate() {
         "openai.toml",
         "docker.toml",
         "providers.example.toml",
+        "routing.example.toml",
     ] {
         let path = root().join("config").join(name);
         let raw: RawConfig = toml::from_str(&std::fs::read_to_string(&path).unwrap())
@@ -89,6 +90,8 @@ fn schemas_match_the_types() {
     );
 }
 
+/// What the schema-1 golden files decode to: the v1 payloads, converted to today's types (the
+/// fields added later filled as `decode` documents).
 fn golden_v1() -> Vec<(&'static str, Envelope)> {
     let id = |n: u128| ulid::Ulid::from(0x0193_6f2a_b000_0000_0000_0000_0000_0000u128 + n);
     let principal = Principal {
@@ -132,6 +135,8 @@ fn golden_v1() -> Vec<(&'static str, Envelope)> {
                         action: "redact".into(),
                     }],
                     cache_key: Some("abc".into()),
+                    rule: None,
+                    routed_model: None,
                 }),
             ),
         ),
@@ -153,6 +158,9 @@ fn golden_v1() -> Vec<(&'static str, Envelope)> {
                                 class: "upstream_5xx".into(),
                                 message: "busy".into(),
                             }),
+                            kind: AttemptKind::First,
+                            backoff_ms: 0,
+                            key_index: None,
                         },
                         Attempt {
                             provider: "backup".into(),
@@ -160,6 +168,9 @@ fn golden_v1() -> Vec<(&'static str, Envelope)> {
                             status: 200,
                             latency_us: 1200,
                             error: None,
+                            kind: AttemptKind::Fallback,
+                            backoff_ms: 0,
+                            key_index: None,
                         },
                     ],
                     provider: Some("backup".into()),
@@ -196,26 +207,213 @@ fn golden_v1() -> Vec<(&'static str, Envelope)> {
     ]
 }
 
+/// Schema 2: every event kind, with the fields schema 2 added set to non-default values so a
+/// layout change cannot hide behind zeros.
+fn golden_v2() -> Vec<(&'static str, Envelope)> {
+    let id = |n: u128| ulid::Ulid::from(0x0197_0c5e_c000_0000_0000_0000_0000_0000u128 + n);
+    let principal = Principal {
+        key_id: "dev".into(),
+        user: Some("alice".into()),
+        team: Some("platform".into()),
+        project: Some("search".into()),
+    };
+    let usage = Usage {
+        input_tokens: 40,
+        output_tokens: 9,
+        cached_input_tokens: 0,
+        reasoning_tokens: 3,
+        estimated: true,
+    };
+    let env = |n, event| Envelope {
+        id: id(n),
+        at_ms: 1_750_000_000_000 + n as u64,
+        request_id: id(0),
+        event,
+    };
+    let busy = || {
+        Some(ErrorInfo {
+            class: "rate_limited".into(),
+            message: "slow down".into(),
+        })
+    };
+    vec![
+        (
+            "request_accepted",
+            env(
+                1,
+                Event::RequestAccepted(RequestAccepted {
+                    principal: principal.clone(),
+                    endpoint: Endpoint::Messages,
+                    model: "auto".into(),
+                    route: vec![
+                        DeploymentRef {
+                            provider: "anthropic".into(),
+                            model: "claude-sonnet-4".into(),
+                        },
+                        DeploymentRef {
+                            provider: "bedrock".into(),
+                            model: "claude-sonnet-4".into(),
+                        },
+                    ],
+                    stream: true,
+                    body:
+                        r#"{"model":"auto","messages":[{"role":"user","content":"fn main() {}"}]}"#
+                            .into(),
+                    guardrail_findings: vec![],
+                    cache_key: None,
+                    rule: Some("code".into()),
+                    routed_model: Some("claude-sonnet".into()),
+                }),
+            ),
+        ),
+        (
+            "response_completed",
+            env(
+                2,
+                Event::ResponseCompleted(ResponseCompleted {
+                    principal: principal.clone(),
+                    endpoint: Endpoint::Messages,
+                    model: "claude-sonnet".into(),
+                    attempts: vec![
+                        Attempt {
+                            provider: "anthropic".into(),
+                            model: "claude-sonnet-4".into(),
+                            status: 429,
+                            latency_us: 700,
+                            error: busy(),
+                            kind: AttemptKind::First,
+                            backoff_ms: 0,
+                            key_index: Some(0),
+                        },
+                        Attempt {
+                            provider: "anthropic".into(),
+                            model: "claude-sonnet-4".into(),
+                            status: 429,
+                            latency_us: 650,
+                            error: busy(),
+                            kind: AttemptKind::Retry,
+                            backoff_ms: 250,
+                            key_index: Some(1),
+                        },
+                        Attempt {
+                            provider: "bedrock".into(),
+                            model: "claude-sonnet-4".into(),
+                            status: 0,
+                            latency_us: 2_000_000,
+                            error: None,
+                            kind: AttemptKind::Fallback,
+                            backoff_ms: 0,
+                            key_index: None,
+                        },
+                        Attempt {
+                            provider: "anthropic".into(),
+                            model: "claude-sonnet-4".into(),
+                            status: 200,
+                            latency_us: 900_000,
+                            error: None,
+                            kind: AttemptKind::Hedge,
+                            backoff_ms: 0,
+                            key_index: Some(2),
+                        },
+                    ],
+                    provider: Some("anthropic".into()),
+                    provider_model: Some("claude-sonnet-4".into()),
+                    status: 200,
+                    error: None,
+                    stream: true,
+                    ttft_us: Some(1_200_000),
+                    latency_us: 3_000_000,
+                    usage: Some(usage),
+                    finish_reason: Some("end_turn".into()),
+                    body: Some("{\"type\":\"message_stop\"}".into()),
+                    cache_hit: None,
+                    cache_score: None,
+                }),
+            ),
+        ),
+        (
+            "spend_recorded",
+            env(
+                3,
+                Event::SpendRecorded(SpendRecorded {
+                    principal,
+                    model: "claude-sonnet".into(),
+                    provider: "anthropic".into(),
+                    provider_model: "claude-sonnet-4".into(),
+                    usage,
+                    cost_nanos: 255_000,
+                    currency: "USD".into(),
+                    priced: true,
+                }),
+            ),
+        ),
+        (
+            "breaker_changed",
+            Envelope {
+                // belongs to no request: a fresh ULID of its own
+                request_id: id(40),
+                ..env(
+                    4,
+                    Event::BreakerChanged(BreakerChanged {
+                        provider: "bedrock".into(),
+                        model: "claude-sonnet-4".into(),
+                        from: BreakerState::Closed,
+                        to: BreakerState::Open,
+                        reason: "5 failures in 30s".into(),
+                    }),
+                )
+            },
+        ),
+    ]
+}
+
+/// Schema 1 is no longer written: its golden files decode through the frozen v1 types and the
+/// conversion, and re-encoding writes the current schema.
 #[test]
-fn golden_event_bytes_still_decode() {
+fn golden_v1_bytes_still_decode() {
     let dir = root().join("tests/fixtures/events/v1");
     for (name, env) in golden_v1() {
+        let path = dir.join(format!("{name}.bin"));
+        let bytes = std::fs::read(&path).unwrap_or_else(|_| panic!("{} missing", path.display()));
+        assert_eq!(u16::from_le_bytes([bytes[0], bytes[1]]), 1);
+        assert_eq!(
+            decode(&bytes).unwrap(),
+            env,
+            "{name}: v1 bytes decode to the converted event"
+        );
+        let again = encode(&env);
+        assert_eq!(u16::from_le_bytes([again[0], again[1]]), CURRENT_SCHEMA);
+        assert_eq!(
+            decode(&again).unwrap(),
+            env,
+            "{name}: re-encoded as current"
+        );
+    }
+}
+
+/// Schema 2 is current: its golden files are written once under SWITCHYARD_BLESS (never
+/// rewritten) and this build must still write them byte for byte.
+#[test]
+fn golden_v2_bytes_still_decode() {
+    assert_eq!(CURRENT_SCHEMA, 2, "a new schema needs its own golden files");
+    let dir = root().join("tests/fixtures/events/v2");
+    for (name, env) in golden_v2() {
         let path = dir.join(format!("{name}.bin"));
         if bless() && !path.exists() {
             std::fs::create_dir_all(&dir).unwrap();
             std::fs::write(&path, encode(&env)).unwrap();
         }
         let bytes = std::fs::read(&path).unwrap_or_else(|_| panic!("{} missing", path.display()));
-        assert_eq!(u16::from_le_bytes([bytes[0], bytes[1]]), 1);
+        assert_eq!(u16::from_le_bytes([bytes[0], bytes[1]]), 2);
         assert_eq!(
             decode(&bytes).unwrap(),
             env,
-            "{name}: v1 bytes decode to the same event"
+            "{name}: v2 bytes decode to the same event"
         );
         assert_eq!(
             encode(&env),
             bytes,
-            "{name}: this build still writes v1 identically"
+            "{name}: this build still writes v2 identically"
         );
     }
 }

@@ -2,11 +2,13 @@
 //! Integration tests: real nats-server, real HTTP, real files. One binary, one module per area.
 
 mod chat;
+mod conformance;
 mod durability;
 mod errors;
 mod files;
 mod harness;
 mod process;
 mod providers;
+mod reliability;
 mod sdk;
 mod spend;

@@ -1,5 +1,6 @@
 //! The official OpenAI and Anthropic Python SDKs, unmodified, against the gateway with an
-//! OpenAI and an Anthropic deployment behind it (tests/sdk/sdk_check.py holds the checks).
+//! OpenAI, an Anthropic, a Gemini and a Bedrock deployment behind it (tests/sdk/sdk_check.py
+//! holds the checks; each SDK drives every deployment).
 
 use crate::harness::*;
 use crate::providers::anthropic_model;
@@ -26,7 +27,37 @@ async fn official_sdks_work_unchanged() {
     let mock = Mock::start(MockConfig::default()).await;
     let dir = tempfile::tempdir().unwrap();
     let mut cfg = TestConfig::new(&nats, &mock, dir.path());
-    cfg.extra = anthropic_model(&mock, dir.path());
+    let (id, secret) = (dir.path().join("aws-id"), dir.path().join("aws-secret"));
+    std::fs::write(&id, switchyard::mock::MOCK_AWS_ACCESS_KEY_ID).unwrap();
+    std::fs::write(&secret, switchyard::mock::MOCK_AWS_SECRET_ACCESS_KEY).unwrap();
+    cfg.extra = anthropic_model(&mock, dir.path())
+        + &format!(
+            r#"
+[providers.gemini]
+kind = "gemini"
+base_url = "http://{addr}/v1beta"
+api_key = {{ file = {key:?} }}
+
+[providers.bedrock]
+kind = "bedrock"
+base_url = "http://{addr}"
+region = "us-east-1"
+aws_access_key_id = {{ file = {id:?} }}
+aws_secret_access_key = {{ file = {secret:?} }}
+
+[[models]]
+name = "gemini"
+deployments = [{{ provider = "gemini", model = "gemini-2.5-flash" }}]
+
+[[models]]
+name = "bedrock"
+deployments = [{{ provider = "bedrock", model = "anthropic.claude-3-5-haiku-20241022-v1:0" }}]
+"#,
+            addr = mock.addr,
+            key = dir.path().join("upstream.key").display().to_string(),
+            id = id.display().to_string(),
+            secret = secret.display().to_string(),
+        );
     let gw = Gateway::start(cfg.build()).await;
     let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/sdk/sdk_check.py");
     let url = format!("http://{}", gw.addr);
@@ -36,6 +67,7 @@ async fn official_sdks_work_unchanged() {
         .env("SWITCHYARD_KEY", KEY)
         .env("OPENAI_MODEL", "gpt-4o-mini")
         .env("ANTHROPIC_MODEL", "claude")
+        .env("OTHER_MODELS", "gemini,bedrock")
         .env("EMBEDDING_MODEL", "text-embedding-3-small")
         .output()
         .await

@@ -2,7 +2,9 @@
 
 Run by the Rust test `sdk::official_sdks_work_unchanged` (tests/it/sdk.rs) with
 SWITCHYARD_URL (e.g. http://127.0.0.1:8080), SWITCHYARD_KEY (a virtual key), OPENAI_MODEL and
-ANTHROPIC_MODEL (public model names routed to an OpenAI and an Anthropic deployment).
+ANTHROPIC_MODEL (public model names routed to an OpenAI and an Anthropic deployment), and
+optionally OTHER_MODELS (comma-separated public models on any other adapters: Gemini, Bedrock…),
+which get every chat, stream and tool check through both SDKs too.
 Every check is an assert: any failure exits non-zero.
 """
 import os
@@ -12,7 +14,9 @@ import openai
 
 URL = os.environ["SWITCHYARD_URL"]
 KEY = os.environ["SWITCHYARD_KEY"]
-MODELS = [os.environ["OPENAI_MODEL"], os.environ["ANTHROPIC_MODEL"]]
+MODELS = [os.environ["OPENAI_MODEL"], os.environ["ANTHROPIC_MODEL"]] + [
+    m for m in os.environ.get("OTHER_MODELS", "").split(",") if m
+]
 EMBED = os.environ["EMBEDDING_MODEL"]
 TOOL = {"type": "object", "properties": {"city": {"type": "string"}}}
 

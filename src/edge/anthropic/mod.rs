@@ -21,7 +21,7 @@ use super::pipeline::{
 };
 use super::{ApiError, EdgeState, read_body};
 use crate::events::Endpoint;
-use crate::providers::tokens;
+use crate::providers::{ChatRequest, tokens};
 use crate::routing;
 use convert::{InRequest, to_chat, to_message};
 
@@ -40,17 +40,15 @@ pub async fn messages(
         body,
         Surface::Anthropic,
         Endpoint::Messages,
-        |r: &InRequest| &r.model,
-        InRequest::is_stream,
+        |r: InRequest| to_chat(&r).map(|chat| (r, chat)).map_err(invalid),
+        |(r, _): &(InRequest, ChatRequest)| &r.model,
+        |(r, _): &(InRequest, ChatRequest)| r.is_stream(),
+        |(_, chat): &(InRequest, ChatRequest)| Some(chat),
     )
     .await;
-    let (ctx, req, accepted) = match admitted {
+    let (ctx, (req, chat), accepted) = match admitted {
         Ok(a) => a,
         Err(e) => return e.anthropic_response(),
-    };
-    let chat = match to_chat(&req) {
-        Ok(c) => c,
-        Err(m) => return invalid(m).anthropic_response(),
     };
     let request_id = ctx.request_id;
     let result = if req.is_stream() {
@@ -59,7 +57,7 @@ pub async fn messages(
         let route = Arc::clone(&ctx.route);
         let model = ctx.model.clone();
         let call = async {
-            let outcome = routing::chat(&route, &chat).await;
+            let outcome = routing::chat(&st.routes, &route, &chat).await;
             map_outcome(outcome, |r| {
                 let usage = r
                     .usage

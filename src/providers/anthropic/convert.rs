@@ -19,12 +19,14 @@
 use serde::Deserialize;
 
 use super::wire::{
-    AnUsage, Block, Completion, CompletionChoice, ContentBlock, ImageSource, Message,
-    MessagesRequest, MessagesResponse, Metadata, OaContent, OaMessage, OaOutFunction, OaOutMessage,
-    OaOutToolCall, OaPart, OaPromptDetails, OaRequest, OaStop, OaTool, OaToolChoice, OaUsage, Role,
-    Tool, ToolChoice, ToolResultContent,
+    AnUsage, Block, ContentBlock, ImageSource, Message, MessagesRequest, MessagesResponse,
+    Metadata, OaContent, OaMessage, OaPart, OaRequest, OaStop, OaTool, OaToolChoice, Role, Tool,
+    ToolChoice, ToolResultContent,
 };
 use crate::events::Usage;
+use crate::providers::canonical::{
+    Completion, CompletionChoice, OaOutMessage, OaOutToolCall, OaUsage,
+};
 use crate::providers::{ChatRequest, ProviderError};
 
 /// Anthropic requires `max_tokens`; OpenAI clients usually leave it out.
@@ -298,24 +300,14 @@ pub fn finish_reason(stop_reason: &str) -> &'static str {
 pub fn usage(input: &AnUsage) -> (Usage, OaUsage) {
     let cached = input.cache_read_input_tokens.unwrap_or(0);
     let prompt = input.input_tokens + cached + input.cache_creation_input_tokens.unwrap_or(0);
-    let completion = input.output_tokens;
-    (
-        Usage {
-            input_tokens: prompt,
-            output_tokens: completion,
-            cached_input_tokens: cached,
-            reasoning_tokens: 0,
-            estimated: false,
-        },
-        OaUsage {
-            prompt_tokens: prompt,
-            completion_tokens: completion,
-            total_tokens: prompt + completion,
-            prompt_tokens_details: OaPromptDetails {
-                cached_tokens: cached,
-            },
-        },
-    )
+    let usage = Usage {
+        input_tokens: prompt,
+        output_tokens: input.output_tokens,
+        cached_input_tokens: cached,
+        reasoning_tokens: 0,
+        estimated: false,
+    };
+    (usage, OaUsage::from_usage(&usage, false))
 }
 
 /// What a complete Anthropic answer becomes.
@@ -335,14 +327,9 @@ pub fn response(body: &[u8], created: u64) -> Result<Converted, ProviderError> {
     for block in &msg.content {
         match block {
             ContentBlock::Text { text: t } => text.get_or_insert_with(String::new).push_str(t),
-            ContentBlock::ToolUse { id, name, input } => tool_calls.push(OaOutToolCall {
-                id,
-                kind: "function",
-                function: OaOutFunction {
-                    name,
-                    arguments: input.to_string(),
-                },
-            }),
+            ContentBlock::ToolUse { id, name, input } => {
+                tool_calls.push(OaOutToolCall::whole(None, &**id, name, input.to_string()));
+            }
             ContentBlock::Other => {}
         }
     }
@@ -353,7 +340,7 @@ pub fn response(body: &[u8], created: u64) -> Result<Converted, ProviderError> {
         object: "chat.completion",
         created,
         model: &msg.model,
-        choices: [CompletionChoice {
+        choices: vec![CompletionChoice {
             index: 0,
             message: OaOutMessage {
                 role: "assistant",

@@ -109,12 +109,12 @@ impl Anthropic {
         model: &str,
     ) -> Result<ChatStream, ProviderError> {
         let body = Self::body(req, model, true)?;
-        let resp = tokio::time::timeout(self.spec.timeout, self.send(body))
+        let resp = tokio::time::timeout(self.spec.first_token_timeout, self.send(body))
             .await
             .map_err(|_| ProviderError::Timeout {
                 phase: "first_byte",
             })??;
-        Ok(stream::chunks(resp, self.spec.timeout, unix_now()))
+        Ok(stream::chunks(resp, self.spec.idle_timeout, unix_now()))
     }
 }
 
@@ -241,14 +241,12 @@ mod tests {
     /// A spec for this adapter; every field the adapter does not read keeps a neutral value.
     fn spec(base_url: &str, api_key: Option<&str>, timeout: Duration) -> ProviderSpec {
         ProviderSpec {
-            name: "claude".into(),
-            // The kind only picks the adapter in `providers::build`; `new` ignores it.
-            kind: ProviderKind::Openai,
-            base_url: base_url.to_owned(),
             api_key: api_key.map(Secret::new),
-            api_version: String::new(),
-            connect_timeout: Duration::from_secs(2),
             timeout,
+            idle_timeout: timeout,
+            first_token_timeout: timeout,
+            // The kind only picks the adapter in `providers::build`; `new` ignores it.
+            ..ProviderSpec::new("claude", ProviderKind::Openai, base_url)
         }
     }
 

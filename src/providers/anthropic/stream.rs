@@ -10,10 +10,8 @@ use std::pin::Pin;
 use std::time::Duration;
 
 use super::convert::{finish_reason, usage};
-use super::wire::{
-    AnUsage, BlockDelta, Chunk, ChunkChoice, Delta, DeltaFunction, DeltaToolCall, OaUsage,
-    StartBlock, StreamEvent,
-};
+use super::wire::{AnUsage, BlockDelta, StartBlock, StreamEvent};
+use crate::providers::canonical::{Chunk, ChunkChoice, Delta, OaOutToolCall, OaUsage};
 use crate::providers::{ChatStream, ProviderError, StreamChunk};
 
 /// Turn an upstream response body into chunks. `idle` bounds the wait for each event;
@@ -141,7 +139,7 @@ impl Translator {
                 let delta = Delta {
                     role: Some("assistant"),
                     content: Some(""),
-                    tool_calls: None,
+                    tool_calls: Vec::new(),
                 };
                 self.chunk(delta, None)
             }
@@ -152,18 +150,10 @@ impl Translator {
                 // invariant: a message has far fewer than 2^32 content blocks.
                 let ordinal = u32::try_from(self.tools.len()).unwrap_or(u32::MAX);
                 self.tools.push((index, ordinal));
-                let call = DeltaToolCall {
-                    index: ordinal,
-                    id: Some(&id),
-                    kind: Some("function"),
-                    function: DeltaFunction {
-                        name: Some(&name),
-                        arguments: "",
-                    },
-                };
+                let call = OaOutToolCall::whole(Some(ordinal), &*id, &name, "");
                 self.chunk(
                     Delta {
-                        tool_calls: Some([call]),
+                        tool_calls: vec![call],
                         ..Delta::default()
                     },
                     None,
@@ -188,18 +178,10 @@ impl Translator {
                 let Some(&(_, ordinal)) = self.tools.iter().find(|(i, _)| *i == index) else {
                     return Ok(Step::Skip);
                 };
-                let call = DeltaToolCall {
-                    index: ordinal,
-                    id: None,
-                    kind: None,
-                    function: DeltaFunction {
-                        name: None,
-                        arguments: &partial_json,
-                    },
-                };
+                let call = OaOutToolCall::fragment(ordinal, &partial_json);
                 self.chunk(
                     Delta {
-                        tool_calls: Some([call]),
+                        tool_calls: vec![call],
                         ..Delta::default()
                     },
                     None,

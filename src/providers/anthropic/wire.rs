@@ -1,9 +1,7 @@
-//! serde mirrors for the Anthropic adapter, both directions: the parts of an OpenAI chat request
-//! it reads (re-exported from `providers::canonical`, which the Gemini adapter reads too), the
-//! Anthropic Messages request it writes,
-//! the Anthropic message, error and stream events it reads, and the OpenAI completion and chunk
-//! JSON it writes. Types only: every decision about what maps to what lives in `convert.rs` and
-//! `stream.rs`.
+//! serde mirrors of Anthropic's Messages API for the Anthropic adapter: the request it writes and
+//! the message, error and stream events it reads. The OpenAI shapes on the other side are
+//! `providers::canonical`, shared by every converting adapter. Types only: every decision about
+//! what maps to what lives in `convert.rs` and `stream.rs`.
 
 use serde::{Deserialize, Serialize};
 use std::borrow::Cow;
@@ -285,110 +283,4 @@ pub enum BlockDelta<'a> {
 pub struct MessageDeltaBody<'a> {
     #[serde(default, borrow)]
     pub stop_reason: Option<Cow<'a, str>>,
-}
-
-// ---------------------------------------------------------------------------------------------
-// OpenAI answers, as written.
-// ---------------------------------------------------------------------------------------------
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-pub struct OaUsage {
-    pub prompt_tokens: u64,
-    pub completion_tokens: u64,
-    pub total_tokens: u64,
-    pub prompt_tokens_details: OaPromptDetails,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-pub struct OaPromptDetails {
-    pub cached_tokens: u64,
-}
-
-#[derive(Debug, Serialize)]
-pub struct Completion<'a> {
-    pub id: &'a str,
-    pub object: &'static str,
-    pub created: u64,
-    pub model: &'a str,
-    pub choices: [CompletionChoice<'a>; 1],
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub usage: Option<OaUsage>,
-}
-
-#[derive(Debug, Serialize)]
-pub struct CompletionChoice<'a> {
-    pub index: u32,
-    pub message: OaOutMessage<'a>,
-    pub logprobs: Option<()>,
-    pub finish_reason: Option<&'static str>,
-}
-
-#[derive(Debug, Serialize)]
-pub struct OaOutMessage<'a> {
-    pub role: &'static str,
-    pub content: Option<String>,
-    pub refusal: Option<()>,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub tool_calls: Vec<OaOutToolCall<'a>>,
-}
-
-#[derive(Debug, Serialize)]
-pub struct OaOutToolCall<'a> {
-    pub id: &'a str,
-    #[serde(rename = "type")]
-    pub kind: &'static str,
-    pub function: OaOutFunction<'a>,
-}
-
-#[derive(Debug, Serialize)]
-pub struct OaOutFunction<'a> {
-    pub name: &'a str,
-    pub arguments: String,
-}
-
-#[derive(Debug, Serialize)]
-pub struct Chunk<'a> {
-    pub id: &'a str,
-    pub object: &'static str,
-    pub created: u64,
-    pub model: &'a str,
-    pub choices: &'a [ChunkChoice<'a>],
-    /// Only on the trailing usage chunk; the gateway drops that chunk unless the client asked.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub usage: Option<OaUsage>,
-}
-
-#[derive(Debug, Serialize)]
-pub struct ChunkChoice<'a> {
-    pub index: u32,
-    pub delta: Delta<'a>,
-    pub logprobs: Option<()>,
-    pub finish_reason: Option<&'static str>,
-}
-
-#[derive(Debug, Default, Serialize)]
-pub struct Delta<'a> {
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub role: Option<&'static str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub content: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub tool_calls: Option<[DeltaToolCall<'a>; 1]>,
-}
-
-#[derive(Debug, Serialize)]
-pub struct DeltaToolCall<'a> {
-    pub index: u32,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub id: Option<&'a str>,
-    #[serde(rename = "type", skip_serializing_if = "Option::is_none")]
-    pub kind: Option<&'static str>,
-    pub function: DeltaFunction<'a>,
-}
-
-#[derive(Debug, Serialize)]
-pub struct DeltaFunction<'a> {
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub name: Option<&'a str>,
-    pub arguments: &'a str,
 }

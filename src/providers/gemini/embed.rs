@@ -5,10 +5,8 @@
 //! `user` is dropped. Gemini reports no token counts here, so the list says 0 and the adapter
 //! leaves the usage to the gateway's estimate.
 
-use super::wire::{
-    BatchEmbedRequest, BatchEmbedResponse, EmbedContent, EmbedRequest, EmbedText, EmbeddingItem,
-    EmbeddingList, EmbeddingUsage, Vector,
-};
+use super::wire::{BatchEmbedRequest, BatchEmbedResponse, EmbedContent, EmbedRequest, EmbedText};
+use crate::providers::canonical::{EmbeddingItem, EmbeddingList, EmbeddingUsage, Vector};
 use crate::providers::{EmbeddingsRequest, ProviderError};
 
 /// An embeddings request read: the texts, whether the vectors go back as base64.
@@ -107,11 +105,7 @@ pub fn embed_response(
         .map(|(index, v)| EmbeddingItem {
             object: "embedding",
             index,
-            embedding: if e.base64 {
-                Vector::Base64(base64_f32(&v.values))
-            } else {
-                Vector::Floats(v.values)
-            },
+            embedding: Vector::new(v.values, e.base64),
         })
         .collect();
     let list = EmbeddingList {
@@ -124,29 +118,6 @@ pub fn embed_response(
         },
     };
     serde_json::to_vec(&list).map_err(|e| ProviderError::Decode(e.to_string()))
-}
-
-/// Little-endian f32s in standard base64, as OpenAI encodes `encoding_format: "base64"`.
-fn base64_f32(v: &[f32]) -> String {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let bytes: Vec<u8> = v.iter().flat_map(|x| x.to_le_bytes()).collect();
-    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
-    for group in bytes.chunks(3) {
-        let b = [
-            group[0],
-            group.get(1).copied().unwrap_or(0),
-            group.get(2).copied().unwrap_or(0),
-        ];
-        let n = u32::from(b[0]) << 16 | u32::from(b[1]) << 8 | u32::from(b[2]);
-        for (i, shift) in [18u32, 12, 6, 0].into_iter().enumerate() {
-            if i <= group.len() {
-                out.push(char::from(ALPHABET[(n >> shift & 63) as usize]));
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
 }
 
 #[cfg(test)]

@@ -148,12 +148,17 @@ impl Gemini {
         let body = Self::body(req)?;
         let mut url = self.url(model, "streamGenerateContent")?;
         url.set_query(Some("alt=sse"));
-        let resp = tokio::time::timeout(self.spec.timeout, self.send(url, body))
+        let resp = tokio::time::timeout(self.spec.first_token_timeout, self.send(url, body))
             .await
             .map_err(|_| ProviderError::Timeout {
                 phase: "first_byte",
             })??;
-        Ok(stream::chunks(resp, self.spec.timeout, model, unix_now()))
+        Ok(stream::chunks(
+            resp,
+            self.spec.idle_timeout,
+            model,
+            unix_now(),
+        ))
     }
 
     async fn embeddings_inner(
@@ -345,13 +350,11 @@ mod tests {
     /// A spec for this adapter; every field the adapter does not read keeps a neutral value.
     fn spec(base_url: &str, api_key: Option<&str>, timeout: Duration) -> ProviderSpec {
         ProviderSpec {
-            name: "gemini".into(),
-            kind: ProviderKind::Gemini,
-            base_url: base_url.to_owned(),
             api_key: api_key.map(Secret::new),
-            api_version: String::new(),
-            connect_timeout: Duration::from_secs(2),
             timeout,
+            idle_timeout: timeout,
+            first_token_timeout: timeout,
+            ..ProviderSpec::new("gemini", ProviderKind::Gemini, base_url)
         }
     }
 

@@ -18,7 +18,8 @@ use std::pin::Pin;
 use std::time::Duration;
 
 use super::convert::{FALLBACK_ID, finish_reason, tool_call, usage};
-use super::wire::{Chunk, ChunkChoice, Delta, GenerateContentResponse, OaUsage, UsageMetadata};
+use super::wire::{GenerateContentResponse, UsageMetadata};
+use crate::providers::canonical::{Chunk, ChunkChoice, Delta, OaUsage};
 use crate::providers::{ChatStream, ProviderError, StreamChunk};
 
 /// Turn an upstream response body into chunks. `idle` bounds the wait for each event; `model`

@@ -190,12 +190,15 @@ impl OpenAi {
         model: &str,
     ) -> Result<ChatStream, ProviderError> {
         let body = Self::body(req, model, true)?;
-        let resp = tokio::time::timeout(self.spec.timeout, self.send(Op::Chat, model, body))
-            .await
-            .map_err(|_| ProviderError::Timeout {
-                phase: "first_byte",
-            })??;
-        Ok(stream::chunks(resp, self.spec.timeout))
+        let resp = tokio::time::timeout(
+            self.spec.first_token_timeout,
+            self.send(Op::Chat, model, body),
+        )
+        .await
+        .map_err(|_| ProviderError::Timeout {
+            phase: "first_byte",
+        })??;
+        Ok(stream::chunks(resp, self.spec.idle_timeout))
     }
 }
 
@@ -264,13 +267,9 @@ mod tests {
 
     fn spec(kind: ProviderKind, base: &str) -> Arc<ProviderSpec> {
         Arc::new(ProviderSpec {
-            name: "p".into(),
-            kind,
-            base_url: base.into(),
-            api_key: None,
-            api_version: "2024-10-21".into(),
             connect_timeout: std::time::Duration::from_secs(1),
             timeout: std::time::Duration::from_secs(1),
+            ..ProviderSpec::new("p", kind, base)
         })
     }
 
