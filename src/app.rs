@@ -72,6 +72,11 @@ pub async fn serve(
     listener: TcpListener,
     shutdown: CancellationToken,
 ) -> Result<(), AppError> {
+    // The tokenizer (for providers that report no usage) takes about a second to load: do it
+    // now, beside start-up, not on the first request that needs it.
+    drop(tokio::task::spawn_blocking(
+        crate::providers::tokens::warm_up,
+    ));
     let outbox_path = config.outbox_path();
     let outbox = Arc::new(
         tokio::task::spawn_blocking(move || Outbox::open(&outbox_path))

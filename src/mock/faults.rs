@@ -33,6 +33,9 @@ pub struct MockConfig {
     pub stream_words: usize,
     /// Answer without usage, as some OpenAI-compatible servers do.
     pub omit_usage: bool,
+    /// OpenAI chat: refuse prompts longer than this many (mock-counted) tokens with OpenAI's
+    /// 400 `context_length_exceeded`, as a model with a small context window does.
+    pub context_window: Option<u64>,
 }
 
 /// Defaults shared by [`MockConfig::default`] and the CLI flags, so the two cannot drift.
@@ -54,6 +57,7 @@ impl Default for MockConfig {
             malformed_rate: 0.0,
             stream_words: DEFAULT_STREAM_WORDS,
             omit_usage: false,
+            context_window: None,
         }
     }
 }

@@ -86,6 +86,9 @@ pub struct MockArgs {
     /// Play a server that reports no usage (plain or streamed).
     #[arg(long)]
     pub omit_usage: bool,
+    /// OpenAI chat: refuse prompts over this many tokens with `context_length_exceeded`.
+    #[arg(long)]
+    pub context_window: Option<u64>,
 }
 
 fn parse_rate(s: &str) -> Result<f64, String> {
@@ -111,6 +114,7 @@ impl MockArgs {
             malformed_rate: self.malformed_rate,
             stream_words: self.stream_words,
             omit_usage: self.omit_usage,
+            context_window: self.context_window,
         }
     }
 }
@@ -368,6 +372,21 @@ async fn chat(State(state): State<MockState>, body: Bytes) -> Response {
     let stream = req.stream.unwrap_or(false);
     if stream {
         bump(&shared.streams);
+    }
+    if let Some(window) = cfg.context_window
+        && req.prompt_tokens() > window
+    {
+        let message = format!(
+            "This model's maximum context length is {window} tokens. However, your messages resulted in {} tokens. Please reduce the length of the messages.",
+            req.prompt_tokens()
+        );
+        return openai::error(
+            StatusCode::BAD_REQUEST,
+            "invalid_request_error",
+            Some("context_length_exceeded"),
+            Some("messages"),
+            &message,
+        );
     }
     let plan = cfg.roll(stream);
     if plan.hang && !state.pause(cfg.hang_ms).await {

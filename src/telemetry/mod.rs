@@ -92,4 +92,28 @@ fn describe() {
         "switchyard_projection_undecodable_total",
         "Events a projection could not decode and skipped."
     );
+    describe_gauge!(
+        "switchyard_breaker_state",
+        "Circuit breaker of a deployment: 0 closed, 1 half-open, 2 open."
+    );
+    describe_counter!(
+        "switchyard_breaker_transitions_total",
+        "Circuit breaker state changes, by deployment and new state."
+    );
+    describe_counter!(
+        "switchyard_breaker_rejections_total",
+        "Attempts not made because the deployment's breaker was open."
+    );
+    describe_counter!(
+        "switchyard_retries_total",
+        "Retries of the same deployment, by provider and the error class retried."
+    );
+    describe_counter!(
+        "switchyard_retry_budget_exhausted_total",
+        "Retries refused because the deployment's retry budget was spent."
+    );
+    describe_counter!(
+        "switchyard_hedges_total",
+        "Second attempts started because the first was slow to answer."
+    );
 }

@@ -535,3 +535,47 @@ async fn a_stream_without_a_first_token_falls_back_before_the_client_sees_anythi
     assert_eq!(done.attempts[1].kind, AttemptKind::Fallback);
     assert_eq!(done.status, 200);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_prompt_too_long_for_the_model_falls_back_to_a_larger_one() {
+    let nats = Nats::start();
+    let small = Mock::start(MockConfig {
+        context_window: Some(20),
+        ..MockConfig::default()
+    })
+    .await;
+    let large = Mock::start(MockConfig::default()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = TestConfig::new(&nats, &small, dir.path());
+    cfg.extra = format!(
+        "{}\n[[models]]\nname = \"small\"\ndeployments = [{{ provider = \"mock\", model = \"gpt-4o-mini\" }}]\nfallback_on = [{{ class = \"context_length_exceeded\", model = \"large\" }}]\n[[models]]\nname = \"large\"\ndeployments = [{{ provider = \"large\", model = \"gpt-4o\" }}]\n",
+        provider("large", &large.base_url(), "5s")
+    );
+    let gw = Gateway::start(cfg.build()).await;
+    let short = post_chat(&gw, KEY, &chat_body("small", "hi there", false)).await;
+    assert_eq!(short.status(), 200);
+    assert_eq!(short.headers()["x-switchyard-model"], "gpt-4o-mini");
+    let long_prompt = "tell me everything about rivers and lakes and seas ".repeat(5);
+    let long = post_chat(&gw, KEY, &chat_body("small", &long_prompt, false)).await;
+    assert_eq!(long.status(), 200);
+    assert_eq!(long.headers()["x-switchyard-model"], "gpt-4o");
+    assert_eq!(long.headers()["x-switchyard-attempts"], "2");
+    // Other client errors are not retried or moved: a bad request stays a 400.
+    let mut bad = chat_body("small", "hi", false);
+    bad["n"] = serde_json::json!(1000);
+    assert_eq!(post_chat(&gw, KEY, &bad).await.status(), 400);
+    gw.stop().await;
+    let events = read_events(&nats.url()).await;
+    let moved = events
+        .iter()
+        .filter_map(|(_, e, _)| match &e.event {
+            Event::ResponseCompleted(r) if r.attempts.len() == 2 => Some(r.clone()),
+            _ => None,
+        })
+        .next()
+        .unwrap();
+    assert_eq!(moved.attempts[0].status, 400);
+    assert_eq!(moved.attempts[0].model, "gpt-4o-mini");
+    assert_eq!(moved.attempts[1].kind, AttemptKind::Fallback);
+    assert_eq!(moved.provider_model.as_deref(), Some("gpt-4o"));
+}

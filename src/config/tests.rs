@@ -1,0 +1,111 @@
+use super::*;
+
+fn ok_resolve(_: &SecretRef) -> Result<Secret, String> {
+    Ok(Secret::new("x"))
+}
+
+#[test]
+fn reports_every_problem_with_its_path() {
+    let raw: RawConfig = toml::from_str(
+        r#"
+        [[keys]]
+        id = "a"
+        hash = "nope"
+        [providers.openai]
+        kind = "openai"
+        base_url = "ftp://x"
+        api_key = { env = "SWITCHYARD_TEST_UNSET_VAR" }
+        [[models]]
+        name = "m"
+        deployments = [{ provider = "openia", model = "x" }]
+        [[models]]
+        name = "m"
+        deployments = []
+        "#,
+    )
+    .unwrap();
+    let err = validate(raw, None, |r| r.resolve()).unwrap_err();
+    let ConfigError::Invalid(problems) = err else {
+        panic!("expected Invalid")
+    };
+    let joined = problems.join("\n");
+    for needle in [
+        "keys[0].hash",
+        "providers.openai.base_url",
+        "providers.openai.api_key: environment variable SWITCHYARD_TEST_UNSET_VAR is not set",
+        "models[0].deployments[0].provider: no provider named \"openia\"",
+        "models[1].name",
+        "models[1].deployments: needs at least one",
+    ] {
+        assert!(joined.contains(needle), "missing {needle:?} in\n{joined}");
+    }
+}
+
+#[test]
+fn unknown_fields_are_rejected() {
+    let err =
+        toml::from_str::<RawConfig>("[server]\nlisten = \"127.0.0.1:1\"\nlisen = 1\n").unwrap_err();
+    assert!(err.to_string().contains("lisen"), "{err}");
+}
+
+#[test]
+fn presets_fill_base_url_and_key_variable() {
+    let raw: RawConfig = toml::from_str(
+        r#"
+        [providers.groq]
+        preset = "groq"
+        [providers.local]
+        preset = "ollama"
+        [providers.az]
+        kind = "azure"
+        base_url = "https://res.openai.azure.com"
+        api_key = { env = "AZ" }
+        "#,
+    )
+    .unwrap();
+    let seen = std::sync::Mutex::new(Vec::new());
+    let cfg = validate(raw, None, |r| {
+        seen.lock().unwrap().push(r.clone());
+        Ok(Secret::new("k"))
+    })
+    .unwrap();
+    assert_eq!(
+        cfg.providers["groq"].base_url,
+        "https://api.groq.com/openai/v1"
+    );
+    assert!(cfg.providers["groq"].api_key.is_some());
+    assert!(
+        cfg.providers["local"].api_key.is_none(),
+        "local servers need no key"
+    );
+    assert_eq!(cfg.providers["az"].kind, ProviderKind::Azure);
+    assert_eq!(cfg.providers["az"].api_version, "2024-10-21");
+    let seen = seen.into_inner().unwrap();
+    assert!(seen.contains(&SecretRef::Env("GROQ_API_KEY".into())));
+    let missing: RawConfig = toml::from_str("[providers.x]\nkind = \"openai\"\n").unwrap();
+    let err = validate(missing, None, ok_resolve).unwrap_err().to_string();
+    assert!(
+        err.contains("providers.x.base_url: required unless a preset is given"),
+        "{err}"
+    );
+}
+
+#[test]
+fn resolves_handles() {
+    let raw: RawConfig = toml::from_str(
+        r#"
+        [providers.p]
+        kind = "openai"
+        base_url = "http://127.0.0.1:1/v1/"
+        [[models]]
+        name = "m"
+        deployments = [{ provider = "p", model = "up" }]
+        "#,
+    )
+    .unwrap();
+    let cfg = validate(raw, None, ok_resolve).unwrap();
+    assert_eq!(
+        cfg.models[0].deployments[0].provider.base_url,
+        "http://127.0.0.1:1/v1"
+    );
+}
