@@ -21,6 +21,39 @@ mod openai;
 #[allow(clippy::disallowed_methods)] // the socket test owns its server task
 mod tests;
 
+/// A mock on a free local port for the adapters' unit tests, stopped on drop.
+#[cfg(test)]
+pub(crate) struct TestUpstream {
+    pub state: MockState,
+    /// `http://127.0.0.1:PORT`, no path.
+    pub origin: String,
+    shutdown: CancellationToken,
+}
+
+#[cfg(test)]
+impl TestUpstream {
+    #[allow(clippy::disallowed_methods, clippy::unwrap_used)] // the test owns its server task
+    pub async fn start(cfg: MockConfig) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let origin = format!("http://{}", listener.local_addr().unwrap());
+        let state = MockState::new(cfg);
+        let shutdown = CancellationToken::new();
+        tokio::spawn(serve(listener, state.clone(), shutdown.clone()));
+        Self {
+            state,
+            origin,
+            shutdown,
+        }
+    }
+}
+
+#[cfg(test)]
+impl Drop for TestUpstream {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}
+
 use std::io;
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};

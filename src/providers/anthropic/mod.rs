@@ -201,40 +201,25 @@ fn error_from_body(
 mod tests {
     use super::*;
     use crate::config::{ProviderKind, Secret};
-    use crate::mock::{MockConfig, MockState};
+    use crate::mock::{MockConfig, MockState, TestUpstream};
     use crate::providers::StreamChunk;
     use futures::StreamExt;
     use serde_json::{Value, json};
     use std::time::Duration;
-    use tokio_util::sync::CancellationToken;
 
-    /// A mock upstream on a free port, stopped on drop.
+    /// A mock upstream speaking the Messages API, with `base_url` its API root.
     struct Upstream {
         state: MockState,
         base_url: String,
-        shutdown: CancellationToken,
-    }
-
-    impl Drop for Upstream {
-        fn drop(&mut self) {
-            self.shutdown.cancel();
-        }
+        _running: TestUpstream,
     }
 
     async fn upstream(cfg: MockConfig) -> Upstream {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let base_url = format!("http://{}/v1", listener.local_addr().unwrap());
-        let state = MockState::new(cfg);
-        let shutdown = CancellationToken::new();
-        tokio::spawn(crate::mock::serve(
-            listener,
-            state.clone(),
-            shutdown.clone(),
-        ));
+        let running = TestUpstream::start(cfg).await;
         Upstream {
-            state,
-            base_url,
-            shutdown,
+            state: running.state.clone(),
+            base_url: format!("{}/v1", running.origin),
+            _running: running,
         }
     }
 

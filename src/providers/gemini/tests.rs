@@ -1,38 +1,23 @@
 use super::*;
 use crate::config::{ProviderKind, Secret};
-use crate::mock::{MockConfig, MockState};
+use crate::mock::{MockConfig, MockState, TestUpstream};
 use crate::providers::StreamChunk;
 use futures::StreamExt;
 use serde_json::{Value, json};
-use tokio_util::sync::CancellationToken;
 
-/// A mock upstream on a free port, stopped on drop.
+/// A mock upstream speaking Gemini, with `base_url` its API root.
 struct Upstream {
     state: MockState,
     base_url: String,
-    shutdown: CancellationToken,
-}
-
-impl Drop for Upstream {
-    fn drop(&mut self) {
-        self.shutdown.cancel();
-    }
+    _running: TestUpstream,
 }
 
 async fn upstream(cfg: MockConfig) -> Upstream {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base_url = format!("http://{}/v1beta", listener.local_addr().unwrap());
-    let state = MockState::new(cfg);
-    let shutdown = CancellationToken::new();
-    tokio::spawn(crate::mock::serve(
-        listener,
-        state.clone(),
-        shutdown.clone(),
-    ));
+    let running = TestUpstream::start(cfg).await;
     Upstream {
-        state,
-        base_url,
-        shutdown,
+        state: running.state.clone(),
+        base_url: format!("{}/v1beta", running.origin),
+        _running: running,
     }
 }
 

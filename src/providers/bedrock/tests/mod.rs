@@ -529,24 +529,17 @@ fn credentials_that_are_not_header_values_or_a_bad_base_url_fail_the_build() {
 /// End to end against the mock upstream, which verifies SigV4 with the same well-known key.
 #[tokio::test]
 async fn chat_stream_and_embeddings_against_the_mock() {
-    use crate::mock::{MOCK_AWS_ACCESS_KEY_ID, MOCK_AWS_SECRET_ACCESS_KEY, MockConfig, MockState};
+    use crate::mock::{MOCK_AWS_ACCESS_KEY_ID, MOCK_AWS_SECRET_ACCESS_KEY, MockConfig};
     assert_eq!(
         (MOCK_AWS_ACCESS_KEY_ID, MOCK_AWS_SECRET_ACCESS_KEY),
         (AKID, SECRET)
     );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base_url = format!("http://{}", listener.local_addr().unwrap());
-    let state = MockState::new(MockConfig {
+    let running = crate::mock::TestUpstream::start(MockConfig {
         stream_words: 4,
         ..MockConfig::default()
-    });
-    let shutdown = CancellationToken::new();
-    tokio::spawn(crate::mock::serve(
-        listener,
-        state.clone(),
-        shutdown.clone(),
-    ));
-    let _stop = shutdown.drop_guard();
+    })
+    .await;
+    let base_url = running.origin.clone();
     let p = adapter(&base_url, Auth::Aws(Some("session-token")));
     let body = json!({"model": "public", "messages": [
         {"role": "system", "content": "be brief"},
