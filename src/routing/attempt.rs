@@ -98,13 +98,25 @@ enum Step<T> {
     Skipped,
 }
 
-/// A started attempt, for recording it however it ends (even when cancelled).
+/// A started attempt, for recording it however it ends (even when cancelled). Until its end is
+/// recorded it holds the admission its breaker granted: dropped unrecorded (the client went
+/// away and the request future was dropped mid-call), it gives the admission back, so an
+/// abandoned half-open probe cannot leave the breaker waiting for it forever.
 struct Started<'r> {
     deployment: &'r Deployment,
     kind: AttemptKind,
     backoff: Duration,
     key: Option<u32>,
     at: Instant,
+    settled: std::cell::Cell<bool>,
+}
+
+impl Drop for Started<'_> {
+    fn drop(&mut self) {
+        if !self.settled.get() {
+            self.deployment.health.release();
+        }
+    }
 }
 
 struct Loop<'r, 'c, T> {
@@ -164,12 +176,14 @@ impl<'r, T: Send + 'r> Loop<'r, '_, T> {
             backoff,
             key,
             at: Instant::now(),
+            settled: std::cell::Cell::new(false),
         };
         (started, provider)
     }
 
     /// Record how an attempt ended, in the health of its deployment and the attempt list.
     fn end(&mut self, s: &Started<'r>, res: &Result<T, ProviderError>) {
+        s.settled.set(true);
         let d = s.deployment;
         let elapsed = s.at.elapsed();
         let now = Instant::now();
@@ -213,6 +227,7 @@ impl<'r, T: Send + 'r> Loop<'r, '_, T> {
 
     /// An attempt abandoned because another answered first.
     fn cancelled(&mut self, s: &Started<'r>) {
+        s.settled.set(true);
         s.deployment.health.release();
         self.attempts.push(Attempt {
             provider: s.deployment.provider_name.clone(),

@@ -345,3 +345,6 @@ pub fn build_providers(
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests;

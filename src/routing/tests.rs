@@ -1,0 +1,116 @@
+//! The attempt loop against in-process providers: no network, time and failures controlled.
+
+use super::*;
+use crate::config::{BreakerConfig, Deployment as DeploymentSpec, ProviderKind};
+use crate::providers::ChatResponse;
+use futures::FutureExt;
+use futures::future::BoxFuture;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+/// A provider that fails the first `fail` calls with a 503, then hangs forever.
+struct Scripted {
+    fail: u32,
+    calls: AtomicU32,
+}
+
+impl Provider for Scripted {
+    fn name(&self) -> &str {
+        "scripted"
+    }
+    fn chat<'a>(
+        &'a self,
+        _req: &'a ChatRequest,
+        _model: &'a str,
+    ) -> BoxFuture<'a, Result<ChatResponse, ProviderError>> {
+        let n = self.calls.fetch_add(1, Ordering::SeqCst);
+        if n < self.fail {
+            let e = ProviderError::Status {
+                status: 503,
+                message: "down".into(),
+                error_type: None,
+                code: None,
+                retry_after: None,
+            };
+            return futures::future::ready(Err(e)).boxed();
+        }
+        futures::future::pending().boxed()
+    }
+    fn chat_stream<'a>(
+        &'a self,
+        _req: &'a ChatRequest,
+        _model: &'a str,
+    ) -> BoxFuture<'a, Result<ChatStream, ProviderError>> {
+        futures::future::ready(Err(ProviderError::Unsupported("streams"))).boxed()
+    }
+    fn embeddings<'a>(
+        &'a self,
+        _req: &'a EmbeddingsRequest,
+        _model: &'a str,
+    ) -> BoxFuture<'a, Result<EmbeddingsResponse, ProviderError>> {
+        futures::future::ready(Err(ProviderError::Unsupported("embeddings"))).boxed()
+    }
+}
+
+fn table(provider: Arc<dyn Provider>) -> RouteTable {
+    let spec = Arc::new(ProviderSpec::new(
+        "p",
+        ProviderKind::Openai,
+        "http://127.0.0.1:1",
+    ));
+    let model = ModelSpec {
+        name: "m".into(),
+        deployments: vec![DeploymentSpec {
+            provider: spec,
+            model: "up".into(),
+            weight: 1,
+        }],
+        strategy: Strategy::Ordered,
+        fallbacks: Vec::new(),
+        fallback_on: Vec::new(),
+        hedge: None,
+    };
+    let routing = RoutingConfig {
+        retry: RetryConfig {
+            max_retries: 0,
+            ..RetryConfig::default()
+        },
+        breaker: BreakerConfig {
+            consecutive_failures: 1,
+            open_for: Duration::from_millis(20),
+            ..BreakerConfig::default()
+        },
+        ..RoutingConfig::default()
+    };
+    let providers = HashMap::from([("p".to_owned(), vec![provider])]);
+    RouteTable::build(&[model], &routing, &providers)
+}
+
+#[tokio::test]
+async fn an_abandoned_half_open_probe_gives_its_admission_back() {
+    let t = table(Arc::new(Scripted {
+        fail: 1,
+        calls: AtomicU32::new(0),
+    }));
+    let route = t.get("m").cloned().unwrap_or_else(|| panic!("model m"));
+    let req: ChatRequest =
+        serde_json::from_value(serde_json::json!({"model": "m", "messages": []}))
+            .unwrap_or_else(|e| panic!("{e}"));
+    // One failure opens the breaker.
+    let first = chat(&t, &route, &req).await;
+    assert!(first.result.is_err());
+    assert_eq!(first.breaker_changes.len(), 1);
+    tokio::time::sleep(Duration::from_millis(30)).await;
+    // The probe hangs and its client goes away: the request future is dropped mid-call.
+    let abandoned = tokio::time::timeout(Duration::from_millis(20), chat(&t, &route, &req)).await;
+    assert!(abandoned.is_err(), "the probe hangs");
+    // The next request may probe again instead of finding the breaker waiting forever.
+    let d = &route.deployments[0];
+    assert!(
+        !d.health.is_open(Instant::now()),
+        "the probe slot was given back"
+    );
+    assert!(matches!(
+        d.health.admit(Instant::now()),
+        health::Admission::Probe { .. }
+    ));
+}
