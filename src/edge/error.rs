@@ -182,14 +182,23 @@ impl ApiError {
             } if (400..500).contains(status) => Self {
                 status: StatusCode::from_u16(*status).unwrap_or(StatusCode::BAD_REQUEST),
                 message: message.clone(),
-                kind: if error_type.as_deref() == Some("invalid_request_error")
-                    || error_type.is_none()
+                // A 400/413/422 is the request's fault whatever the provider calls it (Gemini's
+                // INVALID_ARGUMENT, Bedrock's ValidationException…): OpenAI's type for it, with
+                // the provider's own name kept as the code when it sent no code.
+                kind: if matches!(status, 400 | 413 | 422)
+                    || error_type
+                        .as_deref()
+                        .is_none_or(|t| t == "invalid_request_error")
                 {
                     "invalid_request_error"
                 } else {
                     "upstream_error"
                 },
-                code: code.clone(),
+                code: code.clone().or_else(|| {
+                    error_type
+                        .clone()
+                        .filter(|t| t.as_str() != "invalid_request_error")
+                }),
                 param: None,
                 retry_after: None,
             },

@@ -41,10 +41,6 @@ pub struct Adapter {
 pub struct Quirks {
     /// The status the provider answers when it is overloaded; the 5xx scenario injects it.
     pub overloaded: u16,
-    /// `error.type` of the provider's own 400 as the client sees it: the edge keeps
-    /// `invalid_request_error` only when the provider used OpenAI's type (or none), and says
-    /// `upstream_error` for any other (Gemini's `INVALID_ARGUMENT`).
-    pub bad_request_type: &'static str,
     /// Calls answered when two tools are offered and the prompt asks for parallel calls.
     pub parallel_calls: usize,
     /// The wire format carries the results of one assistant turn in one user message
@@ -59,7 +55,6 @@ pub struct Quirks {
 impl Quirks {
     pub const DEFAULT: Quirks = Quirks {
         overloaded: 503,
-        bad_request_type: "invalid_request_error",
         parallel_calls: 2,
         merges_tool_results: false,
         json_mode_instruction: false,
@@ -199,7 +194,6 @@ conformance!(
     gemini_provider,
     "gemini-2.5-flash",
     Quirks {
-        bad_request_type: "upstream_error",
         merges_tool_results: true,
         ..Quirks::DEFAULT
     }
@@ -210,7 +204,6 @@ conformance!(
     bedrock_provider,
     "anthropic.claude-3-5-haiku-20241022-v1:0",
     Quirks {
-        bad_request_type: "upstream_error",
         merges_tool_results: true,
         json_mode_instruction: true,
         ..Quirks::DEFAULT
@@ -911,7 +904,8 @@ async fn upstream_400(adapter: &'static Adapter) {
         let a = rig.send(&body).await;
         assert_eq!(a.status, 400, "the provider's 4xx is passed on: {}", a.text);
         let e = assert_openai_error(&a);
-        assert_eq!(e["type"], adapter.quirks.bad_request_type, "{e}");
+        // Whatever the provider calls it, a 400 is OpenAI's `invalid_request_error`.
+        assert_eq!(e["type"], "invalid_request_error", "{e}");
         assert!(
             e["message"]
                 .as_str()
