@@ -400,3 +400,80 @@ deployments = [{{ provider = "gemini", model = "gemini-2.5-flash" }}]
     // gemini-2.5-flash: $0.30 / $2.50 per Mtok = 300 / 2,500 nano-dollars per token
     assert_eq!(spend.cost_nanos, input * 300 + output * 2500);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn embeddings_through_bedrock_titan_and_cohere_are_priced() {
+    let nats = Nats::start();
+    let mock = Mock::start(MockConfig::default()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let (id, secret) = (dir.path().join("aws-id"), dir.path().join("aws-secret"));
+    std::fs::write(&id, switchyard::mock::MOCK_AWS_ACCESS_KEY_ID).unwrap();
+    std::fs::write(&secret, switchyard::mock::MOCK_AWS_SECRET_ACCESS_KEY).unwrap();
+    let mut cfg = TestConfig::new(&nats, &mock, dir.path());
+    cfg.extra = format!(
+        r#"
+[providers.bedrock]
+kind = "bedrock"
+base_url = "http://{addr}"
+region = "eu-west-1"
+aws_access_key_id = {{ file = {id:?} }}
+aws_secret_access_key = {{ file = {secret:?} }}
+
+[[models]]
+name = "titan"
+deployments = [{{ provider = "bedrock", model = "amazon.titan-embed-text-v2:0" }}]
+
+[[models]]
+name = "cohere"
+deployments = [{{ provider = "bedrock", model = "cohere.embed-english-v3" }}]
+"#,
+        addr = mock.addr,
+        id = id.display().to_string(),
+        secret = secret.display().to_string(),
+    );
+    let gw = Gateway::start(cfg.build()).await;
+    let mut ids = Vec::new();
+    for (model, dims) in [("titan", 256), ("cohere", 1024)] {
+        let mut body = serde_json::json!({"model": model, "input": ["rivers run", "to the sea"]});
+        if model == "titan" {
+            body["dimensions"] = serde_json::json!(dims);
+        }
+        let r = client()
+            .post(gw.url("/v1/embeddings"))
+            .bearer_auth(KEY)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "{model}");
+        ids.push(r.headers()["x-request-id"].to_str().unwrap().to_owned());
+        let j: serde_json::Value = r.json().await.unwrap();
+        assert_eq!(j["object"], "list");
+        let data = j["data"].as_array().unwrap();
+        assert_eq!(data.len(), 2, "{model}");
+        assert_eq!(data[1]["index"], 1);
+        assert_eq!(
+            data[0]["embedding"].as_array().unwrap().len(),
+            dims,
+            "{model}"
+        );
+        assert!(j["usage"]["prompt_tokens"].as_u64().unwrap() > 0, "{j}");
+    }
+    gw.stop().await;
+    let events = read_events(&nats.url()).await;
+    for id in ids {
+        let evs = for_request(&events, &id);
+        let spend = evs
+            .iter()
+            .find_map(|e| match &e.event {
+                Event::SpendRecorded(s) => Some(s.clone()),
+                _ => None,
+            })
+            .unwrap_or_else(|| panic!("no spend for {id}: {evs:?}"));
+        assert!(spend.priced && spend.cost_nanos > 0, "{spend:?}");
+        assert!(
+            spend.provider_model.starts_with("amazon.")
+                || spend.provider_model.starts_with("cohere.")
+        );
+    }
+}
