@@ -138,7 +138,11 @@ impl<'r, T: Send + 'r> Loop<'r, '_, T> {
                 BreakerState::HalfOpen => 1.0,
                 BreakerState::Open => 2.0,
             });
-        metrics::counter!("switchyard_breaker_transitions_total", "provider" => d.provider_name.clone(), "to" => format!("{to:?}").to_lowercase()).increment(1);
+        metrics::counter!("switchyard_breaker_transitions_total", "provider" => d.provider_name.clone(), "to" => match to {
+            BreakerState::Closed => "closed",
+            BreakerState::Open => "open",
+            BreakerState::HalfOpen => "half_open",
+        }).increment(1);
         self.changes.push(BreakerChanged {
             provider: d.provider_name.clone(),
             model: d.model.clone(),
