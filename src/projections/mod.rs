@@ -20,6 +20,13 @@ pub enum ProjectionError {
     Store(String),
     #[error("JetStream: {0}")]
     Nats(String),
+    /// An event written by a newer build: applying past it would silently drop it, so the
+    /// projection stops just before it until this process is upgraded.
+    #[error(
+        "event {seq} has schema {version}, newer than this build reads ({}); upgrade this consumer",
+        crate::events::CURRENT_SCHEMA
+    )]
+    NewerSchema { seq: u64, version: u16 },
 }
 
 /// A decoded event with its stream sequence.

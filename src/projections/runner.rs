@@ -9,7 +9,7 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 use super::{Applied, Projection, ProjectionError};
-use crate::events::decode;
+use crate::events::{CURRENT_SCHEMA, DecodeError, decode};
 use crate::publish::jetstream::is_connected;
 
 /// How long a batch keeps collecting after its first message.
@@ -36,6 +36,9 @@ pub enum RunMode {
 
 /// Run a projection until `stop` is cancelled (or, in catch-up mode, until caught up).
 /// Transient failures (NATS away, store errors) are retried with a pause.
+/// How often a projection stopped before a newer-schema event looks at it again.
+const NEWER_SCHEMA_RETRY: Duration = Duration::from_secs(2);
+
 pub async fn run<P: Projection>(
     projection: Arc<P>,
     client: async_nats::Client,
@@ -57,12 +60,21 @@ pub async fn run<P: Projection>(
         match res {
             Ok(()) => return flush().await,
             Err(e) => {
-                if mode == RunMode::CatchUp && matches!(e, ProjectionError::Store(_)) {
+                let newer = matches!(e, ProjectionError::NewerSchema { .. });
+                if mode == RunMode::CatchUp && (newer || matches!(e, ProjectionError::Store(_))) {
                     return Err(e);
                 }
-                tracing::warn!(projection = projection.name(), error = %e, "projection interrupted; retrying");
+                // A newer event stays newer: look again now and then, for the logs and in case
+                // the stream was repaired, without spinning.
+                let pause = if newer {
+                    tracing::error!(projection = projection.name(), error = %e, "projection stopped before an event it cannot read");
+                    NEWER_SCHEMA_RETRY
+                } else {
+                    tracing::warn!(projection = projection.name(), error = %e, "projection interrupted; retrying");
+                    Duration::from_millis(500)
+                };
                 tokio::select! {
-                    _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+                    _ = tokio::time::sleep(pause) => {}
                     _ = stop.cancelled() => return flush().await,
                 }
             }
@@ -165,38 +177,56 @@ async fn run_once<P: Projection>(
         }
         let mut applied = Vec::with_capacity(raw.len());
         let mut pending = 0;
+        let mut newer = None;
         for m in &raw {
             let info = m.info().map_err(|e| nats(&e))?;
-            pending = info.pending;
             let envelope = match decode(&m.payload) {
                 Ok(env) => Some(env),
+                Err(DecodeError::UnknownSchema(version)) if version > CURRENT_SCHEMA => {
+                    // This event and the ones after it are still to do.
+                    pending = info.pending + 1;
+                    newer = Some(ProjectionError::NewerSchema {
+                        seq: info.stream_sequence,
+                        version,
+                    });
+                    break;
+                }
                 Err(e) => {
                     tracing::error!(projection = name, seq = info.stream_sequence, error = %e, "undecodable event skipped");
                     metrics::counter!("switchyard_projection_undecodable_total", "projection" => name).increment(1);
                     None
                 }
             };
+            pending = info.pending;
             applied.push(Applied {
                 seq: info.stream_sequence,
                 envelope,
             });
         }
+        let n = applied.len();
         let last = applied.last().map_or(0, |a| a.seq);
-        let p = Arc::clone(projection);
-        let durable = last_durable.elapsed() >= DURABLE_EVERY;
-        blocking(move || p.apply(&applied, durable)).await?;
-        if durable {
-            last_durable = tokio::time::Instant::now();
+        if n > 0 {
+            let p = Arc::clone(projection);
+            // Stopping: make what was applied durable now.
+            let durable = newer.is_some() || last_durable.elapsed() >= DURABLE_EVERY;
+            blocking(move || p.apply(&applied, durable)).await?;
+            if durable {
+                last_durable = tokio::time::Instant::now();
+            }
+            // AckPolicy::All: acknowledging the last applied message acknowledges those before.
+            raw[n - 1].ack().await.map_err(|e| nats(&e))?;
         }
-        // AckPolicy::All: acknowledging the last message acknowledges the batch.
-        if let Some(m) = raw.last() {
-            m.ack().await.map_err(|e| nats(&e))?;
+        if n > 0 {
+            status.checkpoint.store(last, Ordering::Relaxed);
+            status.stream_last_seq.fetch_max(last, Ordering::Relaxed);
+            metrics::gauge!("switchyard_projection_checkpoint", "projection" => name)
+                .set(last as f64);
         }
-        status.checkpoint.store(last, Ordering::Relaxed);
         status.lag.store(pending, Ordering::Relaxed);
-        status.stream_last_seq.fetch_max(last, Ordering::Relaxed);
         metrics::gauge!("switchyard_projection_lag", "projection" => name).set(pending as f64);
-        metrics::gauge!("switchyard_projection_checkpoint", "projection" => name).set(last as f64);
+        if let Some(e) = newer {
+            return Err(e);
+        }
         if mode == RunMode::CatchUp && (pending == 0 || last >= target) {
             return Ok(());
         }

@@ -246,3 +246,61 @@ async fn the_projection_can_run_in_its_own_process() {
     consumer.await.unwrap().unwrap();
     gw.stop().await;
 }
+
+/// Spend requests counted by the projection so far, over every key.
+async fn counted(gw: &Gateway) -> u64 {
+    let r = spend(gw, "key").await;
+    r["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["requests"].as_u64().unwrap())
+        .sum()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_projection_stops_before_an_event_from_a_newer_build_instead_of_skipping_it() {
+    let nats = Nats::start();
+    let mock = Mock::start(MockConfig::default()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let gw = Gateway::start(TestConfig::new(&nats, &mock, dir.path()).build()).await;
+    let ok = post_chat(&gw, KEY, &chat_body("gpt-4o-mini", "one", false)).await;
+    assert_eq!(ok.status(), 200);
+    wait_for("first spend counted", Duration::from_secs(15), || async {
+        (counted(&gw).await == 1).then_some(())
+    })
+    .await;
+
+    // A spend event written by a future build (schema 99), then ordinary ones after it.
+    let client = async_nats::connect(nats.url()).await.unwrap();
+    let js = async_nats::jetstream::new(client);
+    let mut future_event = 99u16.to_le_bytes().to_vec();
+    future_event.extend_from_slice(b"a payload this build cannot read");
+    js.publish(switchyard::events::SPEND_SUBJECT, future_event.into())
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+    for text in ["two", "three"] {
+        let r = post_chat(&gw, KEY, &chat_body("gpt-4o-mini", text, false)).await;
+        assert_eq!(r.status(), 200);
+    }
+    wait_drained(&gw).await;
+    // The projection holds before the unreadable event: what came after is not applied past
+    // it (it would be lost to this store for good), and the lag says so.
+    let lag = wait_for(
+        "the projection reports its lag",
+        Duration::from_secs(15),
+        || async {
+            let lag = readyz(&gw).await["projections"]["budgets"]["lag"]
+                .as_u64()
+                .unwrap();
+            (lag >= 3).then_some(lag)
+        },
+    )
+    .await;
+    assert_eq!(lag, 3, "the newer event and the two after it");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(counted(&gw).await, 1);
+    gw.stop().await;
+}
