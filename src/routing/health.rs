@@ -85,6 +85,8 @@ struct State {
     in_flight: u32,
     /// Recent times to first token, newest last, for the hedging delay (p95).
     ttft_us: VecDeque<u64>,
+    /// When latency routing last sent an exploration request here.
+    explored: Option<Instant>,
 }
 
 /// Everything the router knows about one deployment's live behaviour.
@@ -113,6 +115,7 @@ impl Health {
                 last_observed: None,
                 in_flight: 0,
                 ttft_us: VecDeque::with_capacity(TTFT_SAMPLES),
+                explored: None,
             }),
             origin: Instant::now(),
             breaker,
@@ -205,6 +208,9 @@ impl Health {
         if let Some(l) = latency {
             let us = l.as_secs_f64() * 1e6;
             s.latency_us = Some(match s.latency_us {
+                // Far faster than its average: it probably recovered; believe it quickly, so
+                // the few exploration requests it gets bring its traffic back within seconds.
+                Some(avg) if us < avg / 2.0 => avg + alpha.max(0.5) * (us - avg),
                 Some(avg) => avg + alpha * (us - avg),
                 None => us,
             });
@@ -327,6 +333,18 @@ impl Health {
             .map_or(0.0, |t| now.saturating_duration_since(t).as_secs_f64());
         let fade = (-idle / self.half_life.as_secs_f64() * std::f64::consts::LN_2).exp();
         latency * fade * f64::from(s.in_flight + 1) * (1.0 + 10.0 * s.error_rate * fade)
+    }
+
+    /// Claim an exploration request for this deployment unless one was claimed within `every`.
+    pub fn claim_exploration(&self, now: Instant, every: Duration) -> bool {
+        let mut s = self.lock();
+        if s.explored
+            .is_some_and(|t| now.saturating_duration_since(t) < every)
+        {
+            return false;
+        }
+        s.explored = Some(now);
+        true
     }
 
     /// The 95th percentile of recent times to first token, once there are enough samples.

@@ -106,8 +106,11 @@ impl Deployment {
     }
 }
 
-/// Under `strategy = "latency"`, one request in this many goes to a random deployment.
+/// Under `strategy = "latency"`, one request in this many goes to a random deployment…
 const EXPLORE: u32 = 50;
+/// …but a deployment is explored at most this often, so at high traffic a known-slow one gets a
+/// handful of requests a second, not a share of them (which would set the p99).
+const EXPLORE_EVERY: Duration = Duration::from_millis(250);
 
 /// A public model: its deployments and how to use them.
 pub struct ModelRoute {
@@ -132,9 +135,11 @@ impl ModelRoute {
             Strategy::Weighted => self.weighted.pick(open),
             // One request in EXPLORE picks at random, so a deployment that was slow is seen
             // again soon after it recovers (its average moves fast after a gap).
-            Strategy::Latency if rand::random_range(0..EXPLORE) == 0 => {
-                let up: Vec<usize> = (0..n).filter(|&i| !open(i)).collect();
-                up.get(rand::random_range(0..up.len().max(1))).copied()
+            Strategy::Latency
+                if rand::random_range(0..EXPLORE) == 0
+                    && let Some(i) = self.explore(now, open) =>
+            {
+                Some(i)
             }
             Strategy::Latency => select::p2c(
                 n,
@@ -144,6 +149,16 @@ impl ModelRoute {
             ),
         };
         select::with_first(first, n)
+    }
+
+    /// A random deployment that is up and was not explored in the last `EXPLORE_EVERY`.
+    fn explore(&self, now: Instant, open: impl Fn(usize) -> bool) -> Option<usize> {
+        let up: Vec<usize> = (0..self.deployments.len()).filter(|&i| !open(i)).collect();
+        let i = *up.get(rand::random_range(0..up.len().max(1)))?;
+        self.deployments[i]
+            .health
+            .claim_exploration(now, EXPLORE_EVERY)
+            .then_some(i)
     }
 }
 

@@ -114,3 +114,60 @@ async fn an_abandoned_half_open_probe_gives_its_admission_back() {
         health::Admission::Probe { .. }
     ));
 }
+
+#[test]
+fn latency_routing_explores_a_slow_deployment_a_few_times_a_second_at_most() {
+    let spec = |name: &str| {
+        Arc::new(ProviderSpec::new(
+            name,
+            ProviderKind::Openai,
+            "http://127.0.0.1:1",
+        ))
+    };
+    let model = ModelSpec {
+        name: "m".into(),
+        deployments: ["slow", "fast"]
+            .iter()
+            .map(|p| DeploymentSpec {
+                provider: spec(p),
+                model: "up".into(),
+                weight: 1,
+            })
+            .collect(),
+        strategy: Strategy::Latency,
+        fallbacks: Vec::new(),
+        fallback_on: Vec::new(),
+        hedge: None,
+    };
+    let adapter = |_: &str| -> Arc<dyn Provider> {
+        Arc::new(Scripted {
+            fail: 0,
+            calls: AtomicU32::new(0),
+        })
+    };
+    let providers = HashMap::from([
+        ("slow".to_owned(), vec![adapter("slow")]),
+        ("fast".to_owned(), vec![adapter("fast")]),
+    ]);
+    let t = RouteTable::build(&[model], &RoutingConfig::default(), &providers);
+    let route = t.get("m").cloned().unwrap_or_else(|| panic!("model m"));
+    let now = Instant::now();
+    for (d, ms) in route.deployments.iter().zip([500, 5]) {
+        d.health.admit(now);
+        d.health
+            .record(now, None, true, Some(Duration::from_millis(ms)));
+    }
+    // One simulated second, 10,000 requests: the cheaper deployment takes them, the slow one
+    // gets only the explorations (one per 250 ms).
+    let slow_first = (0..10_000u64)
+        .filter(|i| route.order(now + Duration::from_micros(i * 100))[0] == 0)
+        .count();
+    assert!((1..=4).contains(&slow_first), "{slow_first} of 10,000");
+    // A fast answer after a gap pulls its average down at once.
+    let later = now + Duration::from_secs(1);
+    route.deployments[0].health.admit(later);
+    route.deployments[0]
+        .health
+        .record(later, None, true, Some(Duration::from_millis(5)));
+    assert!(route.deployments[0].health.cost(later) < 300_000.0);
+}
