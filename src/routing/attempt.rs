@@ -415,7 +415,11 @@ pub async fn run<'r, T: Send + 'r>(
                 &current.deployments[order[0]],
                 &current.deployments[order[1]],
             );
-            for (s, d) in lp.hedged(first, second, hedge_delay(h, first)).await {
+            let steps = lp.hedged(first, second, hedge_delay(h, first)).await;
+            // The deployments the hedge dealt with; the loop goes on from the next one (the
+            // second, when the first failed before the hedge started).
+            i = steps.len();
+            for (s, d) in steps {
                 match s {
                     Step::Answered(v) => {
                         return Outcome {
@@ -432,7 +436,6 @@ pub async fn run<'r, T: Send + 'r>(
                     Step::Skipped => {}
                 }
             }
-            i = 2;
         }
         while !refused && i < order.len() {
             let d = &current.deployments[order[i]];

@@ -2,6 +2,7 @@
 
 use super::*;
 use crate::config::{BreakerConfig, Deployment as DeploymentSpec, ProviderKind};
+use crate::events::AttemptKind;
 use crate::providers::ChatResponse;
 use futures::FutureExt;
 use futures::future::BoxFuture;
@@ -170,4 +171,104 @@ fn latency_routing_explores_a_slow_deployment_a_few_times_a_second_at_most() {
         .health
         .record(later, None, true, Some(Duration::from_millis(5)));
     assert!(route.deployments[0].health.cost(later) < 300_000.0);
+}
+
+/// A provider that always answers.
+struct Answering;
+
+impl Provider for Answering {
+    fn name(&self) -> &str {
+        "answering"
+    }
+    fn chat<'a>(
+        &'a self,
+        _req: &'a ChatRequest,
+        _model: &'a str,
+    ) -> BoxFuture<'a, Result<ChatResponse, ProviderError>> {
+        futures::future::ready(Ok(ChatResponse {
+            body: bytes::Bytes::from_static(b"{}"),
+            usage: None,
+            finish_reason: Some("stop".into()),
+        }))
+        .boxed()
+    }
+    fn chat_stream<'a>(
+        &'a self,
+        _req: &'a ChatRequest,
+        _model: &'a str,
+    ) -> BoxFuture<'a, Result<ChatStream, ProviderError>> {
+        futures::future::ready(Err(ProviderError::Unsupported("streams"))).boxed()
+    }
+    fn embeddings<'a>(
+        &'a self,
+        _req: &'a EmbeddingsRequest,
+        _model: &'a str,
+    ) -> BoxFuture<'a, Result<EmbeddingsResponse, ProviderError>> {
+        futures::future::ready(Err(ProviderError::Unsupported("embeddings"))).boxed()
+    }
+}
+
+#[tokio::test]
+async fn a_hedged_model_whose_first_deployment_fails_fast_falls_back_to_the_second() {
+    let spec = |name: &str| {
+        Arc::new(ProviderSpec::new(
+            name,
+            ProviderKind::Openai,
+            "http://127.0.0.1:1",
+        ))
+    };
+    let model = ModelSpec {
+        name: "m".into(),
+        deployments: ["broken", "healthy"]
+            .iter()
+            .map(|p| DeploymentSpec {
+                provider: spec(p),
+                model: "up".into(),
+                weight: 1,
+            })
+            .collect(),
+        strategy: Strategy::Ordered,
+        fallbacks: Vec::new(),
+        fallback_on: Vec::new(),
+        hedge: Some(crate::config::RawHedge {
+            after: Some(Duration::from_secs(5)),
+            min_delay: Duration::from_millis(1),
+        }),
+    };
+    let broken: Arc<dyn Provider> = Arc::new(Scripted {
+        fail: u32::MAX,
+        calls: AtomicU32::new(0),
+    });
+    let providers = HashMap::from([
+        ("broken".to_owned(), vec![broken]),
+        (
+            "healthy".to_owned(),
+            vec![Arc::new(Answering) as Arc<dyn Provider>],
+        ),
+    ]);
+    let t = RouteTable::build(&[model], &RoutingConfig::default(), &providers);
+    let route = t.get("m").cloned().unwrap_or_else(|| panic!("model m"));
+    let req: ChatRequest =
+        serde_json::from_value(serde_json::json!({"model": "m", "messages": []}))
+            .unwrap_or_else(|e| panic!("{e}"));
+    let started = Instant::now();
+    let out = chat(&t, &route, &req).await;
+    let (_, answered) = out.result.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(answered.provider_name, "healthy");
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "no wait for the hedge delay"
+    );
+    let kinds: Vec<_> = out
+        .attempts
+        .iter()
+        .map(|a| (a.provider.as_str(), a.kind))
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            ("broken", AttemptKind::First),
+            ("healthy", AttemptKind::Fallback)
+        ]
+    );
 }
