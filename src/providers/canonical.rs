@@ -1,8 +1,9 @@
 //! The OpenAI shapes the converting adapters (anthropic, gemini, bedrock) share, both ways: the
 //! chat request as they read it (borrowed serde mirrors of the fields they act on, deserialized
 //! from `ChatRequest::rest`), and the completion, stream chunk and embeddings list they write.
-//! Types only, no decisions: what each field becomes is every adapter's own `convert.rs`; the
-//! OpenAI adapter forwards bodies verbatim and never touches these.
+//! Types (and the one way a tool call's arguments are read and a chunk is encoded), no decisions:
+//! what each field becomes is every adapter's own `convert.rs`; the OpenAI adapter forwards bodies
+//! verbatim and never touches these.
 //!
 //! Strings borrow from `ChatRequest::rest`: deserializing from a `&serde_json::Value` hands out
 //! borrowed strings, so a conversion copies no text. Fields a converter does not act on are
@@ -12,6 +13,7 @@ use serde::{Deserialize, Serialize};
 use std::borrow::Cow;
 
 use crate::events::Usage;
+use crate::providers::ProviderError;
 
 /// The fields of an OpenAI chat request the conversion acts on; all others are dropped.
 #[derive(Debug, Deserialize)]
@@ -95,6 +97,19 @@ pub struct OaFunctionCall<'a> {
     pub name: &'a str,
     #[serde(default)]
     pub arguments: &'a str,
+}
+
+impl OaFunctionCall<'_> {
+    /// The arguments as the JSON object every other wire format wants; an empty string (a call
+    /// without arguments, as some clients send it) is `{}`. `None` when they are not an object.
+    pub fn arguments_object(&self) -> Option<serde_json::Value> {
+        if self.arguments.trim().is_empty() {
+            return Some(serde_json::Value::Object(serde_json::Map::new()));
+        }
+        serde_json::from_str::<serde_json::Value>(self.arguments)
+            .ok()
+            .filter(serde_json::Value::is_object)
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -274,6 +289,29 @@ pub struct Chunk<'a> {
     /// Only on the trailing usage chunk; the gateway drops that chunk unless the client asked.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub usage: Option<OaUsage>,
+}
+
+impl Chunk<'_> {
+    /// The JSON of one chunk, ready for an SSE `data:` line.
+    pub fn encode(
+        id: &str,
+        created: u64,
+        model: &str,
+        choices: &[ChunkChoice<'_>],
+        usage: Option<OaUsage>,
+    ) -> Result<bytes::Bytes, ProviderError> {
+        let chunk = Chunk {
+            id,
+            object: "chat.completion.chunk",
+            created,
+            model,
+            choices,
+            usage,
+        };
+        serde_json::to_vec(&chunk)
+            .map(bytes::Bytes::from)
+            .map_err(|e| ProviderError::Decode(e.to_string()))
+    }
 }
 
 #[derive(Debug, Serialize)]

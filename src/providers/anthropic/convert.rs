@@ -140,7 +140,7 @@ fn user_blocks<'a>(m: &OaMessage<'a>, i: usize) -> Result<Vec<Block<'a>>, Provid
 fn assistant_blocks<'a>(m: &OaMessage<'a>, i: usize) -> Result<Vec<Block<'a>>, ProviderError> {
     let mut blocks = content_blocks(m.content.as_ref(), i)?;
     for (j, call) in m.tool_calls.iter().flatten().enumerate() {
-        let input = arguments(call.function.arguments).ok_or_else(|| {
+        let input = call.function.arguments_object().ok_or_else(|| {
             invalid(format!(
                 "messages[{i}].tool_calls[{j}].function.arguments: not a JSON object"
             ))
@@ -152,16 +152,6 @@ fn assistant_blocks<'a>(m: &OaMessage<'a>, i: usize) -> Result<Vec<Block<'a>>, P
         });
     }
     Ok(blocks)
-}
-
-/// Tool-call arguments as Anthropic's `input` object; `None` if they are not one.
-fn arguments(raw: &str) -> Option<serde_json::Value> {
-    if raw.trim().is_empty() {
-        return Some(serde_json::Value::Object(serde_json::Map::new()));
-    }
-    serde_json::from_str::<serde_json::Value>(raw)
-        .ok()
-        .filter(serde_json::Value::is_object)
 }
 
 fn tool_result<'a>(m: &OaMessage<'a>, i: usize) -> Result<Block<'a>, ProviderError> {

@@ -278,21 +278,12 @@ impl Translator {
         choices: &[ChunkChoice<'_>],
         usage: Option<OaUsage>,
     ) -> Result<Bytes, ProviderError> {
-        let chunk = Chunk {
-            id: if self.id.is_empty() {
-                FALLBACK_ID
-            } else {
-                &self.id
-            },
-            object: "chat.completion.chunk",
-            created: self.created,
-            model: &self.model,
-            choices,
-            usage,
+        let id = if self.id.is_empty() {
+            FALLBACK_ID
+        } else {
+            &self.id
         };
-        serde_json::to_vec(&chunk)
-            .map(Bytes::from)
-            .map_err(|e| ProviderError::Decode(e.to_string()))
+        Chunk::encode(id, self.created, &self.model, choices, usage)
     }
 }
 

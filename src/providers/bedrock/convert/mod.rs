@@ -200,7 +200,7 @@ fn image<'a>(url: &'a str, at: &str) -> Result<Image<'a>, ProviderError> {
 fn assistant_blocks<'a>(m: &OaMessage<'a>, i: usize) -> Result<Vec<Block<'a>>, ProviderError> {
     let mut blocks = content_blocks(m, i)?;
     for (j, call) in m.tool_calls.iter().flatten().enumerate() {
-        let input = arguments(call.function.arguments).ok_or_else(|| {
+        let input = call.function.arguments_object().ok_or_else(|| {
             invalid(format!(
                 "messages[{i}].tool_calls[{j}].function.arguments: not a JSON object"
             ))
@@ -212,17 +212,6 @@ fn assistant_blocks<'a>(m: &OaMessage<'a>, i: usize) -> Result<Vec<Block<'a>>, P
         }));
     }
     Ok(blocks)
-}
-
-/// Tool-call arguments as Bedrock's `input` object; `None` if they are not one. An empty string
-/// (a call without arguments, as some clients send it) is `{}`.
-fn arguments(raw: &str) -> Option<serde_json::Value> {
-    if raw.trim().is_empty() {
-        return Some(serde_json::Value::Object(serde_json::Map::new()));
-    }
-    serde_json::from_str::<serde_json::Value>(raw)
-        .ok()
-        .filter(serde_json::Value::is_object)
 }
 
 /// A `tool` message → a `toolResult` block with one text block per text part. The result's

@@ -423,17 +423,7 @@ impl Translator {
         choices: &[ChunkChoice<'_>],
         usage: Option<OaUsage>,
     ) -> Result<Bytes, ProviderError> {
-        let chunk = Chunk {
-            id: &self.id,
-            object: "chat.completion.chunk",
-            created: self.created,
-            model: &self.model,
-            choices,
-            usage,
-        };
-        serde_json::to_vec(&chunk)
-            .map(Bytes::from)
-            .map_err(|e| ProviderError::Decode(e.to_string()))
+        Chunk::encode(&self.id, self.created, &self.model, choices, usage)
     }
 }
 

@@ -213,7 +213,7 @@ fn model_parts<'a>(
 ) -> Result<Vec<Part<'a>>, ProviderError> {
     let mut parts = content_parts(m.content.as_ref(), i)?;
     for (j, call) in m.tool_calls.iter().flatten().enumerate() {
-        let args = arguments(call.function.arguments).ok_or_else(|| {
+        let args = call.function.arguments_object().ok_or_else(|| {
             invalid(format!(
                 "messages[{i}].tool_calls[{j}].function.arguments: not a JSON object"
             ))
@@ -228,16 +228,6 @@ fn model_parts<'a>(
         });
     }
     Ok(parts)
-}
-
-/// Tool-call arguments as Gemini's `args` object; `None` if they are not one.
-fn arguments(raw: &str) -> Option<serde_json::Value> {
-    if raw.trim().is_empty() {
-        return Some(serde_json::Value::Object(serde_json::Map::new()));
-    }
-    serde_json::from_str::<serde_json::Value>(raw)
-        .ok()
-        .filter(serde_json::Value::is_object)
 }
 
 fn function_response<'a>(
