@@ -36,16 +36,23 @@ pub enum Admission {
     Rejected,
 }
 
-/// Counts per one-second bucket over a sliding window.
-#[derive(Debug, Default)]
+/// Counts per one-second bucket over a sliding window, kept as long as the longest window that
+/// reads it (the breaker's or the retry budget's).
+#[derive(Debug)]
 struct Window {
     /// (second since `origin`, successes, failures, retries)
     buckets: VecDeque<(u64, u32, u32, u32)>,
+    keep_secs: u64,
 }
 
 impl Window {
-    fn bucket(&mut self, sec: u64, span: u64) -> &mut (u64, u32, u32, u32) {
-        while self.buckets.front().is_some_and(|b| b.0 + span <= sec) {
+    /// The bucket of second `sec`, dropping those no window reads any more.
+    fn bucket(&mut self, sec: u64) -> &mut (u64, u32, u32, u32) {
+        while self
+            .buckets
+            .front()
+            .is_some_and(|b| b.0 + self.keep_secs <= sec)
+        {
             self.buckets.pop_front();
         }
         if self.buckets.back().is_none_or(|b| b.0 != sec) {
@@ -56,12 +63,11 @@ impl Window {
         &mut self.buckets[last]
     }
 
-    fn totals(&mut self, sec: u64, span: u64) -> (u32, u32, u32) {
-        while self.buckets.front().is_some_and(|b| b.0 + span <= sec) {
-            self.buckets.pop_front();
-        }
+    /// (successes, failures, retries) over the last `span` seconds up to `sec`.
+    fn totals(&self, sec: u64, span: u64) -> (u32, u32, u32) {
         self.buckets
             .iter()
+            .filter(|b| b.0 + span > sec)
             .fold((0, 0, 0), |(s, f, r), b| (s + b.1, f + b.2, r + b.3))
     }
 }
@@ -109,7 +115,10 @@ impl Health {
             state: Mutex::new(State {
                 breaker: BreakerState::Closed,
                 consecutive_failures: 0,
-                outcomes: Window::default(),
+                outcomes: Window {
+                    buckets: VecDeque::new(),
+                    keep_secs: breaker.window.as_secs().max(1).max(BUDGET_WINDOW_SECS),
+                },
                 latency_us: None,
                 error_rate: 0.0,
                 last_observed: None,
@@ -223,7 +232,7 @@ impl Health {
             }
         }
         let (sec, span) = (self.sec(now), self.window_secs());
-        let bucket = s.outcomes.bucket(sec, span.max(BUDGET_WINDOW_SECS));
+        let bucket = s.outcomes.bucket(sec);
         if failed.is_some() {
             bucket.2 += 1;
         } else {
@@ -259,7 +268,7 @@ impl Health {
             }
             (Some(class), BreakerState::Closed) => {
                 s.consecutive_failures += 1;
-                let (ok, failed, _) = recent(&mut s.outcomes, sec, span);
+                let (ok, failed, _) = s.outcomes.totals(sec, span);
                 let total = ok + failed;
                 let ratio = f64::from(failed) / f64::from(total.max(1));
                 let reason = if s.consecutive_failures >= self.breaker.consecutive_failures {
@@ -308,15 +317,14 @@ impl Health {
     pub fn try_retry(&self, now: Instant) -> bool {
         let mut s = self.lock();
         let sec = self.sec(now);
-        let span = self.window_secs().max(BUDGET_WINDOW_SECS);
-        let (ok, failed, retries) = recent(&mut s.outcomes, sec, BUDGET_WINDOW_SECS.min(span));
-        let requests = f64::from(ok + failed).max(0.0);
+        let (ok, failed, retries) = s.outcomes.totals(sec, BUDGET_WINDOW_SECS);
+        let requests = f64::from(ok + failed);
         let allowed = self.budget.min_per_second * BUDGET_WINDOW_SECS as f64
             + self.budget.ratio * (requests - f64::from(retries)).max(0.0);
         if f64::from(retries) + 1.0 > allowed {
             return false;
         }
-        s.outcomes.bucket(sec, span).3 += 1;
+        s.outcomes.bucket(sec).3 += 1;
         true
     }
 
@@ -363,10 +371,6 @@ impl Health {
     pub fn error_rate(&self) -> f64 {
         self.lock().error_rate
     }
-}
-
-fn recent(w: &mut Window, sec: u64, span: u64) -> (u32, u32, u32) {
-    w.totals(sec, span)
 }
 
 #[cfg(test)]
@@ -468,6 +472,34 @@ mod tests {
         assert!((15..=20).contains(&granted), "granted {granted}");
         // The window slides: later, with no traffic, nothing is left.
         assert!(!h.try_retry(t0 + Duration::from_secs(30)));
+    }
+
+    #[test]
+    fn a_short_breaker_window_does_not_shorten_the_retry_budget_window() {
+        let h = Health::new(
+            BreakerConfig {
+                consecutive_failures: 1000,
+                min_requests: 1000,
+                window: Duration::from_secs(2),
+                ..BreakerConfig::default()
+            },
+            RetryBudgetConfig {
+                ratio: 0.2,
+                min_per_second: 0.0,
+            },
+            Duration::from_secs(5),
+        );
+        let t0 = Instant::now();
+        for _ in 0..100 {
+            h.admit(t0);
+            h.record(t0, Some("upstream_5xx"), true, None);
+        }
+        // A failure 5 s later reads the breaker's 2 s window; the budget still sees all 101.
+        let t1 = t0 + Duration::from_secs(5);
+        h.admit(t1);
+        h.record(t1, Some("upstream_5xx"), true, None);
+        let granted = (0..100).filter(|_| h.try_retry(t1)).count();
+        assert!((15..=21).contains(&granted), "granted {granted}");
     }
 
     #[test]
