@@ -111,6 +111,22 @@ struct Started<'r> {
     settled: std::cell::Cell<bool>,
 }
 
+impl Started<'_> {
+    /// The event record of this attempt.
+    fn attempt(&self, status: u16, elapsed: Duration, error: Option<ErrorInfo>) -> Attempt {
+        Attempt {
+            provider: self.deployment.provider_name.clone(),
+            model: self.deployment.model.clone(),
+            status,
+            latency_us: u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX),
+            error,
+            kind: self.kind,
+            backoff_ms: u64::try_from(self.backoff.as_millis()).unwrap_or(u64::MAX),
+            key_index: self.key,
+        }
+    }
+}
+
 impl Drop for Started<'_> {
     fn drop(&mut self) {
         if !self.settled.get() {
@@ -211,41 +227,24 @@ impl<'r, T: Send + 'r> Loop<'r, '_, T> {
                 d.cool_key(s.key, *retry_after, now);
             }
         }
-        self.attempts.push(Attempt {
-            provider: d.provider_name.clone(),
-            model: d.model.clone(),
-            status: match res {
-                Ok(_) => 200,
-                Err(e) => e.status(),
-            },
-            latency_us: u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX),
-            error: res.as_ref().err().map(|e| ErrorInfo {
-                class: e.label().to_owned(),
-                message: e.to_string(),
-            }),
-            kind: s.kind,
-            backoff_ms: u64::try_from(s.backoff.as_millis()).unwrap_or(u64::MAX),
-            key_index: s.key,
+        let error = res.as_ref().err().map(|e| ErrorInfo {
+            class: e.label().to_owned(),
+            message: e.to_string(),
         });
+        let status = res.as_ref().map_or_else(ProviderError::status, |_| 200);
+        self.attempts.push(s.attempt(status, elapsed, error));
     }
 
     /// An attempt abandoned because another answered first.
     fn cancelled(&mut self, s: &Started<'r>) {
         s.settled.set(true);
         s.deployment.health.release();
-        self.attempts.push(Attempt {
-            provider: s.deployment.provider_name.clone(),
-            model: s.deployment.model.clone(),
-            status: 0,
-            latency_us: u64::try_from(s.at.elapsed().as_micros()).unwrap_or(u64::MAX),
-            error: Some(ErrorInfo {
-                class: "cancelled".into(),
-                message: "another attempt answered first".into(),
-            }),
-            kind: s.kind,
-            backoff_ms: 0,
-            key_index: s.key,
-        });
+        let error = ErrorInfo {
+            class: "cancelled".into(),
+            message: "another attempt answered first".into(),
+        };
+        self.attempts
+            .push(s.attempt(0, s.at.elapsed(), Some(error)));
     }
 
     /// Try one deployment, with retries.
