@@ -11,7 +11,7 @@ use serde_json::json;
 use std::sync::Arc;
 
 use super::pipeline::{
-    Answer, Surface, admit, authenticate, map_outcome, plain_path, stream_path, with_request_id,
+    Answer, Surface, admit, authenticate, detach, map_outcome, plain_path, stream_path,
 };
 use super::{ApiError, EdgeState};
 use crate::events::Endpoint;
@@ -49,12 +49,12 @@ pub async fn chat_completions(
         |r: &ChatRequest| Some(r),
     )
     .await?;
-    let request_id = ctx.request_id;
-    let result = if req.is_stream() {
-        stream_path(ctx, req, accepted).await
-    } else {
-        let route = Arc::clone(&ctx.route);
-        let call = async {
+    Ok(detach(ctx, move |ctx| async move {
+        if req.is_stream() {
+            return stream_path(ctx, req, accepted).await;
+        }
+        let (st, route) = (Arc::clone(ctx.state()), Arc::clone(&ctx.route));
+        let call = async move {
             map_outcome(routing::chat(&st.routes, &route, &req).await, |r| Answer {
                 // A provider that reports no usage is counted by us (marked estimated).
                 usage: r
@@ -65,8 +65,8 @@ pub async fn chat_completions(
             })
         };
         plain_path(ctx, accepted, call).await
-    };
-    Ok(with_request_id(Surface::OpenAi, request_id, result))
+    })
+    .await)
 }
 
 pub async fn embeddings(
@@ -86,20 +86,18 @@ pub async fn embeddings(
         |_: &EmbeddingsRequest| None,
     )
     .await?;
-    let request_id = ctx.request_id;
-    let route = Arc::clone(&ctx.route);
-    let call = async {
-        map_outcome(routing::embeddings(&st.routes, &route, &req).await, |r| {
-            Answer {
-                body: r.body,
-                usage: r.usage,
-                finish_reason: None,
-            }
-        })
-    };
-    Ok(with_request_id(
-        Surface::OpenAi,
-        request_id,
-        plain_path(ctx, accepted, call).await,
-    ))
+    Ok(detach(ctx, move |ctx| async move {
+        let (st, route) = (Arc::clone(ctx.state()), Arc::clone(&ctx.route));
+        let call = async move {
+            map_outcome(routing::embeddings(&st.routes, &route, &req).await, |r| {
+                Answer {
+                    body: r.body,
+                    usage: r.usage,
+                    finish_reason: None,
+                }
+            })
+        };
+        plain_path(ctx, accepted, call).await
+    })
+    .await)
 }

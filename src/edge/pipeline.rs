@@ -4,6 +4,18 @@
 //! their own shape and render their own answers and errors, so none can skip governance or
 //! events. Streams are forwarded chunk by chunk by a tracked task that publishes the closing
 //! events whatever way the stream ends.
+//!
+//! Once admitted, a request's life runs on a tracked task of its own ([`detach`]), not in the
+//! handler future that the server drops when the client disconnects: every `RequestAccepted`
+//! gets its `ResponseCompleted` (and `SpendRecorded` when a provider answered) whatever the
+//! client does. What happens upstream when the client leaves:
+//! - a plain request's upstream call is finished, so the ledger holds the provider's own usage
+//!   (the provider most likely bills a generation it has started whether or not anyone reads
+//!   it); it is recorded with status 499 and error class `client_disconnected`;
+//! - a stream is cancelled as soon as it is open (the attempt loop runs to its first chunk,
+//!   so fallbacks and attempts are recorded as usual) or, mid-stream, at once: dropping the
+//!   upstream response stops the generation at the providers we speak to. Its spend is the
+//!   prompt plus the output received so far, counted by us and marked `estimated`.
 
 use axum::body::Body;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
@@ -12,7 +24,8 @@ use bytes::{BufMut, Bytes, BytesMut};
 use futures::StreamExt;
 use std::sync::Arc;
 use std::time::Instant;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
 use ulid::Ulid;
 
 use super::anthropic::StreamTranslator;
@@ -81,6 +94,14 @@ pub struct Ctx {
     pub model: String,
     started: Instant,
     surface: Surface,
+    /// Cancelled when the client is gone before its answer was handed to the server.
+    client_gone: CancellationToken,
+}
+
+impl Ctx {
+    pub fn state(&self) -> &Arc<EdgeState> {
+        &self.st
+    }
 }
 
 /// Authenticate, read and parse the body, resolve the model (content rules first), and build
@@ -141,12 +162,54 @@ pub async fn admit<T: serde::de::DeserializeOwned, P>(
         model,
         started,
         surface,
+        client_gone: CancellationToken::new(),
     };
     Ok((ctx, req, accepted))
 }
 
+/// Run the rest of an admitted request's life (`life`: publish RequestAccepted, attempts,
+/// closing events) on a task tracked by the edge, and hand its response to the server. The
+/// handler future that awaits here is dropped when the client disconnects; the task is not, so
+/// the request still ends with its closing events, and it sees `client_gone` cancelled. Shutdown
+/// waits for these tasks before draining the publisher.
+pub async fn detach<F, Fut>(ctx: Ctx, life: F) -> Response
+where
+    F: FnOnce(Ctx) -> Fut + Send + 'static,
+    Fut: Future<Output = Result<Response, ApiError>> + Send + 'static,
+{
+    let (surface, request_id) = (ctx.surface, ctx.request_id);
+    let gone = ctx.client_gone.clone().drop_guard();
+    let (tx, rx) = oneshot::channel();
+    let tasks = ctx.st.tasks.clone();
+    tasks.spawn(async move {
+        let response = with_request_id(surface, request_id, life(ctx).await);
+        // A client that left meanwhile drops the receiver; a stream's body goes with it, and
+        // its forwarder sees the closed channel and records the disconnect.
+        let _ = tx.send(response);
+    });
+    let response = rx.await;
+    gone.disarm();
+    response.unwrap_or_else(|_| with_request_id(surface, request_id, Err(ApiError::internal())))
+}
+
+/// Count a client that left before its answer was complete.
+fn count_disconnect(ctx: &Ctx, stage: &'static str) {
+    metrics::counter!("switchyard_client_disconnects_total", "model" => ctx.route.name.clone(), "stage" => stage).increment(1);
+}
+
+fn disconnected_info() -> ErrorInfo {
+    ErrorInfo {
+        class: "client_disconnected".into(),
+        message: "the client closed the connection before the answer was complete".into(),
+    }
+}
+
+/// Status recorded for a request whose client left before its answer was sent (nginx's
+/// convention; no HTTP response carries it).
+const CLIENT_CLOSED_REQUEST: u16 = 499;
+
 /// Once admitted, every answer, error or not, names its request id.
-pub fn with_request_id(
+fn with_request_id(
     surface: Surface,
     request_id: Ulid,
     result: Result<Response, ApiError>,
@@ -220,13 +283,22 @@ pub async fn plain_path(
     };
     let attempts_n = attempts.len();
     let strict = acked.as_ref().err().map(strict_audit_error);
+    let gone = ctx.client_gone.is_cancelled();
+    let (status, error) = match (&strict, &acked) {
+        (Some(e), Err(pe)) => (e.status.as_u16(), Some(strict_audit_info(pe))),
+        _ if gone => (CLIENT_CLOSED_REQUEST, Some(disconnected_info())),
+        _ => (200, None),
+    };
+    if gone {
+        count_disconnect(&ctx, "before_answer");
+    }
     finish(
         &ctx,
         Finished {
             attempts,
             deployment: Some(Arc::clone(&dep)),
-            status: strict.as_ref().map_or(200, |e| e.status.as_u16()),
-            error: acked.as_ref().err().map(strict_audit_info),
+            status,
+            error,
             ttft_us: Some(ctx.started.elapsed().as_micros() as u64),
             usage: answer.usage,
             finish_reason: answer.finish_reason,
@@ -510,7 +582,20 @@ async fn forward(
     let mut ttft_us = None;
     let mut error: Option<ProviderError> = None;
     let mut client_gone = false;
-    'read: while let Some(item) = stream.next().await {
+    'read: loop {
+        // A client that leaves cancels the upstream stream at once, not at the next chunk: a
+        // slow or stalled generation is not paid for longer than the client wanted it.
+        let item = tokio::select! {
+            biased;
+            _ = tx.closed() => {
+                client_gone = true;
+                break 'read;
+            }
+            item = stream.next() => match item {
+                Some(item) => item,
+                None => break 'read,
+            },
+        };
         match item {
             Ok(chunk) => {
                 if ttft_us.is_none() {
@@ -548,13 +633,18 @@ async fn forward(
                 message: e.to_string(),
             }),
         ),
-        (None, true) => (
-            Vec::new(),
-            Some(ErrorInfo {
-                class: "client_disconnected".into(),
-                message: "the client closed the stream".into(),
-            }),
-        ),
+        (None, true) => {
+            let before = ctx.client_gone.is_cancelled();
+            count_disconnect(
+                &ctx,
+                if before {
+                    "before_answer"
+                } else {
+                    "mid_stream"
+                },
+            );
+            (Vec::new(), Some(disconnected_info()))
+        }
         (None, false) => (framer.done(usage.as_ref()), None),
     };
     for frame in closing {
@@ -563,12 +653,18 @@ async fn forward(
         }
     }
     drop(tx);
+    // A client gone before the answer was handed over never saw the 200.
+    let status = if client_gone && ctx.client_gone.is_cancelled() {
+        CLIENT_CLOSED_REQUEST
+    } else {
+        200
+    };
     finish(
         &ctx,
         Finished {
             attempts,
             deployment: Some(dep),
-            status: 200,
+            status,
             error: err_info,
             ttft_us,
             usage,

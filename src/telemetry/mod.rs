@@ -43,6 +43,10 @@ fn describe() {
         "switchyard_requests_total",
         "Requests answered, by public model, provider and status."
     );
+    describe_counter!(
+        "switchyard_client_disconnects_total",
+        "Admitted requests whose client left early, by public model and stage (before_answer: before the answer was handed over; mid_stream). Each still has its closing events."
+    );
     describe_histogram!(
         "switchyard_request_duration_seconds",
         "Time from request to the end of the answer."

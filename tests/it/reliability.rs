@@ -97,10 +97,11 @@ async fn thirty_percent_5xx_is_absorbed_by_retries_and_fallback() {
         ok as f64 / 2000.0 >= 0.999,
         "{ok} of 2000 succeeded under 30 % upstream 500s"
     );
-    // Fewer than 30 % of 2,000: five failures in a row (likely at this rate) open the breaker
-    // and the backup takes the traffic for a while.
+    // Fewer than 30 % of 2,000: five failures in a row, or half of a window, open the breaker
+    // and the backup takes the traffic for a while; on a fast run the 2,000 requests can all
+    // end inside that while, after as few as a dozen calls to the flaky deployment.
     let stats = flaky.state.stats();
-    assert!(stats.faults > 20, "faults were injected: {stats:?}");
+    assert!(stats.faults >= 5, "faults were injected: {stats:?}");
     gw.stop().await;
 }
 

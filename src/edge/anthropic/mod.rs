@@ -17,7 +17,7 @@ use serde_json::json;
 use std::sync::Arc;
 
 use super::pipeline::{
-    Answer, Surface, admit, authenticate, map_outcome, plain_path, stream_path, with_request_id,
+    Answer, Surface, admit, authenticate, detach, map_outcome, plain_path, stream_path,
 };
 use super::{ApiError, EdgeState, read_body};
 use crate::events::Endpoint;
@@ -50,13 +50,13 @@ pub async fn messages(
         Ok(a) => a,
         Err(e) => return e.anthropic_response(),
     };
-    let request_id = ctx.request_id;
-    let result = if req.is_stream() {
-        stream_path(ctx, chat, accepted).await
-    } else {
-        let route = Arc::clone(&ctx.route);
+    detach(ctx, move |ctx| async move {
+        if req.is_stream() {
+            return stream_path(ctx, chat, accepted).await;
+        }
+        let (st, route) = (Arc::clone(ctx.state()), Arc::clone(&ctx.route));
         let model = ctx.model.clone();
-        let call = async {
+        let call = async move {
             let outcome = routing::chat(&st.routes, &route, &chat).await;
             map_outcome(outcome, |r| {
                 let usage = r
@@ -73,8 +73,8 @@ pub async fn messages(
             })
         };
         plain_path(ctx, accepted, call).await
-    };
-    with_request_id(Surface::Anthropic, request_id, result)
+    })
+    .await
 }
 
 /// Input tokens of a Messages request, counted with the gateway's tokenizer (no upstream call).
