@@ -31,6 +31,29 @@ fn check_or_write(path: &Path, content: &[u8]) {
     );
 }
 
+/// The lines between `start` (exclusive) and the next line equal to `end`, trimmed, blanks
+/// dropped.
+fn block(text: &str, start: &str, end: &str) -> Vec<String> {
+    let from = text.find(start).unwrap_or_else(|| panic!("no {start:?}")) + start.len();
+    text[from..]
+        .lines()
+        .skip(1)
+        .take_while(|l| l.trim() != end)
+        .map(|l| l.trim().to_owned())
+        .filter(|l| !l.is_empty())
+        .collect()
+}
+
+#[test]
+fn scripts_run_prints_every_example_the_readme_shows() {
+    let readme = std::fs::read_to_string(root().join("README.md")).unwrap();
+    let run = std::fs::read_to_string(root().join("scripts/run")).unwrap();
+    let shown = block(&readme, "prints requests to try:\n\n```sh", "```");
+    let printed = block(&run, "cat <<'EXAMPLES'", "EXAMPLES");
+    assert!(shown.len() >= 4, "README quick start examples: {shown:?}");
+    assert_eq!(shown, printed, "README quick start and scripts/run differ");
+}
+
 #[test]
 fn example_configs_parse_and_validate() {
     for name in [
