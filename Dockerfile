@@ -2,11 +2,13 @@
 FROM rust:1.95-bookworm AS build
 WORKDIR /src
 COPY . .
-RUN cargo build --release --bin switchyard
+RUN cargo build --release -p switchyard -p switchyard-mock
 
 FROM debian:bookworm-slim
 RUN apt-get update && apt-get install -y --no-install-recommends ca-certificates && rm -rf /var/lib/apt/lists/*
 COPY --from=build /src/target/release/switchyard /usr/local/bin/switchyard
+# The mock upstream (development tool) for the compose stack; the gateway does not use it.
+COPY --from=build /src/target/release/switchyard-mock /usr/local/bin/switchyard-mock
 COPY config /etc/switchyard
 WORKDIR /var/lib/switchyard
 EXPOSE 8080

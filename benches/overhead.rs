@@ -17,7 +17,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 mod harness;
-use harness::{Proc, env_u64, free_port, nats_binary, pct, wait_port};
+use harness::{Proc, env_u64, free_port, mock_binary, nats_binary, pct, wait_port};
 
 const KEY: &str = "sk-bench-key";
 const BODY: &str = r#"{"model":"gpt-4o-mini","messages":[{"role":"system","content":"You are terse."},{"role":"user","content":"Summarise the plot of Hamlet in two sentences, please."}],"temperature":0.2,"max_tokens":64}"#;
@@ -155,8 +155,8 @@ fn main() {
     );
     let mock_port = free_port();
     let _mock = Proc(
-        Command::new(&bin)
-            .args(["mock-upstream", "--port", &mock_port.to_string()])
+        Command::new(mock_binary(&bin))
+            .args(["--port", &mock_port.to_string()])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()

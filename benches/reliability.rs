@@ -3,7 +3,7 @@
 //! decision itself.
 //!
 //! The end-to-end part starts one nats-server, one gateway (`switchyard serve`) and one
-//! `switchyard mock-upstream` process per deployment, from the release binary. Every scenario is
+//! `switchyard-mock` process per deployment, from the release binary. Every scenario is
 //! a public model on mocks of its own, so faults never mix; the mocks start healthy, take a short
 //! warm-up, and get their fault through `PUT /_mock/config` just before the scenario's load. The
 //! gateway runs the default `[routing]` policy (retries, retry budget, breaker), so the figures
@@ -28,16 +28,16 @@ use criterion::Criterion;
 use futures::StreamExt;
 use std::hint::black_box;
 use switchyard::config::{RetryBudgetConfig, RetryConfig};
-use switchyard::mock::{MockConfig, MockStats};
+use switchyard_mock::{MockConfig, MockStats};
 
 mod harness;
-use harness::{Proc, env_u64, free_port, nats_binary, pct, wait_port};
+use harness::{Proc, env_u64, free_port, mock_binary, nats_binary, pct, wait_port};
 
 const KEY: &str = "sk-bench-key";
 /// The retry budget counts over this window (`BUDGET_WINDOW_SECS` in routing/health.rs).
 const BUDGET_WINDOW_SECS: f64 = 10.0;
 
-/// A `switchyard mock-upstream` process on its own port, named after the provider it plays.
+/// A `switchyard-mock` process on its own port, named after the provider it plays.
 struct Mock {
     name: &'static str,
     port: u16,
@@ -49,7 +49,7 @@ impl Mock {
         let port = free_port();
         let proc = Proc(
             Command::new(bin)
-                .args(["mock-upstream", "--port", &port.to_string()])
+                .args(["--port", &port.to_string()])
                 .stdout(Stdio::null())
                 .stderr(Stdio::null())
                 .spawn()
@@ -693,7 +693,7 @@ fn faults() {
             .spawn()
             .expect("nats-server (run scripts/test or scripts/bench once to install it)"),
     );
-    let mocks = Mocks::start(&bin);
+    let mocks = Mocks::start(&mock_binary(&bin));
     // A port nothing listens on: every connection is refused.
     let dead_port = free_port();
     let providers: String = mocks

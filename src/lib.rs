@@ -1,23 +1,25 @@
 //! Switchyard: an event-sourced LLM gateway.
 //!
 //! Modules in the order a request flows through them:
-//! - [`edge`]: axum routers; auth, body limits, the OpenAI surface, errors as OpenAI JSON.
+//! - [`edge`]: axum routers; auth, body limits, the OpenAI and Anthropic surfaces, the request
+//!   pipeline they share, errors as OpenAI- or Anthropic-shaped JSON.
 //! - [`governance`]: virtual keys (hash lookup in memory).
 //! - [`routing`]: public model → ordered deployments, and the attempt loop.
-//! - [`providers`]: the `Provider` seam and its adapters (OpenAI-compatible).
+//! - [`providers`]: the `Provider` seam and its adapters (OpenAI and every OpenAI-compatible
+//!   server, Azure OpenAI, Anthropic, Gemini, Bedrock).
 //! - [`events`]: the vocabulary published for every request, response and spend.
 //! - [`publish`]: the non-blocking sink, the JetStream publisher and the on-disk outbox.
 //! - [`projections`]: consumers that fold the stream into stores (budgets → redb).
 //!
 //! Around them: [`config`] (TOML → validated), [`app`] (wiring and task supervision),
-//! [`telemetry`] (logs, metrics) and [`mock`] (a fake upstream for tests and benchmarks).
+//! [`telemetry`] (logs, metrics). The mock upstream for tests, benchmarks and the quickstart is
+//! its own crate, `crates/switchyard-mock`.
 
 pub mod app;
 pub mod config;
 pub mod edge;
 pub mod events;
 pub mod governance;
-pub mod mock;
 pub mod projections;
 pub mod providers;
 pub mod publish;

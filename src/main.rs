@@ -6,7 +6,7 @@ use std::io::IsTerminal;
 use std::path::PathBuf;
 use tokio_util::sync::CancellationToken;
 
-use switchyard::{app, config, governance, mock, telemetry};
+use switchyard::{app, config, governance, telemetry};
 
 #[derive(Parser)]
 #[command(name = "switchyard", version, about = "An event-sourced LLM gateway")]
@@ -43,8 +43,6 @@ enum Command {
     CheckConfig(ConfigArg),
     /// Print the `sha256:` hash of a key for the config (reads stdin when KEY is omitted).
     HashKey { key: Option<String> },
-    /// A fake OpenAI-compatible upstream with fault injection (development tool).
-    MockUpstream(mock::MockArgs),
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -181,19 +179,6 @@ async fn main() -> Result<()> {
                 }
             };
             println!("sha256:{}", hex::encode(governance::hash_key(&key)));
-        }
-        Command::MockUpstream(args) => {
-            let addr = std::net::SocketAddr::new(args.host, args.port);
-            let listener = tokio::net::TcpListener::bind(addr)
-                .await
-                .with_context(|| format!("cannot listen on {addr}"))?;
-            tracing::info!(%addr, "mock upstream listening (development tool)");
-            mock::serve(
-                listener,
-                mock::MockState::new(args.config()),
-                shutdown_signal(),
-            )
-            .await?;
         }
     }
     Ok(())

@@ -66,3 +66,15 @@ pub fn nats_binary(root: &Path) -> PathBuf {
         .map(PathBuf::from)
         .unwrap_or_else(|| root.join("tools/nats/bin/nats-server"))
 }
+
+/// The `switchyard-mock` binary of the same profile as the gateway binary `gateway`, which
+/// `scripts/bench` builds (`cargo build --release -p switchyard-mock`) before the benches.
+pub fn mock_binary(gateway: &Path) -> PathBuf {
+    let mock = gateway.with_file_name("switchyard-mock");
+    assert!(
+        mock.exists(),
+        "{} missing: run scripts/bench, or `cargo build --release -p switchyard-mock` first",
+        mock.display()
+    );
+    mock
+}

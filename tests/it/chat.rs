@@ -3,7 +3,7 @@
 use crate::harness::*;
 use futures::StreamExt;
 use switchyard::events::{Endpoint, Event};
-use switchyard::mock::MockConfig;
+use switchyard_mock::MockConfig;
 
 async fn setup() -> (Nats, Mock, tempfile::TempDir, Gateway) {
     let nats = Nats::start();

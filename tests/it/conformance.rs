@@ -22,7 +22,7 @@ use serde_json::{Value, json};
 use switchyard::events::{
     Attempt, AttemptKind, Envelope, Event, RequestAccepted, ResponseCompleted,
 };
-use switchyard::mock::MockConfig;
+use switchyard_mock::MockConfig;
 
 /// How one adapter is reached on the mock, and where it legitimately differs from the others.
 pub struct Adapter {
@@ -167,8 +167,8 @@ fn gemini_provider(mock: &Mock, key_file: &Path) -> String {
 fn bedrock_provider(mock: &Mock, key_file: &Path) -> String {
     let dir = key_file.parent().unwrap();
     let (id, secret) = (dir.join("aws-key-id"), dir.join("aws-secret"));
-    std::fs::write(&id, switchyard::mock::MOCK_AWS_ACCESS_KEY_ID).unwrap();
-    std::fs::write(&secret, switchyard::mock::MOCK_AWS_SECRET_ACCESS_KEY).unwrap();
+    std::fs::write(&id, switchyard_mock::MOCK_AWS_ACCESS_KEY_ID).unwrap();
+    std::fs::write(&secret, switchyard_mock::MOCK_AWS_SECRET_ACCESS_KEY).unwrap();
     format!(
         "kind = \"bedrock\"\nbase_url = \"http://{}\"\nregion = \"us-east-1\"\naws_access_key_id = {}\naws_secret_access_key = {}",
         mock.addr,

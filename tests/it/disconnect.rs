@@ -9,7 +9,7 @@ use rand::{Rng, SeedableRng};
 use std::collections::HashMap;
 use std::time::Duration;
 use switchyard::events::Event;
-use switchyard::mock::MockConfig;
+use switchyard_mock::MockConfig;
 
 #[derive(Debug, Clone, Copy)]
 enum Path {

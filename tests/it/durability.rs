@@ -5,8 +5,8 @@ use crate::harness::*;
 use std::collections::HashMap;
 use std::time::Duration;
 use switchyard::events::Event;
-use switchyard::mock::MockConfig;
 use switchyard::projections::budgets::{BudgetsStore, Dimension, day_today};
+use switchyard_mock::MockConfig;
 
 /// Every id exactly once, and per request exactly one of each event kind.
 fn assert_complete(events: &[(u64, switchyard::events::Envelope, Vec<u8>)], requests: usize) {

@@ -4,7 +4,7 @@
 use crate::harness::*;
 use futures::StreamExt;
 use switchyard::events::{AttemptKind, Event};
-use switchyard::mock::MockConfig;
+use switchyard_mock::MockConfig;
 
 fn assert_openai_error(j: &serde_json::Value, code: &str) {
     let e = &j["error"];

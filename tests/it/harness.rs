@@ -11,7 +11,7 @@ use futures::StreamExt;
 use switchyard::app::AppError;
 use switchyard::config::{self, Config, RawConfig, RawPricing};
 use switchyard::events::{Envelope, decode};
-use switchyard::mock::{MockConfig, MockState};
+use switchyard_mock::{MockConfig, MockState};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
@@ -140,7 +140,7 @@ impl Mock {
         let addr = listener.local_addr().expect("addr");
         let state = MockState::new(cfg);
         let stop = CancellationToken::new();
-        tokio::spawn(switchyard::mock::serve(
+        tokio::spawn(switchyard_mock::serve(
             listener,
             state.clone(),
             stop.clone(),

@@ -3,7 +3,7 @@
 use crate::harness::*;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-use switchyard::mock::MockConfig;
+use switchyard_mock::MockConfig;
 
 fn bin() -> &'static str {
     env!("CARGO_BIN_EXE_switchyard")

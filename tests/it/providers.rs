@@ -4,7 +4,7 @@
 use crate::harness::*;
 use futures::StreamExt;
 use switchyard::events::Event;
-use switchyard::mock::MockConfig;
+use switchyard_mock::MockConfig;
 
 pub fn anthropic_model(mock: &Mock, data_dir: &std::path::Path) -> String {
     format!(
@@ -407,8 +407,8 @@ async fn embeddings_through_bedrock_titan_and_cohere_are_priced() {
     let mock = Mock::start(MockConfig::default()).await;
     let dir = tempfile::tempdir().unwrap();
     let (id, secret) = (dir.path().join("aws-id"), dir.path().join("aws-secret"));
-    std::fs::write(&id, switchyard::mock::MOCK_AWS_ACCESS_KEY_ID).unwrap();
-    std::fs::write(&secret, switchyard::mock::MOCK_AWS_SECRET_ACCESS_KEY).unwrap();
+    std::fs::write(&id, switchyard_mock::MOCK_AWS_ACCESS_KEY_ID).unwrap();
+    std::fs::write(&secret, switchyard_mock::MOCK_AWS_SECRET_ACCESS_KEY).unwrap();
     let mut cfg = TestConfig::new(&nats, &mock, dir.path());
     cfg.extra = format!(
         r#"

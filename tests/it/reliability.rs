@@ -7,7 +7,7 @@ use futures::StreamExt;
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 use switchyard::events::{AttemptKind, BreakerState, Event};
-use switchyard::mock::MockConfig;
+use switchyard_mock::MockConfig;
 
 /// A deployment named `name` on `mock`, as TOML.
 fn provider(name: &str, url: &str, timeout: &str) -> String {
@@ -130,9 +130,9 @@ async fn a_dead_deployment_trips_its_breaker_and_recovers() {
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
         .await
         .unwrap();
-    let revived = switchyard::mock::MockState::new(MockConfig::default());
+    let revived = switchyard_mock::MockState::new(MockConfig::default());
     let stop = tokio_util::sync::CancellationToken::new();
-    tokio::spawn(switchyard::mock::serve(
+    tokio::spawn(switchyard_mock::serve(
         listener,
         revived.clone(),
         stop.clone(),

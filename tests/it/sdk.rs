@@ -4,7 +4,7 @@
 
 use crate::harness::*;
 use crate::providers::anthropic_model;
-use switchyard::mock::MockConfig;
+use switchyard_mock::MockConfig;
 
 fn sdk_python() -> std::path::PathBuf {
     let p = std::env::var_os("SWITCHYARD_SDK_PYTHON")
@@ -28,8 +28,8 @@ async fn official_sdks_work_unchanged() {
     let dir = tempfile::tempdir().unwrap();
     let mut cfg = TestConfig::new(&nats, &mock, dir.path());
     let (id, secret) = (dir.path().join("aws-id"), dir.path().join("aws-secret"));
-    std::fs::write(&id, switchyard::mock::MOCK_AWS_ACCESS_KEY_ID).unwrap();
-    std::fs::write(&secret, switchyard::mock::MOCK_AWS_SECRET_ACCESS_KEY).unwrap();
+    std::fs::write(&id, switchyard_mock::MOCK_AWS_ACCESS_KEY_ID).unwrap();
+    std::fs::write(&secret, switchyard_mock::MOCK_AWS_SECRET_ACCESS_KEY).unwrap();
     cfg.extra = anthropic_model(&mock, dir.path())
         + &format!(
             r#"

@@ -3,8 +3,8 @@
 use crate::harness::*;
 use std::collections::BTreeMap;
 use std::time::Duration;
-use switchyard::mock::MockConfig;
 use switchyard::projections::budgets::{BudgetsStore, Dimension, day_today};
+use switchyard_mock::MockConfig;
 
 async fn spend(gw: &Gateway, group_by: &str) -> serde_json::Value {
     let r = client()

@@ -201,11 +201,11 @@ fn error_from_body(
 mod tests {
     use super::*;
     use crate::config::{ProviderKind, Secret};
-    use crate::mock::{MockConfig, MockState, TestUpstream};
     use crate::providers::StreamChunk;
     use futures::StreamExt;
     use serde_json::{Value, json};
     use std::time::Duration;
+    use switchyard_mock::{MockConfig, MockState, TestUpstream};
 
     /// A mock upstream speaking the Messages API, with `base_url` its API root.
     struct Upstream {

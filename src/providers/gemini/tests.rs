@@ -1,9 +1,9 @@
 use super::*;
 use crate::config::{ProviderKind, Secret};
-use crate::mock::{MockConfig, MockState, TestUpstream};
 use crate::providers::StreamChunk;
 use futures::StreamExt;
 use serde_json::{Value, json};
+use switchyard_mock::{MockConfig, MockState, TestUpstream};
 
 /// A mock upstream speaking Gemini, with `base_url` its API root.
 struct Upstream {

@@ -529,12 +529,12 @@ fn credentials_that_are_not_header_values_or_a_bad_base_url_fail_the_build() {
 /// End to end against the mock upstream, which verifies SigV4 with the same well-known key.
 #[tokio::test]
 async fn chat_stream_and_embeddings_against_the_mock() {
-    use crate::mock::{MOCK_AWS_ACCESS_KEY_ID, MOCK_AWS_SECRET_ACCESS_KEY, MockConfig};
+    use switchyard_mock::{MOCK_AWS_ACCESS_KEY_ID, MOCK_AWS_SECRET_ACCESS_KEY, MockConfig};
     assert_eq!(
         (MOCK_AWS_ACCESS_KEY_ID, MOCK_AWS_SECRET_ACCESS_KEY),
         (AKID, SECRET)
     );
-    let running = crate::mock::TestUpstream::start(MockConfig {
+    let running = switchyard_mock::TestUpstream::start(MockConfig {
         stream_words: 4,
         ..MockConfig::default()
     })

@@ -1,13 +1,15 @@
 //! A mock OpenAI-compatible upstream for tests, benchmarks and the quickstart: chat
 //! completions (plain, streamed, tool calls), embeddings and the model list, plus Anthropic's
-//! Messages API (`anthropic.rs`), Gemini's generateContent API (`gemini.rs`) and AWS Bedrock
+//! Messages API (`anthropic/`), Gemini's generateContent API (`gemini/`) and AWS Bedrock
 //! Runtime's Converse, ConverseStream and embeddings InvokeModel (`bedrock/`, which also checks
 //! SigV4 signatures) answering alike, with deterministic replies and usage, and injected faults
 //! (error statuses, hangs, cut and malformed streams) whose rates can be changed while it runs
 //! through `/_mock/config`.
 //!
 //! It is the baseline of the latency benchmark, so the request path reads one config snapshot,
-//! bumps atomics, and never logs. It is a development tool: nothing in the gateway depends on it.
+//! bumps atomics, and never logs. It is a development tool and its own crate: the gateway does
+//! not depend on it (only its tests do), and it keeps wire types of its own, so a test oracle
+//! never shares a type with the code it checks.
 //!
 //! Control endpoints: `GET|PUT /_mock/config`, `GET /_mock/stats`, `POST /_mock/stats/reset`.
 
@@ -21,16 +23,17 @@ mod openai;
 #[allow(clippy::disallowed_methods)] // the socket test owns its server task
 mod tests;
 
-/// A mock on a free local port for the adapters' unit tests, stopped on drop.
-#[cfg(test)]
-pub(crate) struct TestUpstream {
+/// A mock on a free local port for unit tests (the gateway's adapters', with the `test-util`
+/// feature), stopped on drop.
+#[cfg(any(test, feature = "test-util"))]
+pub struct TestUpstream {
     pub state: MockState,
     /// `http://127.0.0.1:PORT`, no path.
     pub origin: String,
     shutdown: CancellationToken,
 }
 
-#[cfg(test)]
+#[cfg(any(test, feature = "test-util"))]
 impl TestUpstream {
     #[allow(clippy::disallowed_methods, clippy::unwrap_used)] // the test owns its server task
     pub async fn start(cfg: MockConfig) -> Self {
@@ -47,7 +50,7 @@ impl TestUpstream {
     }
 }
 
-#[cfg(test)]
+#[cfg(any(test, feature = "test-util"))]
 impl Drop for TestUpstream {
     fn drop(&mut self) {
         self.shutdown.cancel();
@@ -76,8 +79,13 @@ pub use faults::MockConfig;
 use faults::{DEFAULT_FAIL_STATUS, DEFAULT_HANG_MS, DEFAULT_STREAM_WORDS, Plan};
 use openai::{ChatRequest, Frames, Meta};
 
-/// CLI flags of `switchyard mock-upstream`.
-#[derive(clap::Args, Debug, Clone)]
+/// CLI flags of the `switchyard-mock` binary.
+#[derive(clap::Parser, Debug, Clone)]
+#[command(
+    name = "switchyard-mock",
+    version,
+    about = "A mock LLM upstream with fault injection (development tool)"
+)]
 pub struct MockArgs {
     /// Port to listen on.
     #[arg(long, default_value_t = 8090)]

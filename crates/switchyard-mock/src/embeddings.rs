@@ -112,7 +112,7 @@ pub(crate) fn list(req: &EmbeddingsRequest<'_>) -> Result<Vec<u8>, Rejection> {
         .map(|(index, &(seed, _))| {
             let v = unit_vector(seed, dims);
             let embedding = if base64 {
-                Vector::Base64(crate::providers::canonical::base64_f32(&v))
+                Vector::Base64(base64_f32(&v))
             } else {
                 Vector::Floats(v)
             };
@@ -186,4 +186,11 @@ pub(super) fn unit_vector(seed: u64, dims: usize) -> Vec<f32> {
             .for_each(|x| *x = (f64::from(*x) / norm) as f32);
     }
     v
+}
+
+/// OpenAI's `encoding_format: "base64"`: the little-endian f32 bytes, base64-encoded.
+fn base64_f32(v: &[f32]) -> String {
+    use base64::Engine;
+    let bytes: Vec<u8> = v.iter().flat_map(|x| x.to_le_bytes()).collect();
+    base64::engine::general_purpose::STANDARD.encode(bytes)
 }
