@@ -371,7 +371,7 @@ async fn publish_breaker_changes(st: &EdgeState, changes: Vec<BreakerChanged>) {
 /// How a request ended, for the closing events.
 struct Finished {
     attempts: Vec<Attempt>,
-    /// Index of the target that answered.
+    /// The deployment that answered, if any did.
     deployment: Option<Arc<Deployment>>,
     status: u16,
     error: Option<ErrorInfo>,
@@ -517,8 +517,6 @@ fn sse_frame_of(parts: &[&[u8]]) -> Bytes {
 /// The trailing field OpenAI adds to every chunk once usage was asked for.
 const USAGE_NULL: &[u8] = b",\"usage\":null}";
 
-/// Forward upstream chunks to the client, keep what the events need, and publish the closing
-/// events however the stream ends (done, upstream broke, client went away).
 /// How a stream's events are written for the client: OpenAI chunks as they come, or translated
 /// into Messages API events.
 enum Framer {
@@ -562,6 +560,8 @@ impl Framer {
     }
 }
 
+/// Forward upstream chunks to the client, keep what the events need, and publish the closing
+/// events however the stream ends (done, upstream broke, client went away).
 async fn forward(
     ctx: Ctx,
     req: ChatRequest,

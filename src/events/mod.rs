@@ -111,7 +111,9 @@ pub struct RequestAccepted {
     pub stream: bool,
     /// The request body as received (JSON text).
     pub body: String,
+    /// Reserved for guardrails: always empty until they are built.
     pub guardrail_findings: Vec<GuardrailFinding>,
+    /// Reserved for the cache: always `None` until it is built.
     pub cache_key: Option<String>,
     /// Name of the content rule that routed the request; `None` when no rule matched.
     /// (Schema 2; schema-1 events decode with `None`.)
@@ -198,8 +200,10 @@ pub struct ResponseCompleted {
     /// Response body: the JSON answer, or for a stream the upstream's `data:` payloads joined by
     /// newlines.
     pub body: Option<String>,
-    /// `exact` or `semantic` when a cache answered; `None` otherwise.
+    /// Reserved for the cache: `exact` or `semantic` when a cache answered; always `None`
+    /// until the cache is built.
     pub cache_hit: Option<String>,
+    /// Reserved for the cache: the similarity of a semantic hit; always `None` until then.
     pub cache_score: Option<f32>,
 }
 

@@ -34,11 +34,11 @@ pub enum RunMode {
     CatchUp,
 }
 
-/// Run a projection until `stop` is cancelled (or, in catch-up mode, until caught up).
-/// Transient failures (NATS away, store errors) are retried with a pause.
 /// How often a projection stopped before a newer-schema event looks at it again.
 const NEWER_SCHEMA_RETRY: Duration = Duration::from_secs(2);
 
+/// Run a projection until `stop` is cancelled (or, in catch-up mode, until caught up).
+/// Transient failures (NATS away, store errors) are retried with a pause.
 pub async fn run<P: Projection>(
     projection: Arc<P>,
     client: async_nats::Client,

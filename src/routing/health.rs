@@ -201,6 +201,19 @@ impl Health {
     ) -> Option<Transition> {
         let mut s = self.lock();
         s.in_flight = s.in_flight.saturating_sub(1);
+        self.observe(&mut s, now, failed.is_some(), latency);
+        if !self.breaker.enabled {
+            return None;
+        }
+        match failed.filter(|_| trips) {
+            None => Self::succeeded(&mut s),
+            Some(class) => self.failed(&mut s, now, class),
+        }
+    }
+
+    /// The routing half of an observation: decaying error rate and latency averages, the TTFT
+    /// samples behind the hedge delay, and the per-second outcome buckets.
+    fn observe(&self, s: &mut State, now: Instant, failed: bool, latency: Option<Duration>) {
         let alpha = match s.last_observed {
             Some(prev) => {
                 let dt = now.saturating_duration_since(prev).as_secs_f64();
@@ -212,7 +225,7 @@ impl Health {
         // is seen to within a few dozen requests.
         .max(0.2);
         s.last_observed = Some(now);
-        let err = if failed.is_some() { 1.0 } else { 0.0 };
+        let err = if failed { 1.0 } else { 0.0 };
         s.error_rate += alpha * (err - s.error_rate);
         if let Some(l) = latency {
             let us = l.as_secs_f64() * 1e6;
@@ -223,7 +236,7 @@ impl Health {
                 Some(avg) => avg + alpha * (us - avg),
                 None => us,
             });
-            if failed.is_none() {
+            if !failed {
                 if s.ttft_us.len() == TTFT_SAMPLES {
                     s.ttft_us.pop_front();
                 }
@@ -231,73 +244,66 @@ impl Health {
                     .push_back(l.as_micros().try_into().unwrap_or(u64::MAX));
             }
         }
-        let (sec, span) = (self.sec(now), self.window_secs());
-        let bucket = s.outcomes.bucket(sec);
-        if failed.is_some() {
+        let bucket = s.outcomes.bucket(self.sec(now));
+        if failed {
             bucket.2 += 1;
         } else {
             bucket.1 += 1;
         }
-        if !self.breaker.enabled {
+    }
+
+    /// The breaker after a success: a probe that answered closes it; a closed breaker forgets
+    /// its run of failures.
+    fn succeeded(s: &mut State) -> Option<Transition> {
+        s.consecutive_failures = 0;
+        if !matches!(s.breaker, BreakerState::HalfOpen { .. }) {
             return None;
         }
-        let failed = failed.filter(|_| trips);
-        match (failed, &s.breaker) {
-            (None, BreakerState::HalfOpen { .. }) => {
-                s.breaker = BreakerState::Closed;
-                s.consecutive_failures = 0;
-                Some(Transition {
-                    from: Phase::HalfOpen,
-                    to: Phase::Closed,
-                    reason: "probe succeeded".into(),
-                })
+        s.breaker = BreakerState::Closed;
+        Some(Transition {
+            from: Phase::HalfOpen,
+            to: Phase::Closed,
+            reason: "probe succeeded".into(),
+        })
+    }
+
+    /// The breaker after a failure that counts against it (`class` names it): a failed probe
+    /// opens it again; a closed one opens on a run of failures or on the window's failure
+    /// ratio over a minimum volume; late results of requests admitted before it opened change
+    /// nothing.
+    fn failed(&self, s: &mut State, now: Instant, class: &str) -> Option<Transition> {
+        let from = match s.breaker {
+            BreakerState::Open { .. } => return None,
+            BreakerState::HalfOpen { .. } => Phase::HalfOpen,
+            BreakerState::Closed => Phase::Closed,
+        };
+        let reason = if from == Phase::HalfOpen {
+            format!("probe failed ({class})")
+        } else {
+            s.consecutive_failures += 1;
+            let span = self.window_secs();
+            let (ok, failed, _) = s.outcomes.totals(self.sec(now), span);
+            let total = ok + failed;
+            let ratio = f64::from(failed) / f64::from(total.max(1));
+            if s.consecutive_failures >= self.breaker.consecutive_failures {
+                format!(
+                    "{} consecutive failures, last {class}",
+                    s.consecutive_failures
+                )
+            } else if total >= self.breaker.min_requests && ratio >= self.breaker.failure_ratio {
+                format!("{failed} of {total} requests failed in {span}s, last {class}")
+            } else {
+                return None;
             }
-            (None, _) => {
-                s.consecutive_failures = 0;
-                None
-            }
-            (Some(class), BreakerState::HalfOpen { .. }) => {
-                s.breaker = BreakerState::Open {
-                    until: now + self.breaker.open_for,
-                };
-                Some(Transition {
-                    from: Phase::HalfOpen,
-                    to: Phase::Open,
-                    reason: format!("probe failed ({class})"),
-                })
-            }
-            (Some(class), BreakerState::Closed) => {
-                s.consecutive_failures += 1;
-                let (ok, failed, _) = s.outcomes.totals(sec, span);
-                let total = ok + failed;
-                let ratio = f64::from(failed) / f64::from(total.max(1));
-                let reason = if s.consecutive_failures >= self.breaker.consecutive_failures {
-                    Some(format!(
-                        "{} consecutive failures, last {class}",
-                        s.consecutive_failures
-                    ))
-                } else if total >= self.breaker.min_requests && ratio >= self.breaker.failure_ratio
-                {
-                    Some(format!(
-                        "{failed} of {total} requests failed in {span}s, last {class}"
-                    ))
-                } else {
-                    None
-                };
-                reason.map(|reason| {
-                    s.breaker = BreakerState::Open {
-                        until: now + self.breaker.open_for,
-                    };
-                    Transition {
-                        from: Phase::Closed,
-                        to: Phase::Open,
-                        reason,
-                    }
-                })
-            }
-            // Late results of requests admitted before the breaker opened.
-            (Some(_), BreakerState::Open { .. }) => None,
-        }
+        };
+        s.breaker = BreakerState::Open {
+            until: now + self.breaker.open_for,
+        };
+        Some(Transition {
+            from,
+            to: Phase::Open,
+            reason,
+        })
     }
 
     /// A request that was admitted but never sent (e.g. cancelled): release it without an
