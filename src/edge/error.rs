@@ -139,6 +139,16 @@ impl ApiError {
         )
     }
 
+    /// A provider's answer that could not be turned into the client's shape.
+    pub fn bad_upstream_answer(e: &str) -> Self {
+        Self::new(
+            StatusCode::BAD_GATEWAY,
+            "upstream_error",
+            "upstream_bad_response",
+            format!("The provider's answer could not be converted: {e}"),
+        )
+    }
+
     pub fn internal() -> Self {
         Self::new(
             StatusCode::INTERNAL_SERVER_ERROR,

@@ -8,6 +8,7 @@ mod error;
 mod health;
 mod openai;
 mod pipeline;
+mod surface;
 
 pub use admin::AdminState;
 pub use error::ApiError;

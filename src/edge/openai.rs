@@ -1,103 +1,147 @@
 //! The OpenAI-compatible surface: `POST /v1/chat/completions` (plain and streamed),
-//! `POST /v1/embeddings` and `GET /v1/models`. Parsing and rendering only; the request's life is
-//! in [`super::pipeline`].
+//! `POST /v1/embeddings` and `GET /v1/models`. OpenAI's shapes are the canonical ones, so this
+//! surface renders answers and chunks as they come; the request's life is in
+//! [`super::pipeline`].
 
 use axum::Json;
 use axum::body::Body;
 use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
+use bytes::{BufMut, Bytes, BytesMut};
 use serde_json::json;
 use std::sync::Arc;
 
-use super::pipeline::{
-    Answer, Surface, admit, authenticate, detach, map_outcome, plain_path, stream_path,
-};
+use super::pipeline::handle;
+use super::surface::{Authenticated, Canonical, Framer, Surface, SurfaceError, SurfaceRequest};
 use super::{ApiError, EdgeState};
-use crate::events::Endpoint;
-use crate::providers::{ChatRequest, EmbeddingsRequest, tokens};
-use crate::routing;
+use crate::events::{Endpoint, Usage};
+use crate::providers::{ChatRequest, EmbeddingsRequest, ProviderError, StreamChunk};
 
-pub async fn list_models(
+/// OpenAI's API shape.
+pub struct OpenAi;
+
+type Result<T> = std::result::Result<T, SurfaceError<OpenAi>>;
+
+pub async fn chat_completions(
     State(st): State<Arc<EdgeState>>,
+    auth: Authenticated<OpenAi>,
     headers: HeaderMap,
-) -> Result<Response, ApiError> {
-    authenticate(&st, &headers)?;
+    body: Body,
+) -> Result<Response> {
+    handle::<OpenAi, ChatRequest>(st, auth, headers, body).await
+}
+
+pub async fn embeddings(
+    State(st): State<Arc<EdgeState>>,
+    auth: Authenticated<OpenAi>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response> {
+    handle::<OpenAi, EmbeddingsRequest>(st, auth, headers, body).await
+}
+
+pub async fn list_models(State(st): State<Arc<EdgeState>>, _: Authenticated<OpenAi>) -> Response {
     let data: Vec<_> = st
         .routes
         .names()
         .iter()
         .map(|n| json!({"id": n, "object": "model", "created": 0, "owned_by": "switchyard"}))
         .collect();
-    Ok(Json(json!({"object": "list", "data": data})).into_response())
+    Json(json!({"object": "list", "data": data})).into_response()
 }
 
-pub async fn chat_completions(
-    State(st): State<Arc<EdgeState>>,
-    headers: HeaderMap,
-    body: Body,
-) -> Result<Response, ApiError> {
-    let (ctx, req, accepted) = admit(
-        &st,
-        &headers,
-        body,
-        Surface::OpenAi,
-        Endpoint::ChatCompletions,
-        Ok::<ChatRequest, ApiError>,
-        |r: &ChatRequest| &r.model,
-        ChatRequest::is_stream,
-        |r: &ChatRequest| Some(r),
-    )
-    .await?;
-    Ok(detach(ctx, move |ctx| async move {
-        if req.is_stream() {
-            return stream_path(ctx, req, accepted).await;
+impl SurfaceRequest for ChatRequest {
+    const ENDPOINT: Endpoint = Endpoint::ChatCompletions;
+    fn model(&self) -> &str {
+        &self.model
+    }
+    fn is_stream(&self) -> bool {
+        ChatRequest::is_stream(self)
+    }
+    fn into_canonical(self) -> std::result::Result<Canonical, ApiError> {
+        Ok(Canonical::Chat(self))
+    }
+}
+
+impl SurfaceRequest for EmbeddingsRequest {
+    const ENDPOINT: Endpoint = Endpoint::Embeddings;
+    fn model(&self) -> &str {
+        &self.model
+    }
+    fn is_stream(&self) -> bool {
+        false
+    }
+    fn into_canonical(self) -> std::result::Result<Canonical, ApiError> {
+        Ok(Canonical::Embeddings(self))
+    }
+}
+
+impl Surface for OpenAi {
+    type Framer = OpenAiFramer;
+
+    fn error(e: ApiError) -> Response {
+        e.into_response()
+    }
+
+    /// Answers are passed through byte for byte.
+    fn answer(
+        canonical: Bytes,
+        _model: &str,
+        _usage: Option<&Usage>,
+    ) -> std::result::Result<Bytes, ApiError> {
+        Ok(canonical)
+    }
+
+    fn framer(req: &ChatRequest, _model: &str) -> OpenAiFramer {
+        OpenAiFramer {
+            wants_usage: req.wants_stream_usage(),
         }
-        let (st, route) = (Arc::clone(ctx.state()), Arc::clone(&ctx.route));
-        let call = async move {
-            map_outcome(routing::chat(&st.routes, &route, &req).await, |r| Answer {
-                // A provider that reports no usage is counted by us (marked estimated).
-                usage: r
-                    .usage
-                    .or_else(|| Some(tokens::estimate(&req, &String::from_utf8_lossy(&r.body)))),
-                body: r.body,
-                finish_reason: r.finish_reason,
-            })
-        };
-        plain_path(ctx, accepted, call).await
-    })
-    .await)
+    }
 }
 
-pub async fn embeddings(
-    State(st): State<Arc<EdgeState>>,
-    headers: HeaderMap,
-    body: Body,
-) -> Result<Response, ApiError> {
-    let (ctx, req, accepted) = admit(
-        &st,
-        &headers,
-        body,
-        Surface::OpenAi,
-        Endpoint::Embeddings,
-        Ok::<EmbeddingsRequest, ApiError>,
-        |r: &EmbeddingsRequest| &r.model,
-        |_| false,
-        |_: &EmbeddingsRequest| None,
-    )
-    .await?;
-    Ok(detach(ctx, move |ctx| async move {
-        let (st, route) = (Arc::clone(ctx.state()), Arc::clone(&ctx.route));
-        let call = async move {
-            map_outcome(routing::embeddings(&st.routes, &route, &req).await, |r| {
-                Answer {
-                    body: r.body,
-                    usage: r.usage,
-                    finish_reason: None,
-                }
-            })
-        };
-        plain_path(ctx, accepted, call).await
-    })
-    .await)
+/// OpenAI chunks as they come, less what the gateway asked for on the client's behalf.
+pub struct OpenAiFramer {
+    /// The client asked for `stream_options.include_usage` itself.
+    wants_usage: bool,
+}
+
+/// The trailing field OpenAI adds to every chunk once usage was asked for.
+const USAGE_NULL: &[u8] = b",\"usage\":null}";
+
+impl Framer for OpenAiFramer {
+    fn chunk(&mut self, chunk: &StreamChunk) -> Vec<Bytes> {
+        if self.wants_usage {
+            return vec![sse_frame(&[&chunk.data])];
+        }
+        if chunk.usage_only {
+            return Vec::new();
+        }
+        // Upstream was asked for usage on the client's behalf, so OpenAI puts `"usage":null`
+        // on every chunk; a client that did not ask never sees it.
+        match chunk.data.strip_suffix(USAGE_NULL) {
+            Some(head) => vec![sse_frame(&[head, b"}"])],
+            None => vec![sse_frame(&[&chunk.data])],
+        }
+    }
+
+    fn done(&mut self, _usage: Option<&Usage>) -> Vec<Bytes> {
+        vec![Bytes::from_static(b"data: [DONE]\n\n")]
+    }
+
+    fn error(&mut self, e: &ProviderError) -> Vec<Bytes> {
+        vec![sse_frame(&[&ApiError::from_provider(e).body_json()])]
+    }
+}
+
+/// One SSE `data:` frame whose payload is `parts` joined.
+fn sse_frame(parts: &[&[u8]]) -> Bytes {
+    let len: usize = parts.iter().map(|p| p.len()).sum();
+    let mut b = BytesMut::with_capacity(len + 8);
+    b.put_slice(b"data: ");
+    for p in parts {
+        b.put_slice(p);
+    }
+    b.put_slice(b"\n\n");
+    b.freeze()
 }

@@ -1,9 +1,16 @@
-//! The request pipeline every surface shares: admission (authenticate, size-limited body,
-//! parse, model, RequestAccepted), the attempt loop, and the closing events (ResponseCompleted
-//! and, when usage is known, SpendRecorded). Surfaces (`openai.rs`, `anthropic/`) only parse
-//! their own shape and render their own answers and errors, so none can skip governance or
-//! events. Streams are forwarded chunk by chunk by a tracked task that publishes the closing
-//! events whatever way the stream ends.
+//! The life of a request, for every surface, top to bottom in [`handle`]:
+//! 1. authenticate (the [`Authenticated`] extractor, before the body is read);
+//!    *limits and budgets plug in here*;
+//! 2. parse: the size-limited body, the surface's request, its canonical form;
+//! 3. resolve the model (content rules first); *request guardrails and the cache lookup plug in
+//!    here, before routing*; publish `RequestAccepted`;
+//! 4. route and attempt (retries, fallbacks, hedging) on a tracked task of its own ([`detach`]);
+//! 5. render the answer ([`plain_path`]) or each chunk ([`forward`]) in the surface's shape;
+//!    *response guardrails plug in here*;
+//! 6. close: `ResponseCompleted` and, when a provider answered, `SpendRecorded` ([`finish`]).
+//!
+//! Surfaces (`openai.rs`, `anthropic/`) implement the traits of [`super::surface`] and own
+//! nothing else, so none can skip governance or events.
 //!
 //! Once admitted, a request's life runs on a tracked task of its own ([`detach`]), not in the
 //! handler future that the server drops when the client disconnects: every `RequestAccepted`
@@ -20,7 +27,7 @@
 use axum::body::Body;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::Bytes;
 use futures::StreamExt;
 use std::sync::Arc;
 use std::time::Instant;
@@ -28,14 +35,14 @@ use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 use ulid::Ulid;
 
-use super::anthropic::StreamTranslator;
-use super::{ApiError, EdgeState, bearer, read_body};
+use super::surface::{Authenticated, Canonical, Framer, Surface, SurfaceError, SurfaceRequest};
+use super::{ApiError, EdgeState, read_body};
 use crate::config::Durability;
 use crate::events::{
     Attempt, BreakerChanged, Endpoint, Envelope, ErrorInfo, Event, Principal, RequestAccepted,
     ResponseCompleted, SpendRecorded, Usage,
 };
-use crate::providers::{ChatRequest, ChatStream, ProviderError, StreamChunk, tokens};
+use crate::providers::{ChatRequest, ChatStream, ProviderError, tokens};
 use crate::publish::PublishError;
 use crate::routing::{self, Deployment, ModelRoute, Outcome};
 
@@ -59,80 +66,40 @@ pub fn clip(body: &[u8], max: usize) -> String {
     format!("{}…[truncated {} bytes]", &text[..cut], text.len() - cut)
 }
 
-/// Which API shape the client speaks: decides how answers, stream events and errors look.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Surface {
-    OpenAi,
-    Anthropic,
-}
-
-impl Surface {
-    pub fn error_response(self, e: ApiError) -> Response {
-        match self {
-            Surface::OpenAi => e.into_response(),
-            Surface::Anthropic => e.anthropic_response(),
-        }
-    }
-}
-
-/// The principal for a virtual key sent as `Authorization: Bearer` (OpenAI clients) or
-/// `x-api-key` (Anthropic clients).
-pub fn authenticate(st: &EdgeState, headers: &HeaderMap) -> Result<Arc<Principal>, ApiError> {
-    bearer(headers)
-        .or_else(|| headers.get("x-api-key").and_then(|v| v.to_str().ok()))
-        .and_then(|t| st.keys.authenticate(t))
-        .ok_or_else(ApiError::unauthorized)
-}
-
-pub struct Ctx {
+struct Ctx {
     st: Arc<EdgeState>,
-    pub request_id: Ulid,
+    request_id: Ulid,
     principal: Principal,
-    pub route: Arc<ModelRoute>,
+    route: Arc<ModelRoute>,
     endpoint: Endpoint,
     /// The public model name the client asked for.
-    pub model: String,
+    model: String,
     started: Instant,
-    surface: Surface,
     /// Cancelled when the client is gone before its answer was handed to the server.
     client_gone: CancellationToken,
 }
 
-impl Ctx {
-    pub fn state(&self) -> &Arc<EdgeState> {
-        &self.st
-    }
-}
-
-/// Authenticate, read and parse the body, resolve the model (content rules first), and build
-/// RequestAccepted. `prepare` turns the parsed body into what the surface works with (or refuses
-/// it); `model_of`, `stream_of` and `chat_of` read the requested model, whether it streams, and
-/// the chat request the content rules look at (none for embeddings).
-#[allow(clippy::too_many_arguments)]
-pub async fn admit<T: serde::de::DeserializeOwned, P>(
-    st: &Arc<EdgeState>,
-    headers: &HeaderMap,
+/// A request on surface `S` whose body is an `R`, from authentication to its response.
+pub async fn handle<S: Surface, R: SurfaceRequest>(
+    st: Arc<EdgeState>,
+    Authenticated(principal, _): Authenticated<S>,
+    headers: HeaderMap,
     body: Body,
-    surface: Surface,
-    endpoint: Endpoint,
-    prepare: impl FnOnce(T) -> Result<P, ApiError>,
-    model_of: impl Fn(&P) -> &str,
-    stream_of: impl Fn(&P) -> bool,
-    chat_of: impl Fn(&P) -> Option<&ChatRequest>,
-) -> Result<(Ctx, P, Envelope), ApiError> {
+) -> Result<Response, SurfaceError<S>> {
     let started = Instant::now();
-    let principal = authenticate(st, headers)?;
-    let bytes = read_body(headers, body, st.max_body_bytes).await?;
-    let req: T = serde_json::from_slice(&bytes).map_err(|e| ApiError::invalid_json(&e))?;
-    let req = prepare(req)?;
-    let model = model_of(&req).to_owned();
+    // Parse: size limit, JSON, the surface's own checks, the canonical request.
+    let bytes = read_body(&headers, body, st.max_body_bytes).await?;
+    let req: R = serde_json::from_slice(&bytes).map_err(|e| ApiError::invalid_json(&e))?;
+    let (model, stream) = (req.model().to_owned(), req.is_stream());
+    let canonical = req.into_canonical()?;
+    // Resolve: content rules, then the requested model.
     let resolved = st
         .routes
         .resolve(&routing::rules::Input {
             model: &model,
-            headers,
+            headers: &headers,
             principal: &principal,
-            chat: chat_of(&req),
+            chat: canonical.chat(),
         })
         .ok_or_else(|| ApiError::model_not_found(&model))?;
     let route = resolved.route;
@@ -141,10 +108,10 @@ pub async fn admit<T: serde::de::DeserializeOwned, P>(
         request_id,
         Event::RequestAccepted(RequestAccepted {
             principal: (*principal).clone(),
-            endpoint,
+            endpoint: R::ENDPOINT,
             model: model.clone(),
             route: route.refs.clone(),
-            stream: stream_of(&req),
+            stream,
             // invariant: serde_json accepted these bytes, so they are UTF-8.
             body: clip(&bytes, st.max_event_body_bytes),
             guardrail_findings: Vec::new(),
@@ -154,17 +121,49 @@ pub async fn admit<T: serde::de::DeserializeOwned, P>(
         }),
     );
     let ctx = Ctx {
-        st: Arc::clone(st),
+        st,
         request_id,
         principal: (*principal).clone(),
         route,
-        endpoint,
+        endpoint: R::ENDPOINT,
         model,
         started,
-        surface,
         client_gone: CancellationToken::new(),
     };
-    Ok((ctx, req, accepted))
+    // Route, attempt, render and close, on the request's own task.
+    Ok(detach::<S, _, _>(ctx, move |ctx| async move {
+        match canonical {
+            Canonical::Chat(req) if stream => stream_path::<S>(ctx, req, accepted).await,
+            Canonical::Chat(req) => {
+                let (st, route) = (Arc::clone(&ctx.st), Arc::clone(&ctx.route));
+                let call = async move {
+                    map_outcome(routing::chat(&st.routes, &route, &req).await, |r| Answer {
+                        // A provider that reports no usage is counted by us (marked estimated).
+                        usage: r.usage.or_else(|| {
+                            Some(tokens::estimate(&req, &String::from_utf8_lossy(&r.body)))
+                        }),
+                        body: r.body,
+                        finish_reason: r.finish_reason,
+                    })
+                };
+                plain_path::<S>(ctx, accepted, call).await
+            }
+            Canonical::Embeddings(req) => {
+                let (st, route) = (Arc::clone(&ctx.st), Arc::clone(&ctx.route));
+                let call = async move {
+                    map_outcome(routing::embeddings(&st.routes, &route, &req).await, |r| {
+                        Answer {
+                            body: r.body,
+                            usage: r.usage,
+                            finish_reason: None,
+                        }
+                    })
+                };
+                plain_path::<S>(ctx, accepted, call).await
+            }
+        }
+    })
+    .await)
 }
 
 /// Run the rest of an admitted request's life (`life`: publish RequestAccepted, attempts,
@@ -172,24 +171,25 @@ pub async fn admit<T: serde::de::DeserializeOwned, P>(
 /// handler future that awaits here is dropped when the client disconnects; the task is not, so
 /// the request still ends with its closing events, and it sees `client_gone` cancelled. Shutdown
 /// waits for these tasks before draining the publisher.
-pub async fn detach<F, Fut>(ctx: Ctx, life: F) -> Response
+async fn detach<S, F, Fut>(ctx: Ctx, life: F) -> Response
 where
+    S: Surface,
     F: FnOnce(Ctx) -> Fut + Send + 'static,
     Fut: Future<Output = Result<Response, ApiError>> + Send + 'static,
 {
-    let (surface, request_id) = (ctx.surface, ctx.request_id);
+    let request_id = ctx.request_id;
     let gone = ctx.client_gone.clone().drop_guard();
     let (tx, rx) = oneshot::channel();
     let tasks = ctx.st.tasks.clone();
     tasks.spawn(async move {
-        let response = with_request_id(surface, request_id, life(ctx).await);
+        let response = with_request_id::<S>(request_id, life(ctx).await);
         // A client that left meanwhile drops the receiver; a stream's body goes with it, and
         // its forwarder sees the closed channel and records the disconnect.
         let _ = tx.send(response);
     });
     let response = rx.await;
     gone.disarm();
-    response.unwrap_or_else(|_| with_request_id(surface, request_id, Err(ApiError::internal())))
+    response.unwrap_or_else(|_| with_request_id::<S>(request_id, Err(ApiError::internal())))
 }
 
 /// Count a client that left before its answer was complete.
@@ -209,27 +209,23 @@ fn disconnected_info() -> ErrorInfo {
 const CLIENT_CLOSED_REQUEST: u16 = 499;
 
 /// Once admitted, every answer, error or not, names its request id.
-fn with_request_id(
-    surface: Surface,
-    request_id: Ulid,
-    result: Result<Response, ApiError>,
-) -> Response {
+fn with_request_id<S: Surface>(request_id: Ulid, result: Result<Response, ApiError>) -> Response {
     result.unwrap_or_else(|e| {
-        let mut r = surface.error_response(e);
+        let mut r = S::error(e);
         decorate(r.headers_mut(), request_id, None, 0);
         r.headers_mut().remove(&ATTEMPTS);
         r
     })
 }
 
-/// A complete answer of any surface, already in the client's shape.
-pub struct Answer {
+/// A complete answer in the canonical (OpenAI) shape.
+struct Answer {
     pub body: Bytes,
     pub usage: Option<Usage>,
     pub finish_reason: Option<String>,
 }
 
-pub fn map_outcome<T>(o: Outcome<T>, f: impl FnOnce(T) -> Answer) -> Outcome<Answer> {
+fn map_outcome<T>(o: Outcome<T>, f: impl FnOnce(T) -> Answer) -> Outcome<Answer> {
     Outcome {
         result: o.result.map(|(v, d)| (f(v), d)),
         attempts: o.attempts,
@@ -269,7 +265,8 @@ fn strict_audit_info(e: &PublishError) -> ErrorInfo {
     }
 }
 
-pub async fn plain_path(
+/// Wait for the answer, render it in the surface's shape, close the request.
+async fn plain_path<S: Surface>(
     ctx: Ctx,
     accepted: Envelope,
     call: impl Future<Output = Outcome<Answer>>,
@@ -282,10 +279,20 @@ pub async fn plain_path(
         Err(e) => return Err(fail(&ctx, attempts, &e, false).await),
     };
     let attempts_n = attempts.len();
+    // A provider answered (and billed) even when its answer cannot be rendered for this
+    // surface: the request is closed with its usage either way.
+    let rendered = S::answer(answer.body.clone(), &ctx.model, answer.usage.as_ref());
     let strict = acked.as_ref().err().map(strict_audit_error);
     let gone = ctx.client_gone.is_cancelled();
-    let (status, error) = match (&strict, &acked) {
-        (Some(e), Err(pe)) => (e.status.as_u16(), Some(strict_audit_info(pe))),
+    let (status, error) = match (&strict, &acked, &rendered) {
+        (Some(e), Err(pe), _) => (e.status.as_u16(), Some(strict_audit_info(pe))),
+        (_, _, Err(e)) => (
+            e.status.as_u16(),
+            Some(ErrorInfo {
+                class: "unconvertible_answer".into(),
+                message: e.message.clone(),
+            }),
+        ),
         _ if gone => (CLIENT_CLOSED_REQUEST, Some(disconnected_info())),
         _ => (200, None),
     };
@@ -302,7 +309,10 @@ pub async fn plain_path(
             ttft_us: Some(ctx.started.elapsed().as_micros() as u64),
             usage: answer.usage,
             finish_reason: answer.finish_reason,
-            body: Some(clip(&answer.body, ctx.st.max_event_body_bytes)),
+            body: Some(clip(
+                rendered.as_ref().unwrap_or(&answer.body),
+                ctx.st.max_event_body_bytes,
+            )),
             stream: false,
         },
     )
@@ -313,7 +323,7 @@ pub async fn plain_path(
     let mut r = (
         StatusCode::OK,
         [(header::CONTENT_TYPE, "application/json")],
-        answer.body,
+        rendered?,
     )
         .into_response();
     decorate(r.headers_mut(), ctx.request_id, Some(&dep), attempts_n);
@@ -443,7 +453,9 @@ async fn finish(ctx: &Ctx, done: Finished) {
     }
 }
 
-pub async fn stream_path(
+/// Open the stream (attempts until a first chunk), hand the client its response, and leave the
+/// forwarding to a tracked task.
+async fn stream_path<S: Surface>(
     ctx: Ctx,
     req: ChatRequest,
     accepted: Envelope,
@@ -485,7 +497,7 @@ pub async fn stream_path(
     let n = attempts.len();
     let tasks = ctx.st.tasks.clone();
     let answered = Arc::clone(&dep);
-    tasks.spawn(forward(ctx, req, stream, dep, attempts, tx));
+    tasks.spawn(forward::<S>(ctx, req, stream, dep, attempts, tx));
     let mut resp = Response::builder()
         .status(StatusCode::OK)
         .header(header::CONTENT_TYPE, "text/event-stream")
@@ -498,71 +510,9 @@ pub async fn stream_path(
     Ok(resp)
 }
 
-fn sse_frame(data: &[u8]) -> Bytes {
-    sse_frame_of(&[data])
-}
-
-/// One SSE `data:` frame whose payload is `parts` joined.
-fn sse_frame_of(parts: &[&[u8]]) -> Bytes {
-    let len: usize = parts.iter().map(|p| p.len()).sum();
-    let mut b = BytesMut::with_capacity(len + 8);
-    b.put_slice(b"data: ");
-    for p in parts {
-        b.put_slice(p);
-    }
-    b.put_slice(b"\n\n");
-    b.freeze()
-}
-
-/// The trailing field OpenAI adds to every chunk once usage was asked for.
-const USAGE_NULL: &[u8] = b",\"usage\":null}";
-
-/// How a stream's events are written for the client: OpenAI chunks as they come, or translated
-/// into Messages API events.
-enum Framer {
-    OpenAi { wants_usage: bool },
-    Anthropic(StreamTranslator),
-}
-
-impl Framer {
-    fn chunk(&mut self, chunk: &StreamChunk) -> Vec<Bytes> {
-        match self {
-            Framer::OpenAi { wants_usage: true } => vec![sse_frame(&chunk.data)],
-            Framer::OpenAi { wants_usage: false } => {
-                if chunk.usage_only {
-                    return Vec::new();
-                }
-                // Upstream was asked for usage on the client's behalf, so OpenAI puts
-                // `"usage":null` on every chunk; a client that did not ask never sees it.
-                match chunk.data.strip_suffix(USAGE_NULL) {
-                    Some(head) => vec![sse_frame_of(&[head, b"}"])],
-                    None => vec![sse_frame(&chunk.data)],
-                }
-            }
-            Framer::Anthropic(t) => t.chunk(&chunk.data),
-        }
-    }
-
-    fn done(&mut self, usage: Option<&Usage>) -> Vec<Bytes> {
-        match self {
-            Framer::OpenAi { .. } => vec![Bytes::from_static(b"data: [DONE]\n\n")],
-            Framer::Anthropic(t) => t.done(usage),
-        }
-    }
-
-    /// Bytes were already sent with status 200: a broken stream ends with an error event.
-    fn error(&mut self, e: &ProviderError) -> Vec<Bytes> {
-        let api = ApiError::from_provider(e);
-        match self {
-            Framer::OpenAi { .. } => vec![sse_frame(&api.body_json())],
-            Framer::Anthropic(t) => t.error(api.anthropic_type(), &api.message),
-        }
-    }
-}
-
 /// Forward upstream chunks to the client, keep what the events need, and publish the closing
 /// events however the stream ends (done, upstream broke, client went away).
-async fn forward(
+async fn forward<S: Surface>(
     ctx: Ctx,
     req: ChatRequest,
     mut stream: ChatStream,
@@ -570,12 +520,7 @@ async fn forward(
     attempts: Vec<Attempt>,
     tx: mpsc::Sender<Result<Bytes, std::convert::Infallible>>,
 ) {
-    let mut framer = match ctx.surface {
-        Surface::OpenAi => Framer::OpenAi {
-            wants_usage: req.wants_stream_usage(),
-        },
-        Surface::Anthropic => Framer::Anthropic(StreamTranslator::new(&ctx.model)),
-    };
+    let mut framer = S::framer(&req, &ctx.model);
     let mut log = String::new();
     let mut usage = None;
     let mut finish_reason = None;

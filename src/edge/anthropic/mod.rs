@@ -6,24 +6,24 @@
 
 mod convert;
 
-pub use convert::StreamTranslator;
-
 use axum::Json;
 use axum::body::Body;
 use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
 use serde_json::json;
 use std::sync::Arc;
 
-use super::pipeline::{
-    Answer, Surface, admit, authenticate, detach, map_outcome, plain_path, stream_path,
-};
+use super::pipeline::handle;
+use super::surface::{Authenticated, Canonical, Framer, Surface, SurfaceError, SurfaceRequest};
 use super::{ApiError, EdgeState, read_body};
-use crate::events::Endpoint;
-use crate::providers::{ChatRequest, tokens};
-use crate::routing;
-use convert::{InRequest, to_chat, to_message};
+use crate::events::{Endpoint, Usage};
+use crate::providers::{ChatRequest, ProviderError, StreamChunk, tokens};
+use convert::{InRequest, StreamTranslator, to_chat, to_message};
+
+/// Anthropic's Messages API shape.
+pub struct Anthropic;
 
 fn invalid(message: String) -> ApiError {
     ApiError::bad_param("messages", message)
@@ -31,60 +31,67 @@ fn invalid(message: String) -> ApiError {
 
 pub async fn messages(
     State(st): State<Arc<EdgeState>>,
+    auth: Authenticated<Anthropic>,
     headers: HeaderMap,
     body: Body,
-) -> Response {
-    let admitted = admit(
-        &st,
-        &headers,
-        body,
-        Surface::Anthropic,
-        Endpoint::Messages,
-        |r: InRequest| to_chat(&r).map(|chat| (r, chat)).map_err(invalid),
-        |(r, _): &(InRequest, ChatRequest)| &r.model,
-        |(r, _): &(InRequest, ChatRequest)| r.is_stream(),
-        |(_, chat): &(InRequest, ChatRequest)| Some(chat),
-    )
-    .await;
-    let (ctx, (req, chat), accepted) = match admitted {
-        Ok(a) => a,
-        Err(e) => return e.anthropic_response(),
-    };
-    detach(ctx, move |ctx| async move {
-        if req.is_stream() {
-            return stream_path(ctx, chat, accepted).await;
-        }
-        let (st, route) = (Arc::clone(ctx.state()), Arc::clone(&ctx.route));
-        let model = ctx.model.clone();
-        let call = async move {
-            let outcome = routing::chat(&st.routes, &route, &chat).await;
-            map_outcome(outcome, |r| {
-                let usage = r
-                    .usage
-                    .or_else(|| Some(tokens::estimate(&chat, &String::from_utf8_lossy(&r.body))));
-                let body = to_message(&r.body, &model, usage.as_ref())
-                    .map(bytes::Bytes::from)
-                    .unwrap_or(r.body);
-                Answer {
-                    body,
-                    usage,
-                    finish_reason: r.finish_reason,
-                }
-            })
-        };
-        plain_path(ctx, accepted, call).await
-    })
-    .await
+) -> Result<Response, SurfaceError<Anthropic>> {
+    handle::<Anthropic, InRequest>(st, auth, headers, body).await
+}
+
+impl SurfaceRequest for InRequest {
+    const ENDPOINT: Endpoint = Endpoint::Messages;
+    fn model(&self) -> &str {
+        &self.model
+    }
+    fn is_stream(&self) -> bool {
+        InRequest::is_stream(self)
+    }
+    fn into_canonical(self) -> Result<Canonical, ApiError> {
+        to_chat(&self).map(Canonical::Chat).map_err(invalid)
+    }
+}
+
+impl Surface for Anthropic {
+    type Framer = StreamTranslator;
+
+    fn error(e: ApiError) -> Response {
+        e.anthropic_response()
+    }
+
+    /// The canonical completion as a Messages API response. An answer that cannot be read is
+    /// an upstream fault, never passed on in OpenAI's shape.
+    fn answer(canonical: Bytes, model: &str, usage: Option<&Usage>) -> Result<Bytes, ApiError> {
+        to_message(&canonical, model, usage)
+            .map(Bytes::from)
+            .map_err(|e| ApiError::bad_upstream_answer(&e))
+    }
+
+    fn framer(_req: &ChatRequest, model: &str) -> StreamTranslator {
+        StreamTranslator::new(model)
+    }
+}
+
+impl Framer for StreamTranslator {
+    fn chunk(&mut self, chunk: &StreamChunk) -> Vec<Bytes> {
+        StreamTranslator::chunk(self, &chunk.data)
+    }
+    fn done(&mut self, usage: Option<&Usage>) -> Vec<Bytes> {
+        StreamTranslator::done(self, usage)
+    }
+    fn error(&mut self, e: &ProviderError) -> Vec<Bytes> {
+        let api = ApiError::from_provider(e);
+        StreamTranslator::error(self, api.anthropic_type(), &api.message)
+    }
 }
 
 /// Input tokens of a Messages request, counted with the gateway's tokenizer (no upstream call).
 pub async fn count_tokens(
     State(st): State<Arc<EdgeState>>,
+    _: Authenticated<Anthropic>,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
     let result = async {
-        authenticate(&st, &headers)?;
         let bytes = read_body(&headers, body, st.max_body_bytes).await?;
         let mut value: serde_json::Value =
             serde_json::from_slice(&bytes).map_err(|e| ApiError::invalid_json(&e))?;
