@@ -1,13 +1,15 @@
-//! The one place errors become HTTP responses, always in OpenAI's shape:
-//! `{"error":{"message","type","code","param"}}`. Client errors keep their message; upstream
-//! failures say which class they are; internal errors are generic and logged once.
+//! The one internal error of the edge, [`ApiError`], and its two renderings: OpenAI's
+//! `{"error":{"message","type","code","param"}}` and Anthropic's
+//! `{"type":"error","error":{"type","message"}}` (each surface picks one through
+//! `surface::SurfaceError`). Client errors keep their message; upstream failures are mapped
+//! from their class; internal errors are generic and logged once.
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use std::time::Duration;
 
-use crate::providers::ProviderError;
+use crate::providers::{Class, ProviderError};
 
 #[derive(Debug, Clone)]
 pub struct ApiError {
@@ -158,104 +160,98 @@ impl ApiError {
         )
     }
 
-    /// Map a provider failure to what the client sees.
+    /// Map a provider failure to what the client sees, by its class.
     pub fn from_provider(e: &ProviderError) -> Self {
-        match e {
-            ProviderError::Status {
-                status: 429,
-                retry_after,
-                ..
-            } => {
+        let (status, kind, code) = match e.class() {
+            Class::RateLimited => {
                 let mut err = Self::new(
                     StatusCode::TOO_MANY_REQUESTS,
                     "rate_limit_error",
                     "rate_limit_exceeded",
                     "The provider is rate limiting requests; retry later.",
                 );
-                err.retry_after = *retry_after;
-                err
+                err.retry_after = e.retry_after();
+                return err;
             }
-            ProviderError::Status {
-                status: 401 | 403, ..
-            } => Self::new(
+            Class::UpstreamConflict
+            | Class::ContextLength
+            | Class::ContentPolicy
+            | Class::Rejected => return Self::provider_4xx(e),
+            Class::UpstreamAuth => (
                 StatusCode::BAD_GATEWAY,
                 "upstream_error",
                 "upstream_auth_failed",
-                e.to_string(),
             ),
-            ProviderError::Status {
-                status,
-                message,
-                error_type,
-                code,
-                ..
-            } if (400..500).contains(status) => Self {
-                status: StatusCode::from_u16(*status).unwrap_or(StatusCode::BAD_REQUEST),
-                message: message.clone(),
-                // A 400/413/422 is the request's fault whatever the provider calls it (Gemini's
-                // INVALID_ARGUMENT, Bedrock's ValidationException…): OpenAI's type for it, with
-                // the provider's own name kept as the code when it sent no code.
-                kind: if matches!(status, 400 | 413 | 422)
-                    || error_type
-                        .as_deref()
-                        .is_none_or(|t| t == "invalid_request_error")
-                {
-                    "invalid_request_error"
-                } else {
-                    "upstream_error"
-                },
-                code: code.clone().or_else(|| {
-                    error_type
-                        .clone()
-                        .filter(|t| t.as_str() != "invalid_request_error")
-                }),
-                param: None,
-                retry_after: None,
-            },
-            ProviderError::Status { .. } => Self::new(
-                StatusCode::BAD_GATEWAY,
-                "upstream_error",
-                "upstream_error",
-                e.to_string(),
-            ),
-            ProviderError::Timeout { .. } => Self::new(
+            Class::Upstream5xx => (StatusCode::BAD_GATEWAY, "upstream_error", "upstream_error"),
+            Class::Timeout => (
                 StatusCode::GATEWAY_TIMEOUT,
                 "upstream_error",
                 "upstream_timeout",
-                e.to_string(),
             ),
-            ProviderError::Connect(_) => Self::new(
+            Class::Connect => (
                 StatusCode::BAD_GATEWAY,
                 "upstream_error",
                 "upstream_unavailable",
-                e.to_string(),
             ),
-            ProviderError::CircuitOpen => Self::new(
+            Class::CircuitOpen => (
                 StatusCode::SERVICE_UNAVAILABLE,
                 "upstream_error",
                 "circuit_open",
-                e.to_string(),
             ),
-            ProviderError::Unsupported(_) => Self::new(
+            Class::Unsupported => (
                 StatusCode::BAD_REQUEST,
                 "invalid_request_error",
                 "unsupported_operation",
-                e.to_string(),
             ),
-            ProviderError::Invalid(_) => Self::new(
+            Class::Invalid => (
                 StatusCode::BAD_REQUEST,
                 "invalid_request_error",
                 "invalid_request",
-                e.to_string(),
             ),
-            ProviderError::MalformedChunk(_)
-            | ProviderError::StreamCut(_)
-            | ProviderError::Decode(_) => Self::new(
+            Class::MalformedChunk | Class::StreamCut | Class::Decode => (
                 StatusCode::BAD_GATEWAY,
                 "upstream_error",
                 "upstream_bad_response",
-                e.to_string(),
             ),
+        };
+        Self::new(status, kind, code, e.to_string())
+    }
+
+    /// A provider's 4xx is passed on with its status and message.
+    fn provider_4xx(e: &ProviderError) -> Self {
+        let ProviderError::Status {
+            status,
+            message,
+            error_type,
+            code,
+            ..
+        } = e
+        else {
+            // invariant: only a Status error has a 4xx class; anything else is ours.
+            return Self::internal();
+        };
+        Self {
+            status: StatusCode::from_u16(*status).unwrap_or(StatusCode::BAD_REQUEST),
+            message: message.clone(),
+            // A 400/413/422 is the request's fault whatever the provider calls it (Gemini's
+            // INVALID_ARGUMENT, Bedrock's ValidationException…): OpenAI's type for it, with the
+            // provider's own name kept as the code when it sent no code.
+            kind: if matches!(status, 400 | 413 | 422)
+                || error_type
+                    .as_deref()
+                    .is_none_or(|t| t == "invalid_request_error")
+            {
+                "invalid_request_error"
+            } else {
+                "upstream_error"
+            },
+            code: code.clone().or_else(|| {
+                error_type
+                    .clone()
+                    .filter(|t| t.as_str() != "invalid_request_error")
+            }),
+            param: None,
+            retry_after: None,
         }
     }
 

@@ -195,6 +195,66 @@ pub struct OaCompletionDetails {
     pub reasoning_tokens: u64,
 }
 
+/// A complete answer converted into the canonical shape: the `chat.completion` JSON and what
+/// the gateway reads of it.
+pub struct Converted {
+    pub body: Vec<u8>,
+    pub usage: Option<Usage>,
+    pub finish_reason: Option<&'static str>,
+}
+
+impl<'a> Completion<'a> {
+    /// A `chat.completion` of `choices`, encoded with the usage the adapter read (in the
+    /// gateway's terms and in OpenAI's). The first choice's finish reason is the answer's.
+    pub fn encode(
+        id: &'a str,
+        created: u64,
+        model: &'a str,
+        choices: Vec<CompletionChoice<'a>>,
+        usage: Option<(Usage, OaUsage)>,
+    ) -> Result<Converted, ProviderError> {
+        let finish_reason = choices.first().and_then(|c| c.finish_reason);
+        let (usage, oa_usage) = usage.unzip();
+        let completion = Completion {
+            id,
+            object: "chat.completion",
+            created,
+            model,
+            choices,
+            usage: oa_usage,
+        };
+        let body =
+            serde_json::to_vec(&completion).map_err(|e| ProviderError::Decode(e.to_string()))?;
+        Ok(Converted {
+            body,
+            usage,
+            finish_reason,
+        })
+    }
+}
+
+impl<'a> CompletionChoice<'a> {
+    /// The assistant's message as choice `index`.
+    pub fn assistant(
+        index: u32,
+        content: Option<String>,
+        tool_calls: Vec<OaOutToolCall<'a>>,
+        finish_reason: Option<&'static str>,
+    ) -> Self {
+        CompletionChoice {
+            index,
+            message: OaOutMessage {
+                role: "assistant",
+                content,
+                refusal: None,
+                tool_calls,
+            },
+            logprobs: None,
+            finish_reason,
+        }
+    }
+}
+
 /// A `chat.completion`.
 #[derive(Debug, Serialize)]
 pub struct Completion<'a> {

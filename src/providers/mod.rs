@@ -7,7 +7,9 @@
 pub mod anthropic;
 pub mod bedrock;
 pub(crate) mod canonical;
+mod error;
 pub mod gemini;
+pub(crate) mod http;
 pub mod openai;
 pub mod tokens;
 
@@ -16,10 +18,12 @@ use futures::future::BoxFuture;
 use futures::stream::BoxStream;
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
-use std::time::Duration;
 
 use crate::config::{ProviderKind, ProviderSpec};
 use crate::events::Usage;
+
+pub use error::{Class, Fault, ProviderError};
+pub(crate) use error::{short_cause, transport_error};
 
 /// A chat completion request in OpenAI's shape. Fields the gateway acts on are typed; every
 /// other field (messages, tools, response_format, seed, metadata, unknown ones…) is kept verbatim
@@ -92,96 +96,6 @@ pub struct StreamChunk {
 
 pub type ChatStream = BoxStream<'static, Result<StreamChunk, ProviderError>>;
 
-/// Whose fault a failure is, which decides the status class and whether to try elsewhere.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Fault {
-    /// The request itself is wrong; another deployment would refuse it too.
-    Client,
-    /// The provider failed or is overloaded; another deployment may succeed.
-    Provider,
-}
-
-/// Everything that can go wrong talking to a provider, typed so that routing and the edge decide
-/// from the kind, never from message text.
-#[derive(Debug, Clone, thiserror::Error)]
-pub enum ProviderError {
-    #[error("could not connect to the provider: {0}")]
-    Connect(String),
-    #[error("the provider did not answer in time ({phase})")]
-    Timeout { phase: &'static str },
-    #[error("the provider answered {status}: {message}")]
-    Status {
-        status: u16,
-        message: String,
-        /// The provider's own error type/code, passed on to the client for 4xx.
-        error_type: Option<String>,
-        code: Option<String>,
-        retry_after: Option<Duration>,
-    },
-    #[error("the provider sent a malformed stream chunk: {0}")]
-    MalformedChunk(String),
-    #[error("the provider's stream ended early: {0}")]
-    StreamCut(String),
-    #[error("the provider sent an unreadable answer: {0}")]
-    Decode(String),
-    #[error("this provider does not support {0}")]
-    Unsupported(&'static str),
-    /// The request cannot be expressed in the provider's format; found before anything was sent.
-    #[error("the request cannot be sent to this provider: {0}")]
-    Invalid(String),
-    /// Every deployment's circuit breaker is open: nothing was sent.
-    #[error("every deployment of this model is failing; its circuit breakers are open")]
-    CircuitOpen,
-}
-
-impl ProviderError {
-    pub fn fault(&self) -> Fault {
-        match self {
-            ProviderError::Unsupported(_) | ProviderError::Invalid(_) => Fault::Client,
-            ProviderError::Status { status, .. }
-                if (400..500).contains(status)
-                    && !matches!(status, 401 | 403 | 408 | 409 | 429) =>
-            {
-                Fault::Client
-            }
-            _ => Fault::Provider,
-        }
-    }
-
-    /// Worth trying another deployment (or again) for.
-    pub fn retryable(&self) -> bool {
-        self.fault() == Fault::Provider
-    }
-
-    /// A short static label for metrics and events.
-    pub fn label(&self) -> &'static str {
-        match self {
-            ProviderError::Connect(_) => "connect",
-            ProviderError::Timeout { .. } => "timeout",
-            ProviderError::Status { status: 429, .. } => "rate_limited",
-            ProviderError::Status {
-                status: 401 | 403, ..
-            } => "upstream_auth",
-            ProviderError::Status { status, .. } if *status >= 500 => "upstream_5xx",
-            ProviderError::Status { .. } => "upstream_4xx",
-            ProviderError::MalformedChunk(_) => "malformed_chunk",
-            ProviderError::StreamCut(_) => "stream_cut",
-            ProviderError::Decode(_) => "decode",
-            ProviderError::Unsupported(_) => "unsupported",
-            ProviderError::Invalid(_) => "invalid_request",
-            ProviderError::CircuitOpen => "circuit_open",
-        }
-    }
-
-    /// The upstream HTTP status, if one was received.
-    pub fn status(&self) -> u16 {
-        match self {
-            ProviderError::Status { status, .. } => *status,
-            _ => 0,
-        }
-    }
-}
-
 /// The seam every adapter implements.
 pub trait Provider: Send + Sync {
     fn name(&self) -> &str;
@@ -206,6 +120,58 @@ pub trait Provider: Send + Sync {
     ) -> BoxFuture<'a, Result<EmbeddingsResponse, ProviderError>>;
 }
 
+/// What each adapter implements: plain async methods, each in its own shape. The blanket
+/// `impl Provider` below boxes them into the object-safe seam the router holds, once for every
+/// adapter.
+pub trait Adapter: Send + Sync + 'static {
+    fn name(&self) -> &str;
+    fn chat(
+        &self,
+        req: &ChatRequest,
+        model: &str,
+    ) -> impl Future<Output = Result<ChatResponse, ProviderError>> + Send;
+    fn chat_stream(
+        &self,
+        req: &ChatRequest,
+        model: &str,
+    ) -> impl Future<Output = Result<ChatStream, ProviderError>> + Send;
+    /// Providers without an embeddings API keep this default.
+    fn embeddings(
+        &self,
+        _req: &EmbeddingsRequest,
+        _model: &str,
+    ) -> impl Future<Output = Result<EmbeddingsResponse, ProviderError>> + Send {
+        futures::future::ready(Err(ProviderError::Unsupported("embeddings")))
+    }
+}
+
+impl<A: Adapter> Provider for A {
+    fn name(&self) -> &str {
+        Adapter::name(self)
+    }
+    fn chat<'a>(
+        &'a self,
+        req: &'a ChatRequest,
+        model: &'a str,
+    ) -> BoxFuture<'a, Result<ChatResponse, ProviderError>> {
+        Box::pin(Adapter::chat(self, req, model))
+    }
+    fn chat_stream<'a>(
+        &'a self,
+        req: &'a ChatRequest,
+        model: &'a str,
+    ) -> BoxFuture<'a, Result<ChatStream, ProviderError>> {
+        Box::pin(Adapter::chat_stream(self, req, model))
+    }
+    fn embeddings<'a>(
+        &'a self,
+        req: &'a EmbeddingsRequest,
+        model: &'a str,
+    ) -> BoxFuture<'a, Result<EmbeddingsResponse, ProviderError>> {
+        Box::pin(Adapter::embeddings(self, req, model))
+    }
+}
+
 /// Why an adapter could not be built.
 #[derive(Debug, thiserror::Error)]
 pub enum BuildError {
@@ -227,63 +193,9 @@ pub fn build(spec: Arc<ProviderSpec>) -> Result<Arc<dyn Provider>, BuildError> {
     }
 }
 
-/// A transport failure (no HTTP status) as a provider error.
-pub(crate) fn transport_error(e: reqwest::Error) -> ProviderError {
-    if e.is_timeout() {
-        ProviderError::Timeout { phase: "connect" }
-    } else if e.is_connect() {
-        ProviderError::Connect(short_cause(&e))
-    } else {
-        ProviderError::StreamCut(short_cause(&e))
-    }
-}
-
-/// The innermost cause, without the URL reqwest puts in its own message.
-pub(crate) fn short_cause(e: &reqwest::Error) -> String {
-    let mut cause: &dyn std::error::Error = e;
-    while let Some(next) = cause.source() {
-        cause = next;
-    }
-    cause.to_string()
-}
-
-/// Parse a `Retry-After` header given in seconds (the form providers use).
-pub fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
-    let v = headers.get(reqwest::header::RETRY_AFTER)?.to_str().ok()?;
-    v.trim()
-        .parse::<f64>()
-        .ok()
-        .filter(|s| s.is_finite() && *s >= 0.0)
-        .map(Duration::from_secs_f64)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn status(s: u16) -> ProviderError {
-        ProviderError::Status {
-            status: s,
-            message: String::new(),
-            error_type: None,
-            code: None,
-            retry_after: None,
-        }
-    }
-
-    #[test]
-    fn classification() {
-        assert!(!status(400).retryable());
-        assert!(!status(404).retryable());
-        assert!(status(429).retryable());
-        assert!(status(500).retryable());
-        assert!(
-            status(401).retryable(),
-            "our credentials: another provider may work"
-        );
-        assert!(ProviderError::Timeout { phase: "connect" }.retryable());
-        assert_eq!(status(503).label(), "upstream_5xx");
-    }
 
     #[test]
     fn unknown_fields_survive_the_round_trip() {

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use super::health::{Admission, Phase, Transition};
 use super::{Deployment, ModelRoute, RouteTable};
-use crate::config::{ErrorClass, RawHedge};
+use crate::config::RawHedge;
 use crate::events::{Attempt, AttemptKind, BreakerChanged, BreakerState, ErrorInfo};
 use crate::providers::{Fault, Provider, ProviderError};
 
@@ -27,56 +27,6 @@ pub struct Outcome<T> {
     pub result: Result<(T, Arc<Deployment>), ProviderError>,
     pub attempts: Vec<Attempt>,
     pub breaker_changes: Vec<BreakerChanged>,
-}
-
-/// The router's name for an error, for retry and fallback decisions.
-pub fn classify(e: &ProviderError) -> Option<ErrorClass> {
-    match e {
-        ProviderError::Timeout { .. } => Some(ErrorClass::Timeout),
-        ProviderError::Connect(_) => Some(ErrorClass::Connect),
-        ProviderError::MalformedChunk(_)
-        | ProviderError::StreamCut(_)
-        | ProviderError::Decode(_) => Some(ErrorClass::Stream),
-        ProviderError::Status { status: 429, .. } => Some(ErrorClass::RateLimited),
-        ProviderError::Status {
-            status: 401 | 403, ..
-        } => Some(ErrorClass::UpstreamAuth),
-        ProviderError::Status { status, .. } if *status >= 500 => Some(ErrorClass::Upstream5xx),
-        ProviderError::Status {
-            message,
-            code,
-            error_type,
-            ..
-        } => {
-            let said = |needles: &[&str]| {
-                let lower = message.to_ascii_lowercase();
-                [code.as_deref(), error_type.as_deref()]
-                    .into_iter()
-                    .flatten()
-                    .any(|c| needles.iter().any(|n| c.contains(n)))
-                    || needles.iter().any(|n| lower.contains(n))
-            };
-            if said(&[
-                "context_length_exceeded",
-                "maximum context length",
-                "prompt is too long",
-                "input is too long",
-                "context window",
-            ]) {
-                Some(ErrorClass::ContextLengthExceeded)
-            } else if said(&[
-                "content_policy",
-                "content_filter",
-                "content management policy",
-            ]) {
-                Some(ErrorClass::ContentPolicy)
-            } else {
-                None
-            }
-        }
-        ProviderError::CircuitOpen => Some(ErrorClass::Connect),
-        ProviderError::Unsupported(_) | ProviderError::Invalid(_) => None,
-    }
 }
 
 fn state(p: Phase) -> BreakerState {
@@ -268,15 +218,11 @@ impl<'r, T: Send + 'r> Loop<'r, '_, T> {
                 Err(e) if e.fault() == Fault::Client => return Step::Refused(e),
                 Err(e) => e,
             };
-            let class = classify(&e);
+            let class = e.class().routing();
             if retries >= cfg.max_retries || !class.is_some_and(|c| cfg.on.contains(&c)) {
                 return Step::Failed(e);
             }
-            let asked = match &e {
-                ProviderError::Status { retry_after, .. } => *retry_after,
-                _ => None,
-            };
-            let wait = match asked {
+            let wait = match e.retry_after() {
                 // Too long to hold the client: another deployment answers sooner.
                 Some(ra) if ra > cfg.max_retry_after => return Step::Failed(e),
                 // A pool key not cooling down needs no wait.
@@ -457,7 +403,7 @@ pub async fn run<'r, T: Send + 'r>(
         }
         // Next model: one named for this error class, then the configured fallbacks (of the
         // model the client asked for). A refused request only moves on by class.
-        let class = last.as_ref().and_then(classify);
+        let class = last.as_ref().and_then(|e| e.class().routing());
         let by_class = route
             .fallback_on
             .iter()

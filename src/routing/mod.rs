@@ -12,7 +12,7 @@ pub mod health;
 pub mod rules;
 pub mod select;
 
-pub use attempt::{Outcome, classify};
+pub use attempt::Outcome;
 
 use futures::StreamExt;
 use std::collections::{BTreeMap, HashMap};

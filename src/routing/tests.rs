@@ -25,13 +25,7 @@ impl Provider for Scripted {
     ) -> BoxFuture<'a, Result<ChatResponse, ProviderError>> {
         let n = self.calls.fetch_add(1, Ordering::SeqCst);
         if n < self.fail {
-            let e = ProviderError::Status {
-                status: 503,
-                message: "down".into(),
-                error_type: None,
-                code: None,
-                retry_after: None,
-            };
+            let e = ProviderError::upstream(503, "down".into(), None, None, None);
             return futures::future::ready(Err(e)).boxed();
         }
         futures::future::pending().boxed()

@@ -25,7 +25,7 @@ use super::wire::{
 };
 use crate::events::Usage;
 use crate::providers::canonical::{
-    Completion, CompletionChoice, OaOutMessage, OaOutToolCall, OaUsage,
+    Completion, CompletionChoice, Converted, OaOutToolCall, OaUsage,
 };
 use crate::providers::{ChatRequest, ProviderError};
 
@@ -300,14 +300,6 @@ pub fn usage(input: &AnUsage) -> (Usage, OaUsage) {
     (usage, OaUsage::from_usage(&usage, false))
 }
 
-/// What a complete Anthropic answer becomes.
-#[derive(Debug)]
-pub struct Converted {
-    pub body: Vec<u8>,
-    pub usage: Option<Usage>,
-    pub finish_reason: Option<&'static str>,
-}
-
 /// An Anthropic `message` body → the JSON of an OpenAI `chat.completion`.
 pub fn response(body: &[u8], created: u64) -> Result<Converted, ProviderError> {
     let msg: MessagesResponse<'_> =
@@ -323,32 +315,19 @@ pub fn response(body: &[u8], created: u64) -> Result<Converted, ProviderError> {
             ContentBlock::Other => {}
         }
     }
-    let (usage, oa_usage) = msg.usage.as_ref().map(usage).unzip();
     let finish_reason = msg.stop_reason.as_deref().map(finish_reason);
-    let completion = Completion {
-        id: &msg.id,
-        object: "chat.completion",
+    Completion::encode(
+        &msg.id,
         created,
-        model: &msg.model,
-        choices: vec![CompletionChoice {
-            index: 0,
-            message: OaOutMessage {
-                role: "assistant",
-                content: text,
-                refusal: None,
-                tool_calls,
-            },
-            logprobs: None,
+        &msg.model,
+        vec![CompletionChoice::assistant(
+            0,
+            text,
+            tool_calls,
             finish_reason,
-        }],
-        usage: oa_usage,
-    };
-    let body = serde_json::to_vec(&completion).map_err(|e| ProviderError::Decode(e.to_string()))?;
-    Ok(Converted {
-        body,
-        usage,
-        finish_reason,
-    })
+        )],
+        msg.usage.as_ref().map(usage),
+    )
 }
 
 #[cfg(test)]

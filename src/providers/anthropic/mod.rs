@@ -8,16 +8,11 @@ mod stream;
 mod wire;
 
 use bytes::Bytes;
-use futures::FutureExt;
-use futures::future::BoxFuture;
 use reqwest::header::{HeaderMap, HeaderValue};
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
 
-use super::{
-    BuildError, ChatRequest, ChatResponse, ChatStream, EmbeddingsRequest, EmbeddingsResponse,
-    Provider, ProviderError, retry_after, transport_error,
-};
+use super::http::{self, ErrorDetail, unix_now};
+use super::{Adapter, BuildError, ChatRequest, ChatResponse, ChatStream, ProviderError};
 use crate::config::ProviderSpec;
 use wire::ErrorBody;
 
@@ -40,19 +35,9 @@ impl Anthropic {
             HeaderValue::from_static(ANTHROPIC_VERSION),
         );
         if let Some(key) = &spec.api_key {
-            let mut value = HeaderValue::from_str(key.expose())
-                .map_err(|_| BuildError::ApiKey(spec.name.clone()))?;
-            // Keeps the key out of reqwest's Debug output.
-            value.set_sensitive(true);
-            headers.insert("x-api-key", value);
+            headers.insert("x-api-key", http::secret_header(&spec, key)?);
         }
-        let client = reqwest::Client::builder()
-            .connect_timeout(spec.connect_timeout)
-            .pool_max_idle_per_host(1024)
-            .pool_idle_timeout(std::time::Duration::from_secs(90))
-            .tcp_nodelay(true)
-            .default_headers(headers)
-            .build()?;
+        let client = http::client(&spec, headers)?;
         let messages_url = reqwest::Url::parse(&format!("{}/messages", spec.base_url))
             .map_err(|e| BuildError::Url(e.to_string()))?;
         Ok(Self {
@@ -63,38 +48,26 @@ impl Anthropic {
     }
 
     fn body(req: &ChatRequest, model: &str, stream: bool) -> Result<Vec<u8>, ProviderError> {
-        let out = convert::request(req, model, stream)?;
-        serde_json::to_vec(&out).map_err(|e| ProviderError::Decode(e.to_string()))
+        http::to_json(&convert::request(req, model, stream)?)
     }
 
     async fn send(&self, body: Vec<u8>) -> Result<reqwest::Response, ProviderError> {
-        let resp = self
-            .client
-            .post(self.messages_url.clone())
-            .header(reqwest::header::CONTENT_TYPE, "application/json")
-            .body(body)
-            .send()
-            .await
-            .map_err(transport_error)?;
-        if resp.status().is_success() {
-            return Ok(resp);
-        }
-        Err(status_error(resp).await)
+        let request = http::post_json(&self.client, self.messages_url.clone(), body);
+        http::send(request, read_error).await
+    }
+}
+
+impl Adapter for Anthropic {
+    fn name(&self) -> &str {
+        &self.spec.name
     }
 
-    async fn chat_inner(
-        &self,
-        req: &ChatRequest,
-        model: &str,
-    ) -> Result<ChatResponse, ProviderError> {
+    async fn chat(&self, req: &ChatRequest, model: &str) -> Result<ChatResponse, ProviderError> {
         let body = Self::body(req, model, false)?;
-        let fut = async {
-            let resp = self.send(body).await?;
-            resp.bytes().await.map_err(transport_error)
-        };
-        let bytes: Bytes = tokio::time::timeout(self.spec.timeout, fut)
-            .await
-            .map_err(|_| ProviderError::Timeout { phase: "response" })??;
+        let bytes = http::within(self.spec.timeout, "response", async {
+            http::read_all(self.send(body).await?).await
+        })
+        .await?;
         let converted = convert::response(&bytes, unix_now())?;
         Ok(ChatResponse {
             body: Bytes::from(converted.body),
@@ -103,92 +76,29 @@ impl Anthropic {
         })
     }
 
-    async fn stream_inner(
+    async fn chat_stream(
         &self,
         req: &ChatRequest,
         model: &str,
     ) -> Result<ChatStream, ProviderError> {
         let body = Self::body(req, model, true)?;
-        let resp = tokio::time::timeout(self.spec.first_token_timeout, self.send(body))
-            .await
-            .map_err(|_| ProviderError::Timeout {
-                phase: "first_byte",
-            })??;
+        let resp =
+            http::within(self.spec.first_token_timeout, "first_byte", self.send(body)).await?;
         Ok(stream::chunks(resp, self.spec.idle_timeout, unix_now()))
     }
 }
 
-impl Provider for Anthropic {
-    fn name(&self) -> &str {
-        &self.spec.name
-    }
-
-    fn chat<'a>(
-        &'a self,
-        req: &'a ChatRequest,
-        model: &'a str,
-    ) -> BoxFuture<'a, Result<ChatResponse, ProviderError>> {
-        self.chat_inner(req, model).boxed()
-    }
-
-    fn chat_stream<'a>(
-        &'a self,
-        req: &'a ChatRequest,
-        model: &'a str,
-    ) -> BoxFuture<'a, Result<ChatStream, ProviderError>> {
-        self.stream_inner(req, model).boxed()
-    }
-
-    /// Anthropic has no embeddings endpoint.
-    fn embeddings<'a>(
-        &'a self,
-        _req: &'a EmbeddingsRequest,
-        _model: &'a str,
-    ) -> BoxFuture<'a, Result<EmbeddingsResponse, ProviderError>> {
-        futures::future::ready(Err(ProviderError::Unsupported("embeddings"))).boxed()
-    }
-}
-
-fn unix_now() -> u64 {
-    // A clock before 1970 is a broken host; 0 only makes `created` wrong, not the answer.
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
-}
-
-async fn status_error(resp: reqwest::Response) -> ProviderError {
-    let status = resp.status().as_u16();
-    let retry_after = retry_after(resp.headers());
-    let body = resp.bytes().await.unwrap_or_default();
-    error_from_body(status, retry_after, &body)
-}
-
-/// A non-2xx answer. Anthropic's body is `{"type":"error","error":{"type","message"}}`; a 529
-/// (`overloaded_error`) stays a Status, which the ≥500 rule already makes retryable.
-fn error_from_body(
-    status: u16,
-    retry_after: Option<std::time::Duration>,
-    body: &[u8],
-) -> ProviderError {
+/// Anthropic's error body: `{"type":"error","error":{"type","message"}}`. A 529
+/// (`overloaded_error`) stays a 5xx, retryable like any other.
+fn read_error(_status: u16, _headers: &HeaderMap, body: &[u8]) -> ErrorDetail {
     let detail = serde_json::from_slice::<ErrorBody>(body)
         .ok()
         .and_then(|b| b.error)
         .unwrap_or_default();
-    // An upstream auth failure is about the gateway's credentials, and its message may quote
-    // them: never pass that text on.
-    let message = if matches!(status, 401 | 403) {
-        "the provider rejected the gateway's credentials".to_owned()
-    } else {
-        detail
-            .message
-            .unwrap_or_else(|| String::from_utf8_lossy(body).chars().take(512).collect())
-    };
-    ProviderError::Status {
-        status,
-        message,
+    ErrorDetail {
+        message: detail.message,
         error_type: detail.error_type,
-        code: None,
-        retry_after,
+        ..ErrorDetail::default()
     }
 }
 
@@ -241,6 +151,10 @@ mod tests {
 
     fn chat(body: Value) -> ChatRequest {
         serde_json::from_value(body).unwrap()
+    }
+
+    fn error_from_body(status: u16, retry_after: Option<Duration>, body: &[u8]) -> ProviderError {
+        http::answer_error(status, retry_after, body, read_error)
     }
 
     fn status(e: &ProviderError) -> (u16, Option<&str>, &str, Option<Duration>) {

@@ -13,17 +13,17 @@ mod stream;
 mod wire;
 
 use bytes::Bytes;
-use futures::future::BoxFuture;
-use futures::{FutureExt, StreamExt, TryStreamExt};
-use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderMap, HeaderValue};
+use futures::{StreamExt, TryStreamExt};
+use reqwest::header::{AUTHORIZATION, HeaderMap};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::SystemTime;
 
+use super::http::{self, ErrorDetail, unix_now};
 use super::{
-    BuildError, ChatRequest, ChatResponse, ChatStream, EmbeddingsRequest, EmbeddingsResponse,
-    Provider, ProviderError, retry_after, transport_error,
+    Adapter, BuildError, ChatRequest, ChatResponse, ChatStream, EmbeddingsRequest,
+    EmbeddingsResponse, ProviderError,
 };
-use crate::config::ProviderSpec;
+use crate::config::{ProviderSpec, Secret};
 use crate::events::Usage;
 use embed::Family;
 use sign::SigV4;
@@ -48,23 +48,14 @@ impl Bedrock {
         // A Bedrock API key rides on every request as a bearer token, and nothing is signed.
         let signer = match (&spec.api_key, &spec.aws) {
             (Some(key), _) => {
-                let mut value = HeaderValue::from_str(&format!("Bearer {}", key.expose()))
-                    .map_err(|_| BuildError::ApiKey(spec.name.clone()))?;
-                // Keeps the key out of reqwest's Debug output.
-                value.set_sensitive(true);
-                headers.insert(AUTHORIZATION, value);
+                let bearer = Secret::new(format!("Bearer {}", key.expose()));
+                headers.insert(AUTHORIZATION, http::secret_header(&spec, &bearer)?);
                 None
             }
             (None, Some(aws)) => Some(SigV4::new(aws, &spec.region)),
             (None, None) => None,
         };
-        let client = reqwest::Client::builder()
-            .connect_timeout(spec.connect_timeout)
-            .pool_max_idle_per_host(1024)
-            .pool_idle_timeout(Duration::from_secs(90))
-            .tcp_nodelay(true)
-            .default_headers(headers)
-            .build()?;
+        let client = http::client(&spec, headers)?;
         let base =
             reqwest::Url::parse(&spec.base_url).map_err(|e| BuildError::Url(e.to_string()))?;
         if base.cannot_be_a_base() || base.query().is_some() {
@@ -126,11 +117,7 @@ impl Bedrock {
         url: reqwest::Url,
         body: Vec<u8>,
     ) -> Result<reqwest::Response, ProviderError> {
-        let mut req = self
-            .client
-            .post(url)
-            .header(CONTENT_TYPE, "application/json")
-            .body(body)
+        let mut req = http::post_json(&self.client, url, body)
             .build()
             .map_err(|e| ProviderError::Invalid(super::short_cause(&e)))?;
         if let Some(signer) = &self.signer {
@@ -138,11 +125,7 @@ impl Bedrock {
                 .sign(&mut req, SystemTime::now())
                 .map_err(|e| ProviderError::Invalid(e.to_string()))?;
         }
-        let resp = self.client.execute(req).await.map_err(transport_error)?;
-        if resp.status().is_success() {
-            return Ok(resp);
-        }
-        Err(status_error(resp).await)
+        http::execute(&self.client, req, read_error).await
     }
 
     /// Send and read the whole answer (with its headers) within the provider's timeout.
@@ -151,27 +134,25 @@ impl Bedrock {
         url: reqwest::Url,
         body: Vec<u8>,
     ) -> Result<(HeaderMap, Bytes), ProviderError> {
-        let fut = async {
+        http::within(self.spec.timeout, "response", async {
             let resp = self.send(url, body).await?;
             let headers = resp.headers().clone();
-            let bytes = resp.bytes().await.map_err(transport_error)?;
-            Ok((headers, bytes))
-        };
-        tokio::time::timeout(self.spec.timeout, fut)
-            .await
-            .map_err(|_| ProviderError::Timeout { phase: "response" })?
+            Ok((headers, http::read_all(resp).await?))
+        })
+        .await
     }
 
     fn body(req: &ChatRequest) -> Result<Vec<u8>, ProviderError> {
-        let out = convert::request(req)?;
-        serde_json::to_vec(&out).map_err(|e| ProviderError::Decode(e.to_string()))
+        http::to_json(&convert::request(req)?)
+    }
+}
+
+impl Adapter for Bedrock {
+    fn name(&self) -> &str {
+        &self.spec.name
     }
 
-    async fn chat_inner(
-        &self,
-        req: &ChatRequest,
-        model: &str,
-    ) -> Result<ChatResponse, ProviderError> {
+    async fn chat(&self, req: &ChatRequest, model: &str) -> Result<ChatResponse, ProviderError> {
         let body = Self::body(req)?;
         let url = self.url(model, "converse")?;
         let (headers, bytes) = self.complete(url, body).await?;
@@ -183,18 +164,19 @@ impl Bedrock {
         })
     }
 
-    async fn stream_inner(
+    async fn chat_stream(
         &self,
         req: &ChatRequest,
         model: &str,
     ) -> Result<ChatStream, ProviderError> {
         let body = Self::body(req)?;
         let url = self.url(model, "converse-stream")?;
-        let resp = tokio::time::timeout(self.spec.first_token_timeout, self.send(url, body))
-            .await
-            .map_err(|_| ProviderError::Timeout {
-                phase: "first_byte",
-            })??;
+        let resp = http::within(
+            self.spec.first_token_timeout,
+            "first_byte",
+            self.send(url, body),
+        )
+        .await?;
         let id = completion_id(resp.headers());
         Ok(stream::chunks(
             resp,
@@ -205,7 +187,7 @@ impl Bedrock {
         ))
     }
 
-    async fn embeddings_inner(
+    async fn embeddings(
         &self,
         req: &EmbeddingsRequest,
         model: &str,
@@ -214,8 +196,7 @@ impl Bedrock {
         let family = Family::of(model)?;
         let url = self.url(model, "invoke")?;
         let (body, tokens) = if family == Family::Cohere {
-            let body = serde_json::to_vec(&embed::cohere_request(&read))
-                .map_err(|e| ProviderError::Decode(e.to_string()))?;
+            let body = http::to_json(&embed::cohere_request(&read))?;
             let (headers, bytes) = self.complete(url, body).await?;
             let tokens = headers
                 .get("x-amzn-bedrock-input-token-count")
@@ -230,9 +211,7 @@ impl Bedrock {
                 .texts
                 .iter()
                 .map(|text| {
-                    embed::titan_request(family, text, &read).and_then(|b| {
-                        serde_json::to_vec(&b).map_err(|e| ProviderError::Decode(e.to_string()))
-                    })
+                    embed::titan_request(family, text, &read).and_then(|b| http::to_json(&b))
                 })
                 .collect::<Result<Vec<_>, _>>()?;
             let calls = futures::stream::iter(bodies)
@@ -242,9 +221,7 @@ impl Bedrock {
                 })
                 .buffered(TITAN_CONCURRENCY)
                 .try_collect::<Vec<Bytes>>();
-            let answers = tokio::time::timeout(self.spec.timeout, calls)
-                .await
-                .map_err(|_| ProviderError::Timeout { phase: "response" })??;
+            let answers = http::within(self.spec.timeout, "response", calls).await?;
             let (body, tokens) = embed::titan_response(&answers, &read, model)?;
             (body, Some(tokens))
         };
@@ -256,36 +233,6 @@ impl Bedrock {
                 ..Usage::default()
             }),
         })
-    }
-}
-
-impl Provider for Bedrock {
-    fn name(&self) -> &str {
-        &self.spec.name
-    }
-
-    fn chat<'a>(
-        &'a self,
-        req: &'a ChatRequest,
-        model: &'a str,
-    ) -> BoxFuture<'a, Result<ChatResponse, ProviderError>> {
-        self.chat_inner(req, model).boxed()
-    }
-
-    fn chat_stream<'a>(
-        &'a self,
-        req: &'a ChatRequest,
-        model: &'a str,
-    ) -> BoxFuture<'a, Result<ChatStream, ProviderError>> {
-        self.stream_inner(req, model).boxed()
-    }
-
-    fn embeddings<'a>(
-        &'a self,
-        req: &'a EmbeddingsRequest,
-        model: &'a str,
-    ) -> BoxFuture<'a, Result<EmbeddingsResponse, ProviderError>> {
-        self.embeddings_inner(req, model).boxed()
     }
 }
 
@@ -302,25 +249,6 @@ fn completion_id(headers: &HeaderMap) -> String {
     }
 }
 
-fn unix_now() -> u64 {
-    // A clock before 1970 is a broken host; 0 only makes `created` wrong, not the answer.
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
-}
-
-async fn status_error(resp: reqwest::Response) -> ProviderError {
-    let status = resp.status().as_u16();
-    let retry_after = retry_after(resp.headers());
-    let error_type = resp
-        .headers()
-        .get("x-amzn-errortype")
-        .and_then(|v| v.to_str().ok())
-        .and_then(error_type);
-    let body = resp.bytes().await.unwrap_or_default();
-    error_from_body(status, retry_after, error_type, &body)
-}
-
 /// The error name of an `x-amzn-ErrorType` header: `ThrottlingException:http://internal…`
 /// (or `aws.protocoltests#ThrottlingException`) → `ThrottlingException`.
 fn error_type(header: &str) -> Option<String> {
@@ -330,28 +258,16 @@ fn error_type(header: &str) -> Option<String> {
 }
 
 /// A non-2xx answer: `{"message": …}` with the error's name in the `x-amzn-ErrorType` header.
-fn error_from_body(
-    status: u16,
-    retry_after: Option<Duration>,
-    error_type: Option<String>,
-    body: &[u8],
-) -> ProviderError {
-    // An auth failure is about the gateway's credentials, and AWS's signature-mismatch message
-    // quotes the canonical request (session token included): never pass that text on.
-    let message = if matches!(status, 401 | 403) {
-        "the provider rejected the gateway's credentials".to_owned()
-    } else {
-        serde_json::from_slice::<ErrorBody>(body)
+fn read_error(_status: u16, headers: &HeaderMap, body: &[u8]) -> ErrorDetail {
+    ErrorDetail {
+        message: serde_json::from_slice::<ErrorBody>(body)
             .ok()
-            .and_then(|b| b.message)
-            .unwrap_or_else(|| String::from_utf8_lossy(body).chars().take(512).collect())
-    };
-    ProviderError::Status {
-        status,
-        message,
-        error_type,
-        code: None,
-        retry_after,
+            .and_then(|b| b.message),
+        error_type: headers
+            .get("x-amzn-errortype")
+            .and_then(|v| v.to_str().ok())
+            .and_then(error_type),
+        ..ErrorDetail::default()
     }
 }
 

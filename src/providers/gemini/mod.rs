@@ -11,16 +11,15 @@ mod stream;
 mod wire;
 
 use bytes::Bytes;
-use futures::FutureExt;
-use futures::future::BoxFuture;
-use reqwest::header::{HeaderMap, HeaderValue};
+use reqwest::header::HeaderMap;
 use std::borrow::Cow;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
+use super::http::{self, unix_now};
 use super::{
-    BuildError, ChatRequest, ChatResponse, ChatStream, EmbeddingsRequest, EmbeddingsResponse,
-    Provider, ProviderError, retry_after, transport_error,
+    Adapter, BuildError, ChatRequest, ChatResponse, ChatStream, EmbeddingsRequest,
+    EmbeddingsResponse, ProviderError,
 };
 use crate::config::ProviderSpec;
 use wire::{ErrorBody, ErrorDetail};
@@ -37,19 +36,9 @@ impl Gemini {
         // The key rides on every request, so it is set once on the client.
         let mut headers = HeaderMap::new();
         if let Some(key) = &spec.api_key {
-            let mut value = HeaderValue::from_str(key.expose())
-                .map_err(|_| BuildError::ApiKey(spec.name.clone()))?;
-            // Keeps the key out of reqwest's Debug output.
-            value.set_sensitive(true);
-            headers.insert("x-goog-api-key", value);
+            headers.insert("x-goog-api-key", http::secret_header(&spec, key)?);
         }
-        let client = reqwest::Client::builder()
-            .connect_timeout(spec.connect_timeout)
-            .pool_max_idle_per_host(1024)
-            .pool_idle_timeout(Duration::from_secs(90))
-            .tcp_nodelay(true)
-            .default_headers(headers)
-            .build()?;
+        let client = http::client(&spec, headers)?;
         let base =
             reqwest::Url::parse(&spec.base_url).map_err(|e| BuildError::Url(e.to_string()))?;
         if base.cannot_be_a_base() {
@@ -94,41 +83,28 @@ impl Gemini {
         url: reqwest::Url,
         body: Vec<u8>,
     ) -> Result<reqwest::Response, ProviderError> {
-        let resp = self
-            .client
-            .post(url)
-            .header(reqwest::header::CONTENT_TYPE, "application/json")
-            .body(body)
-            .send()
-            .await
-            .map_err(transport_error)?;
-        if resp.status().is_success() {
-            return Ok(resp);
-        }
-        Err(status_error(resp).await)
+        http::send(http::post_json(&self.client, url, body), read_error).await
     }
 
     /// Send and read the whole answer within the provider's timeout.
     async fn complete(&self, url: reqwest::Url, body: Vec<u8>) -> Result<Bytes, ProviderError> {
-        let fut = async {
-            let resp = self.send(url, body).await?;
-            resp.bytes().await.map_err(transport_error)
-        };
-        tokio::time::timeout(self.spec.timeout, fut)
-            .await
-            .map_err(|_| ProviderError::Timeout { phase: "response" })?
+        http::within(self.spec.timeout, "response", async {
+            http::read_all(self.send(url, body).await?).await
+        })
+        .await
     }
 
     fn body(req: &ChatRequest) -> Result<Vec<u8>, ProviderError> {
-        let out = convert::request(req)?;
-        serde_json::to_vec(&out).map_err(|e| ProviderError::Decode(e.to_string()))
+        http::to_json(&convert::request(req)?)
+    }
+}
+
+impl Adapter for Gemini {
+    fn name(&self) -> &str {
+        &self.spec.name
     }
 
-    async fn chat_inner(
-        &self,
-        req: &ChatRequest,
-        model: &str,
-    ) -> Result<ChatResponse, ProviderError> {
+    async fn chat(&self, req: &ChatRequest, model: &str) -> Result<ChatResponse, ProviderError> {
         let body = Self::body(req)?;
         let url = self.url(model, "generateContent")?;
         let bytes = self.complete(url, body).await?;
@@ -140,7 +116,7 @@ impl Gemini {
         })
     }
 
-    async fn stream_inner(
+    async fn chat_stream(
         &self,
         req: &ChatRequest,
         model: &str,
@@ -148,11 +124,12 @@ impl Gemini {
         let body = Self::body(req)?;
         let mut url = self.url(model, "streamGenerateContent")?;
         url.set_query(Some("alt=sse"));
-        let resp = tokio::time::timeout(self.spec.first_token_timeout, self.send(url, body))
-            .await
-            .map_err(|_| ProviderError::Timeout {
-                phase: "first_byte",
-            })??;
+        let resp = http::within(
+            self.spec.first_token_timeout,
+            "first_byte",
+            self.send(url, body),
+        )
+        .await?;
         Ok(stream::chunks(
             resp,
             self.spec.idle_timeout,
@@ -161,7 +138,7 @@ impl Gemini {
         ))
     }
 
-    async fn embeddings_inner(
+    async fn embeddings(
         &self,
         req: &EmbeddingsRequest,
         model: &str,
@@ -180,36 +157,6 @@ impl Gemini {
     }
 }
 
-impl Provider for Gemini {
-    fn name(&self) -> &str {
-        &self.spec.name
-    }
-
-    fn chat<'a>(
-        &'a self,
-        req: &'a ChatRequest,
-        model: &'a str,
-    ) -> BoxFuture<'a, Result<ChatResponse, ProviderError>> {
-        self.chat_inner(req, model).boxed()
-    }
-
-    fn chat_stream<'a>(
-        &'a self,
-        req: &'a ChatRequest,
-        model: &'a str,
-    ) -> BoxFuture<'a, Result<ChatStream, ProviderError>> {
-        self.stream_inner(req, model).boxed()
-    }
-
-    fn embeddings<'a>(
-        &'a self,
-        req: &'a EmbeddingsRequest,
-        model: &'a str,
-    ) -> BoxFuture<'a, Result<EmbeddingsResponse, ProviderError>> {
-        self.embeddings_inner(req, model).boxed()
-    }
-}
-
 /// Gemini's resource name of a model: `models/<name>`, unless the name already is a resource
 /// path (`models/…`, `tunedModels/…`).
 fn resource_name(model: &str) -> Cow<'_, str> {
@@ -218,20 +165,6 @@ fn resource_name(model: &str) -> Cow<'_, str> {
     } else {
         Cow::Owned(format!("models/{model}"))
     }
-}
-
-fn unix_now() -> u64 {
-    // A clock before 1970 is a broken host; 0 only makes `created` wrong, not the answer.
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
-}
-
-async fn status_error(resp: reqwest::Response) -> ProviderError {
-    let status = resp.status().as_u16();
-    let retry_after = retry_after(resp.headers());
-    let body = resp.bytes().await.unwrap_or_default();
-    error_from_body(status, retry_after, &body)
 }
 
 /// The error envelope of a body: `{"error": …}`, or the same inside a one-element array, as
@@ -254,7 +187,7 @@ fn error_detail(body: &[u8]) -> ErrorDetail {
 /// A non-2xx answer: `{"error":{"code","message","status","details"}}`. The `status` string
 /// (`RESOURCE_EXHAUSTED`…) becomes the error type; a `RetryInfo` detail stands in for the
 /// `Retry-After` header Google does not send.
-fn error_from_body(status: u16, retry_after: Option<Duration>, body: &[u8]) -> ProviderError {
+fn read_error(status: u16, _headers: &HeaderMap, body: &[u8]) -> http::ErrorDetail {
     let detail = error_detail(body);
     // Google answers a bad key with 400 INVALID_ARGUMENT (reason API_KEY_INVALID): that is the
     // gateway's credentials failing, not the client's request, so it is classed as a 401, which
@@ -264,32 +197,19 @@ fn error_from_body(status: u16, retry_after: Option<Duration>, body: &[u8]) -> P
             .details
             .iter()
             .any(|d| d.reason.as_deref() == Some("API_KEY_INVALID"));
-    let (status, error_type) = if key_rejected {
-        (401, Some("UNAUTHENTICATED".to_owned()))
-    } else {
-        (status, detail.status)
-    };
-    // An upstream auth failure is about the gateway's credentials, and Google's debug details
-    // can quote the key: never pass that text on.
-    let message = if matches!(status, 401 | 403) {
-        "the provider rejected the gateway's credentials".to_owned()
-    } else {
-        detail
-            .message
-            .unwrap_or_else(|| String::from_utf8_lossy(body).chars().take(512).collect())
-    };
-    let retry_after = retry_after.or_else(|| {
-        detail
+    http::ErrorDetail {
+        retry_after: detail
             .details
             .iter()
-            .find_map(|d| d.retry_delay.as_deref().and_then(proto_duration))
-    });
-    ProviderError::Status {
-        status,
-        message,
-        error_type,
+            .find_map(|d| d.retry_delay.as_deref().and_then(proto_duration)),
+        message: detail.message,
+        error_type: if key_rejected {
+            Some("UNAUTHENTICATED".to_owned())
+        } else {
+            detail.status
+        },
         code: None,
-        retry_after,
+        status: key_rejected.then_some(401),
     }
 }
 

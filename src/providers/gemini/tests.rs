@@ -40,6 +40,10 @@ fn chat(body: Value) -> ChatRequest {
     serde_json::from_value(body).unwrap()
 }
 
+fn error_from_body(status: u16, retry_after: Option<Duration>, body: &[u8]) -> ProviderError {
+    http::answer_error(status, retry_after, body, read_error)
+}
+
 fn status(e: &ProviderError) -> (u16, Option<&str>, &str, Option<Duration>) {
     match e {
         ProviderError::Status {

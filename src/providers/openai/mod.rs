@@ -6,13 +6,12 @@ mod stream;
 mod wire;
 
 use bytes::Bytes;
-use futures::FutureExt;
-use futures::future::BoxFuture;
 use std::sync::Arc;
 
+use super::http::{self, ErrorDetail};
 use super::{
-    BuildError, ChatRequest, ChatResponse, ChatStream, EmbeddingsRequest, EmbeddingsResponse,
-    Provider, ProviderError, retry_after, transport_error,
+    Adapter, BuildError, ChatRequest, ChatResponse, ChatStream, EmbeddingsRequest,
+    EmbeddingsResponse, ProviderError,
 };
 use crate::config::{ProviderKind, ProviderSpec};
 use crate::events::Usage;
@@ -52,12 +51,7 @@ impl Op {
 
 impl OpenAi {
     pub fn new(spec: Arc<ProviderSpec>) -> Result<Self, BuildError> {
-        let client = reqwest::Client::builder()
-            .connect_timeout(spec.connect_timeout)
-            .pool_max_idle_per_host(1024)
-            .pool_idle_timeout(std::time::Duration::from_secs(90))
-            .tcp_nodelay(true)
-            .build()?;
+        let client = http::client(&spec, reqwest::header::HeaderMap::new())?;
         let url = |op: Op| {
             reqwest::Url::parse(&format!("{}/{}", spec.base_url, op.path()))
                 .map_err(|e| BuildError::Url(e.to_string()))
@@ -106,7 +100,7 @@ impl OpenAi {
             }),
             rest: &req.rest,
         };
-        serde_json::to_vec(&out).map_err(|e| ProviderError::Decode(e.to_string()))
+        http::to_json(&out)
     }
 
     async fn send(
@@ -115,22 +109,14 @@ impl OpenAi {
         model: &str,
         body: Vec<u8>,
     ) -> Result<reqwest::Response, ProviderError> {
-        let mut rb = self
-            .client
-            .post(self.url(op, model)?)
-            .header(reqwest::header::CONTENT_TYPE, "application/json")
-            .body(body);
+        let mut rb = http::post_json(&self.client, self.url(op, model)?, body);
         if let Some(key) = &self.spec.api_key {
             rb = match self.endpoints {
                 Endpoints::Azure { .. } => rb.header("api-key", key.expose()),
                 Endpoints::Fixed { .. } => rb.bearer_auth(key.expose()),
             };
         }
-        let resp = rb.send().await.map_err(transport_error)?;
-        if resp.status().is_success() {
-            return Ok(resp);
-        }
-        Err(status_error(resp).await)
+        http::send(rb, read_error).await
     }
 
     /// Send a request and read the whole answer within the provider's timeout; also return what
@@ -141,23 +127,22 @@ impl OpenAi {
         model: &str,
         body: Vec<u8>,
     ) -> Result<(Bytes, CompletionInfo), ProviderError> {
-        let fut = async {
-            let resp = self.send(op, model, body).await?;
-            resp.bytes().await.map_err(transport_error)
-        };
-        let bytes: Bytes = tokio::time::timeout(self.spec.timeout, fut)
-            .await
-            .map_err(|_| ProviderError::Timeout { phase: "response" })??;
+        let bytes = http::within(self.spec.timeout, "response", async {
+            http::read_all(self.send(op, model, body).await?).await
+        })
+        .await?;
         let info =
             serde_json::from_slice(&bytes).map_err(|e| ProviderError::Decode(e.to_string()))?;
         Ok((bytes, info))
     }
+}
 
-    async fn chat_inner(
-        &self,
-        req: &ChatRequest,
-        model: &str,
-    ) -> Result<ChatResponse, ProviderError> {
+impl Adapter for OpenAi {
+    fn name(&self) -> &str {
+        &self.spec.name
+    }
+
+    async fn chat(&self, req: &ChatRequest, model: &str) -> Result<ChatResponse, ProviderError> {
         let body = Self::body(req, model, false)?;
         let (bytes, mut info) = self.complete(Op::Chat, model, body).await?;
         Ok(ChatResponse {
@@ -167,97 +152,52 @@ impl OpenAi {
         })
     }
 
-    async fn embeddings_inner(
+    async fn chat_stream(
+        &self,
+        req: &ChatRequest,
+        model: &str,
+    ) -> Result<ChatStream, ProviderError> {
+        let body = Self::body(req, model, true)?;
+        let resp = http::within(
+            self.spec.first_token_timeout,
+            "first_byte",
+            self.send(Op::Chat, model, body),
+        )
+        .await?;
+        Ok(stream::chunks(resp, self.spec.idle_timeout))
+    }
+
+    async fn embeddings(
         &self,
         req: &EmbeddingsRequest,
         model: &str,
     ) -> Result<EmbeddingsResponse, ProviderError> {
-        let body = serde_json::to_vec(&OutEmbeddings {
+        let body = http::to_json(&OutEmbeddings {
             model,
             rest: &req.rest,
-        })
-        .map_err(|e| ProviderError::Decode(e.to_string()))?;
+        })?;
         let (bytes, info) = self.complete(Op::Embeddings, model, body).await?;
         Ok(EmbeddingsResponse {
             usage: info.usage.map(Usage::from),
             body: bytes,
         })
     }
-
-    async fn stream_inner(
-        &self,
-        req: &ChatRequest,
-        model: &str,
-    ) -> Result<ChatStream, ProviderError> {
-        let body = Self::body(req, model, true)?;
-        let resp = tokio::time::timeout(
-            self.spec.first_token_timeout,
-            self.send(Op::Chat, model, body),
-        )
-        .await
-        .map_err(|_| ProviderError::Timeout {
-            phase: "first_byte",
-        })??;
-        Ok(stream::chunks(resp, self.spec.idle_timeout))
-    }
 }
 
-impl Provider for OpenAi {
-    fn name(&self) -> &str {
-        &self.spec.name
-    }
-
-    fn chat<'a>(
-        &'a self,
-        req: &'a ChatRequest,
-        model: &'a str,
-    ) -> BoxFuture<'a, Result<ChatResponse, ProviderError>> {
-        self.chat_inner(req, model).boxed()
-    }
-
-    fn chat_stream<'a>(
-        &'a self,
-        req: &'a ChatRequest,
-        model: &'a str,
-    ) -> BoxFuture<'a, Result<ChatStream, ProviderError>> {
-        self.stream_inner(req, model).boxed()
-    }
-
-    fn embeddings<'a>(
-        &'a self,
-        req: &'a EmbeddingsRequest,
-        model: &'a str,
-    ) -> BoxFuture<'a, Result<EmbeddingsResponse, ProviderError>> {
-        self.embeddings_inner(req, model).boxed()
-    }
-}
-
-async fn status_error(resp: reqwest::Response) -> ProviderError {
-    let status = resp.status().as_u16();
-    let retry_after = retry_after(resp.headers());
-    let body = resp.bytes().await.unwrap_or_default();
-    let detail = serde_json::from_slice::<ErrorBody>(&body)
+/// OpenAI's error body: `{"error":{"message","type","code","param"}}`; `code` may be a number.
+fn read_error(_status: u16, _headers: &reqwest::header::HeaderMap, body: &[u8]) -> ErrorDetail {
+    let detail = serde_json::from_slice::<ErrorBody>(body)
         .ok()
         .and_then(|b| b.error)
         .unwrap_or_default();
-    // An upstream auth failure is about the gateway's credentials, and providers echo parts of
-    // the key in the message: never pass that text on.
-    let message = if matches!(status, 401 | 403) {
-        "the provider rejected the gateway's credentials".to_owned()
-    } else {
-        detail
-            .message
-            .unwrap_or_else(|| String::from_utf8_lossy(&body).chars().take(512).collect())
-    };
-    ProviderError::Status {
-        status,
-        message,
+    ErrorDetail {
+        message: detail.message,
         error_type: detail.error_type,
         code: detail.code.map(|c| match c {
             serde_json::Value::String(s) => s,
             other => other.to_string(),
         }),
-        retry_after,
+        ..ErrorDetail::default()
     }
 }
 

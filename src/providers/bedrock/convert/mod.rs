@@ -41,7 +41,7 @@ use super::wire::{
 };
 use crate::events::Usage;
 use crate::providers::canonical::{
-    Completion, CompletionChoice, OaContent, OaMessage, OaOutMessage, OaOutToolCall, OaPart,
+    Completion, CompletionChoice, Converted, OaContent, OaMessage, OaOutToolCall, OaPart,
     OaRequest, OaStop, OaTool, OaToolChoice, OaUsage,
 };
 use crate::providers::{ChatRequest, ProviderError};
@@ -395,14 +395,6 @@ pub fn usage(u: &TokenUsage) -> (Usage, OaUsage) {
     (usage, OaUsage::from_usage(&usage, false))
 }
 
-/// What a complete Converse answer becomes.
-#[derive(Debug)]
-pub struct Converted {
-    pub body: Vec<u8>,
-    pub usage: Option<Usage>,
-    pub finish_reason: Option<&'static str>,
-}
-
 /// A Converse answer → the JSON of an OpenAI `chat.completion` named `id`. Bedrock names
 /// neither the answer nor the model in the body: `id` comes from the request id header and
 /// `model` is the deployment's model id.
@@ -438,32 +430,19 @@ pub fn response(
             ));
         }
     }
-    let (usage, oa_usage) = resp.usage.as_ref().map(usage).unzip();
     let finish_reason = resp.stop_reason.as_deref().map(finish_reason);
-    let completion = Completion {
+    Completion::encode(
         id,
-        object: "chat.completion",
         created,
         model,
-        choices: vec![CompletionChoice {
-            index: 0,
-            message: OaOutMessage {
-                role: "assistant",
-                content: text,
-                refusal: None,
-                tool_calls,
-            },
-            logprobs: None,
+        vec![CompletionChoice::assistant(
+            0,
+            text,
+            tool_calls,
             finish_reason,
-        }],
-        usage: oa_usage,
-    };
-    let body = serde_json::to_vec(&completion).map_err(|e| ProviderError::Decode(e.to_string()))?;
-    Ok(Converted {
-        body,
-        usage,
-        finish_reason,
-    })
+        )],
+        resp.usage.as_ref().map(usage),
+    )
 }
 
 #[cfg(test)]

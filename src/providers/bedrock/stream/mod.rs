@@ -469,13 +469,7 @@ pub(super) fn exception(name: &str, payload: &[u8]) -> ProviderError {
     } else {
         message
     };
-    ProviderError::Status {
-        status,
-        message,
-        error_type: Some(error_type),
-        code: None,
-        retry_after: None,
-    }
+    ProviderError::upstream(status, message, Some(error_type), None, None)
 }
 
 fn upper_first(name: &str) -> String {

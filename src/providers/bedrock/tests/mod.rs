@@ -9,13 +9,16 @@
 )]
 
 use super::*;
-use crate::config::{AwsCredentials, ProviderKind, Secret};
+use crate::config::{AwsCredentials, ProviderKind};
 use crate::providers::StreamChunk;
 use axum::body::Body;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use futures::FutureExt;
+use futures::future::BoxFuture;
 use serde_json::{Value, json};
 use std::sync::Mutex;
+use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 mod embed;

@@ -33,7 +33,7 @@ use super::wire::{
 };
 use crate::events::Usage;
 use crate::providers::canonical::{
-    Completion, CompletionChoice, OaContent, OaMessage, OaOutMessage, OaOutToolCall, OaPart,
+    Completion, CompletionChoice, Converted, OaContent, OaMessage, OaOutToolCall, OaPart,
     OaRequest, OaStop, OaTool, OaToolChoice, OaUsage,
 };
 use crate::providers::{ChatRequest, ProviderError};
@@ -459,14 +459,6 @@ pub fn tool_call<'a>(
 /// The id an answer without `responseId` gets.
 pub const FALLBACK_ID: &str = "chatcmpl-gemini";
 
-/// What a complete Gemini answer becomes.
-#[derive(Debug)]
-pub struct Converted {
-    pub body: Vec<u8>,
-    pub usage: Option<Usage>,
-    pub finish_reason: Option<&'static str>,
-}
-
 /// A Gemini `GenerateContentResponse` → the JSON of an OpenAI `chat.completion`. `model` names
 /// the answer when Gemini leaves `modelVersion` out.
 pub fn response(body: &[u8], model: &str, created: u64) -> Result<Converted, ProviderError> {
@@ -492,22 +484,17 @@ pub fn response(body: &[u8], model: &str, created: u64) -> Result<Converted, Pro
             }
         }
         let has_calls = !tool_calls.is_empty();
-        choices.push(CompletionChoice {
-            index: candidate
+        choices.push(CompletionChoice::assistant(
+            candidate
                 .index
                 .unwrap_or_else(|| u32::try_from(pos).unwrap_or(u32::MAX)),
-            message: OaOutMessage {
-                role: "assistant",
-                content: text,
-                refusal: None,
-                tool_calls,
-            },
-            logprobs: None,
-            finish_reason: candidate
+            text,
+            tool_calls,
+            candidate
                 .finish_reason
                 .as_deref()
                 .map(|r| finish_reason(r, has_calls)),
-        });
+        ));
     }
     if choices.is_empty() {
         // Gemini answers without candidates only when it blocked the prompt itself.
@@ -521,34 +508,20 @@ pub fn response(body: &[u8], model: &str, created: u64) -> Result<Converted, Pro
                 "the answer has neither candidates nor a prompt block reason".into(),
             ));
         }
-        choices.push(CompletionChoice {
-            index: 0,
-            message: OaOutMessage {
-                role: "assistant",
-                content: Some(String::new()),
-                refusal: None,
-                tool_calls: Vec::new(),
-            },
-            logprobs: None,
-            finish_reason: Some("content_filter"),
-        });
+        choices.push(CompletionChoice::assistant(
+            0,
+            Some(String::new()),
+            Vec::new(),
+            Some("content_filter"),
+        ));
     }
-    let finish_reason = choices.first().and_then(|c| c.finish_reason);
-    let (usage, oa_usage) = resp.usage_metadata.as_ref().map(usage).unzip();
-    let completion = Completion {
-        id: resp.response_id.as_deref().unwrap_or(FALLBACK_ID),
-        object: "chat.completion",
+    Completion::encode(
+        resp.response_id.as_deref().unwrap_or(FALLBACK_ID),
         created,
-        model: resp.model_version.as_deref().unwrap_or(model),
+        resp.model_version.as_deref().unwrap_or(model),
         choices,
-        usage: oa_usage,
-    };
-    let body = serde_json::to_vec(&completion).map_err(|e| ProviderError::Decode(e.to_string()))?;
-    Ok(Converted {
-        body,
-        usage,
-        finish_reason,
-    })
+        resp.usage_metadata.as_ref().map(usage),
+    )
 }
 
 #[cfg(test)]
