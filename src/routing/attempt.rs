@@ -9,10 +9,10 @@ use rand::Rng;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::health::{Admission, Phase, Transition};
+use super::health::{Admission, Transition};
 use super::{Deployment, ModelRoute, RouteTable};
 use crate::config::RawHedge;
-use crate::events::{Attempt, AttemptKind, BreakerChanged, BreakerState, ErrorInfo};
+use crate::events::{Attempt, AttemptKind, BreakerChanged, ErrorInfo};
 use crate::providers::{Fault, Provider, ProviderError};
 
 /// One call of one deployment through one of its provider keys.
@@ -27,14 +27,6 @@ pub struct Outcome<T> {
     pub result: Result<(T, Arc<Deployment>), ProviderError>,
     pub attempts: Vec<Attempt>,
     pub breaker_changes: Vec<BreakerChanged>,
-}
-
-fn state(p: Phase) -> BreakerState {
-    match p {
-        Phase::Closed => BreakerState::Closed,
-        Phase::Open => BreakerState::Open,
-        Phase::HalfOpen => BreakerState::HalfOpen,
-    }
 }
 
 /// How one deployment ended.
@@ -97,22 +89,14 @@ struct Loop<'r, 'c, T> {
 impl<'r, T: Send + 'r> Loop<'r, '_, T> {
     fn transition(&mut self, d: &Deployment, t: Option<Transition>) {
         let Some(t) = t else { return };
-        let to = state(t.to);
+        let to = t.to;
         metrics::gauge!("switchyard_breaker_state", "provider" => d.provider_name.clone(), "model" => d.model.clone())
-            .set(match to {
-                BreakerState::Closed => 0.0,
-                BreakerState::HalfOpen => 1.0,
-                BreakerState::Open => 2.0,
-            });
-        metrics::counter!("switchyard_breaker_transitions_total", "provider" => d.provider_name.clone(), "to" => match to {
-            BreakerState::Closed => "closed",
-            BreakerState::Open => "open",
-            BreakerState::HalfOpen => "half_open",
-        }).increment(1);
+            .set(to.level());
+        metrics::counter!("switchyard_breaker_transitions_total", "provider" => d.provider_name.clone(), "to" => to.label()).increment(1);
         self.changes.push(BreakerChanged {
             provider: d.provider_name.clone(),
             model: d.model.clone(),
-            from: state(t.from),
+            from: t.from,
             to,
             reason: t.reason,
         });

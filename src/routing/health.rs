@@ -7,20 +7,13 @@ use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use crate::config::{BreakerConfig, RetryBudgetConfig};
-
-/// Where a breaker is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Phase {
-    Closed,
-    Open,
-    HalfOpen,
-}
+use crate::events::BreakerState;
 
 /// A breaker state change, for the event stream and the metric.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Transition {
-    pub from: Phase,
-    pub to: Phase,
+    pub from: BreakerState,
+    pub to: BreakerState,
     pub reason: String,
 }
 
@@ -73,7 +66,7 @@ impl Window {
 }
 
 #[derive(Debug)]
-enum BreakerState {
+enum Breaker {
     Closed,
     Open { until: Instant },
     HalfOpen { probes: u32 },
@@ -81,7 +74,7 @@ enum BreakerState {
 
 #[derive(Debug)]
 struct State {
-    breaker: BreakerState,
+    breaker: Breaker,
     consecutive_failures: u32,
     outcomes: Window,
     /// Decaying averages; `None` until the first observation.
@@ -113,7 +106,7 @@ impl Health {
     pub fn new(breaker: BreakerConfig, budget: RetryBudgetConfig, half_life: Duration) -> Self {
         Self {
             state: Mutex::new(State {
-                breaker: BreakerState::Closed,
+                breaker: Breaker::Closed,
                 consecutive_failures: 0,
                 outcomes: Window {
                     buckets: VecDeque::new(),
@@ -153,23 +146,23 @@ impl Health {
             Admission::Allowed
         } else {
             match s.breaker {
-                BreakerState::Closed => Admission::Allowed,
-                BreakerState::Open { until } if now < until => Admission::Rejected,
-                BreakerState::Open { .. } => {
-                    s.breaker = BreakerState::HalfOpen { probes: 1 };
+                Breaker::Closed => Admission::Allowed,
+                Breaker::Open { until } if now < until => Admission::Rejected,
+                Breaker::Open { .. } => {
+                    s.breaker = Breaker::HalfOpen { probes: 1 };
                     Admission::Probe {
                         transition: Some(Transition {
-                            from: Phase::Open,
-                            to: Phase::HalfOpen,
+                            from: BreakerState::Open,
+                            to: BreakerState::HalfOpen,
                             reason: format!("open for {:?}; probing", self.breaker.open_for),
                         }),
                     }
                 }
-                BreakerState::HalfOpen { probes } if probes < self.breaker.half_open_probes => {
-                    s.breaker = BreakerState::HalfOpen { probes: probes + 1 };
+                Breaker::HalfOpen { probes } if probes < self.breaker.half_open_probes => {
+                    s.breaker = Breaker::HalfOpen { probes: probes + 1 };
                     Admission::Probe { transition: None }
                 }
-                BreakerState::HalfOpen { .. } => Admission::Rejected,
+                Breaker::HalfOpen { .. } => Admission::Rejected,
             }
         };
         if admission != Admission::Rejected {
@@ -182,9 +175,9 @@ impl Health {
     pub fn is_open(&self, now: Instant) -> bool {
         let s = self.lock();
         match s.breaker {
-            BreakerState::Open { until } => now < until,
-            BreakerState::HalfOpen { probes } => probes >= self.breaker.half_open_probes,
-            BreakerState::Closed => false,
+            Breaker::Open { until } => now < until,
+            Breaker::HalfOpen { probes } => probes >= self.breaker.half_open_probes,
+            Breaker::Closed => false,
         }
     }
 
@@ -256,13 +249,13 @@ impl Health {
     /// its run of failures.
     fn succeeded(s: &mut State) -> Option<Transition> {
         s.consecutive_failures = 0;
-        if !matches!(s.breaker, BreakerState::HalfOpen { .. }) {
+        if !matches!(s.breaker, Breaker::HalfOpen { .. }) {
             return None;
         }
-        s.breaker = BreakerState::Closed;
+        s.breaker = Breaker::Closed;
         Some(Transition {
-            from: Phase::HalfOpen,
-            to: Phase::Closed,
+            from: BreakerState::HalfOpen,
+            to: BreakerState::Closed,
             reason: "probe succeeded".into(),
         })
     }
@@ -273,11 +266,11 @@ impl Health {
     /// nothing.
     fn failed(&self, s: &mut State, now: Instant, class: &str) -> Option<Transition> {
         let from = match s.breaker {
-            BreakerState::Open { .. } => return None,
-            BreakerState::HalfOpen { .. } => Phase::HalfOpen,
-            BreakerState::Closed => Phase::Closed,
+            Breaker::Open { .. } => return None,
+            Breaker::HalfOpen { .. } => BreakerState::HalfOpen,
+            Breaker::Closed => BreakerState::Closed,
         };
-        let reason = if from == Phase::HalfOpen {
+        let reason = if from == BreakerState::HalfOpen {
             format!("probe failed ({class})")
         } else {
             s.consecutive_failures += 1;
@@ -296,12 +289,12 @@ impl Health {
                 return None;
             }
         };
-        s.breaker = BreakerState::Open {
+        s.breaker = Breaker::Open {
             until: now + self.breaker.open_for,
         };
         Some(Transition {
             from,
-            to: Phase::Open,
+            to: BreakerState::Open,
             reason,
         })
     }
@@ -311,8 +304,8 @@ impl Health {
     pub fn release(&self) {
         let mut s = self.lock();
         s.in_flight = s.in_flight.saturating_sub(1);
-        if let BreakerState::HalfOpen { probes } = s.breaker {
-            s.breaker = BreakerState::HalfOpen {
+        if let Breaker::HalfOpen { probes } = s.breaker {
+            s.breaker = Breaker::HalfOpen {
                 probes: probes.saturating_sub(1),
             };
         }
@@ -422,17 +415,26 @@ mod tests {
         else {
             panic!("expected a probe")
         };
-        assert_eq!((tr.from, tr.to), (Phase::Open, Phase::HalfOpen));
+        assert_eq!(
+            (tr.from, tr.to),
+            (BreakerState::Open, BreakerState::HalfOpen)
+        );
         assert_eq!(h.admit(t1), Admission::Rejected);
         // A failed probe reopens it.
         let tr = h.record(t1, Some("timeout"), true, None).unwrap();
-        assert_eq!((tr.from, tr.to), (Phase::HalfOpen, Phase::Open));
+        assert_eq!(
+            (tr.from, tr.to),
+            (BreakerState::HalfOpen, BreakerState::Open)
+        );
         let t2 = t1 + Duration::from_secs(6);
         assert!(matches!(h.admit(t2), Admission::Probe { .. }));
         let tr = h
             .record(t2, None, true, Some(Duration::from_millis(5)))
             .unwrap();
-        assert_eq!((tr.from, tr.to), (Phase::HalfOpen, Phase::Closed));
+        assert_eq!(
+            (tr.from, tr.to),
+            (BreakerState::HalfOpen, BreakerState::Closed)
+        );
         assert_eq!(h.admit(t2), Admission::Allowed);
     }
 
