@@ -2,6 +2,7 @@
 //! Mistral, DeepSeek, vLLM, Ollama…): same wire format, different base URL and key. Azure OpenAI
 //! is the same wire format too, with deployment URLs, `api-version` and an `api-key` header.
 
+mod convert;
 mod stream;
 mod wire;
 
@@ -15,7 +16,7 @@ use super::{
 };
 use crate::config::{ProviderKind, ProviderSpec};
 use crate::events::Usage;
-use wire::{CompletionInfo, ErrorBody, OutEmbeddings, OutRequest, OutStreamOptions};
+use wire::{CompletionInfo, ErrorBody, OutEmbeddings};
 
 pub struct OpenAi {
     spec: Arc<ProviderSpec>,
@@ -90,19 +91,6 @@ impl OpenAi {
         }
     }
 
-    fn body(req: &ChatRequest, model: &str, stream: bool) -> Result<Vec<u8>, ProviderError> {
-        let out = OutRequest {
-            model,
-            stream: stream.then_some(true),
-            stream_options: stream.then(|| OutStreamOptions {
-                include_usage: true,
-                rest: req.stream_options.as_ref().map(|o| &o.rest),
-            }),
-            rest: &req.rest,
-        };
-        http::to_json(&out)
-    }
-
     async fn send(
         &self,
         op: Op,
@@ -143,7 +131,7 @@ impl Adapter for OpenAi {
     }
 
     async fn chat(&self, req: &ChatRequest, model: &str) -> Result<ChatResponse, ProviderError> {
-        let body = Self::body(req, model, false)?;
+        let body = convert::request(req, model, false)?;
         let (bytes, mut info) = self.complete(Op::Chat, model, body).await?;
         Ok(ChatResponse {
             finish_reason: info.finish_reason(),
@@ -157,7 +145,7 @@ impl Adapter for OpenAi {
         req: &ChatRequest,
         model: &str,
     ) -> Result<ChatStream, ProviderError> {
-        let body = Self::body(req, model, true)?;
+        let body = convert::request(req, model, true)?;
         let resp = http::within(
             self.spec.first_token_timeout,
             "first_byte",
@@ -202,61 +190,15 @@ fn read_error(_status: u16, _headers: &reqwest::header::HeaderMap, body: &[u8]) 
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn spec(kind: ProviderKind, base: &str) -> Arc<ProviderSpec> {
-        Arc::new(ProviderSpec {
-            connect_timeout: std::time::Duration::from_secs(1),
-            timeout: std::time::Duration::from_secs(1),
-            ..ProviderSpec::new("p", kind, base)
-        })
-    }
-
-    #[test]
-    fn azure_puts_the_deployment_and_api_version_in_the_url() {
-        let a = OpenAi::new(spec(ProviderKind::Azure, "https://res.openai.azure.com")).unwrap();
-        assert_eq!(
-            a.url(Op::Chat, "gpt4o-prod").unwrap().as_str(),
-            "https://res.openai.azure.com/openai/deployments/gpt4o-prod/chat/completions?api-version=2024-10-21"
-        );
-        assert_eq!(
-            a.url(Op::Embeddings, "emb").unwrap().as_str(),
-            "https://res.openai.azure.com/openai/deployments/emb/embeddings?api-version=2024-10-21"
-        );
-        let o = OpenAi::new(spec(ProviderKind::Openai, "https://api.groq.com/openai/v1")).unwrap();
-        assert_eq!(
-            o.url(Op::Chat, "ignored").unwrap().as_str(),
-            "https://api.groq.com/openai/v1/chat/completions"
-        );
-    }
-
-    #[test]
-    fn outgoing_body_renames_model_and_always_asks_for_stream_usage() {
-        let req: ChatRequest = serde_json::from_str(
-            r#"{"model":"public","messages":[{"role":"user","content":"hi"}],"stream":true,"temperature":0.2}"#,
-        )
-        .unwrap();
-        let body: serde_json::Value =
-            serde_json::from_slice(&OpenAi::body(&req, "upstream-x", true).unwrap()).unwrap();
-        assert_eq!(body["model"], "upstream-x");
-        assert_eq!(body["stream"], true);
-        assert_eq!(body["stream_options"]["include_usage"], true);
-        assert_eq!(body["temperature"], 0.2);
-        assert_eq!(body["messages"][0]["content"], "hi");
-        let plain: serde_json::Value =
-            serde_json::from_slice(&OpenAi::body(&req, "u", false).unwrap()).unwrap();
-        assert!(plain.get("stream").is_none() && plain.get("stream_options").is_none());
-    }
-}
+mod tests;
 
 /// The pure conversions, reachable from the criterion benches (`benches/codec.rs`).
 pub mod conversions {
-    use super::{ChatRequest, OpenAi, ProviderError};
+    use super::{ChatRequest, ProviderError};
 
     /// Canonical request → upstream body (model renamed, usage asked for on streams).
     pub fn request(req: &ChatRequest, model: &str, stream: bool) -> Result<Vec<u8>, ProviderError> {
-        OpenAi::body(req, model, stream)
+        super::convert::request(req, model, stream)
     }
 
     /// What the gateway reads of one streamed chunk.
