@@ -207,7 +207,7 @@ pub async fn open_budgets(config: &Config) -> Result<Arc<BudgetsStore>, AppError
     let path = config.budgets_path();
     let store = tokio::task::spawn_blocking(move || BudgetsStore::open(&path))
         .await
-        .map_err(|e| ProjectionError::Store(e.to_string()))??;
+        .map_err(ProjectionError::from)??;
     Ok(Arc::new(store))
 }
 
@@ -268,7 +268,7 @@ pub async fn replay_budgets(
     let s = Arc::clone(&store);
     tokio::task::spawn_blocking(move || s.reset())
         .await
-        .map_err(|e| ProjectionError::Store(e.to_string()))??;
+        .map_err(ProjectionError::from)??;
     let status = Arc::new(ProjectionStatus::default());
     let stop = CancellationToken::new();
     let ticker = TaskTracker::new();
@@ -308,5 +308,5 @@ pub async fn replay_budgets(
     let s = Arc::clone(&store);
     Ok(tokio::task::spawn_blocking(move || s.checkpoint())
         .await
-        .map_err(|e| ProjectionError::Store(e.to_string()))??)
+        .map_err(ProjectionError::from)??)
 }

@@ -17,9 +17,24 @@ use crate::events::Envelope;
 #[derive(Debug, thiserror::Error)]
 pub enum ProjectionError {
     #[error("store: {0}")]
-    Store(String),
+    Store(#[from] redb::Error),
+    #[error("store directory: {0}")]
+    Dir(#[from] std::io::Error),
+    /// A redb file has one owner process.
+    #[error(
+        "{} is open in another process: stop the process that runs the {projection} projection (`switchyard serve` or `switchyard consume {projection}`) first",
+        path.display()
+    )]
+    Locked {
+        path: std::path::PathBuf,
+        projection: &'static str,
+    },
+    #[error("the store task did not finish: {0}")]
+    Task(#[from] tokio::task::JoinError),
     #[error("JetStream: {0}")]
-    Nats(String),
+    Nats(#[source] Box<dyn std::error::Error + Send + Sync>),
+    #[error("JetStream: the message subscription ended")]
+    SubscriptionEnded,
     /// An event written by a newer build: applying past it would silently drop it, so the
     /// projection stops just before it until this process is upgraded.
     #[error(
@@ -27,6 +42,19 @@ pub enum ProjectionError {
         crate::events::CURRENT_SCHEMA
     )]
     NewerSchema { seq: u64, version: u16 },
+}
+
+impl ProjectionError {
+    /// A failure of the store itself, not of NATS: fatal to a replay.
+    pub fn is_store(&self) -> bool {
+        matches!(
+            self,
+            ProjectionError::Store(_)
+                | ProjectionError::Dir(_)
+                | ProjectionError::Locked { .. }
+                | ProjectionError::Task(_)
+        )
+    }
 }
 
 /// A decoded event with its stream sequence.

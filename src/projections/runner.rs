@@ -61,7 +61,7 @@ pub async fn run<P: Projection>(
             Ok(()) => return flush().await,
             Err(e) => {
                 let newer = matches!(e, ProjectionError::NewerSchema { .. });
-                if mode == RunMode::CatchUp && (newer || matches!(e, ProjectionError::Store(_))) {
+                if mode == RunMode::CatchUp && (newer || e.is_store()) {
                     return Err(e);
                 }
                 // A newer event stays newer: look again now and then, for the logs and in case
@@ -85,9 +85,11 @@ pub async fn run<P: Projection>(
 async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, ProjectionError> + Send + 'static,
 ) -> Result<T, ProjectionError> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(|e| ProjectionError::Store(e.to_string()))?
+    tokio::task::spawn_blocking(f).await?
+}
+
+fn nats(e: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> ProjectionError {
+    ProjectionError::Nats(e.into())
 }
 
 async fn run_once<P: Projection>(
@@ -98,18 +100,12 @@ async fn run_once<P: Projection>(
     status: &ProjectionStatus,
     mode: RunMode,
 ) -> Result<(), ProjectionError> {
-    let nats = |e: &dyn std::fmt::Display| ProjectionError::Nats(e.to_string());
     while !is_connected(client) {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     let js = jetstream::new(client.clone());
-    let mut stream = js.get_stream(stream_name).await.map_err(|e| nats(&e))?;
-    let target = stream
-        .info()
-        .await
-        .map_err(|e| nats(&e))?
-        .state
-        .last_sequence;
+    let mut stream = js.get_stream(stream_name).await.map_err(nats)?;
+    let target = stream.info().await.map_err(nats)?.state.last_sequence;
     status.stream_last_seq.store(target, Ordering::Relaxed);
 
     let p = Arc::clone(projection);
@@ -141,7 +137,7 @@ async fn run_once<P: Projection>(
             ..Default::default()
         })
         .await
-        .map_err(|e| nats(&e))?;
+        .map_err(nats)?;
 
     let pending_at_start = consumer.cached_info().num_pending;
     status.lag.store(pending_at_start, Ordering::Relaxed);
@@ -159,19 +155,19 @@ async fn run_once<P: Projection>(
         .heartbeat(Duration::from_secs(5))
         .messages()
         .await
-        .map_err(|e| nats(&e))?;
+        .map_err(nats)?;
     let mut last_durable = tokio::time::Instant::now();
     loop {
         let first = match messages.next().await {
-            Some(m) => m.map_err(|e| nats(&e))?,
-            None => return Err(ProjectionError::Nats("message stream ended".into())),
+            Some(m) => m.map_err(nats)?,
+            None => return Err(ProjectionError::SubscriptionEnded),
         };
         let mut raw = Vec::with_capacity(batch);
         raw.push(first);
         let window = tokio::time::Instant::now() + BATCH_WINDOW;
         while raw.len() < batch {
             match tokio::time::timeout_at(window, messages.next()).await {
-                Ok(Some(m)) => raw.push(m.map_err(|e| nats(&e))?),
+                Ok(Some(m)) => raw.push(m.map_err(nats)?),
                 Ok(None) | Err(_) => break,
             }
         }
@@ -179,7 +175,7 @@ async fn run_once<P: Projection>(
         let mut pending = 0;
         let mut newer = None;
         for m in &raw {
-            let info = m.info().map_err(|e| nats(&e))?;
+            let info = m.info().map_err(nats)?;
             let envelope = match decode(&m.payload) {
                 Ok(env) => Some(env),
                 Err(DecodeError::UnknownSchema(version)) if version > CURRENT_SCHEMA => {
@@ -214,7 +210,7 @@ async fn run_once<P: Projection>(
                 last_durable = tokio::time::Instant::now();
             }
             // AckPolicy::All: acknowledging the last applied message acknowledges those before.
-            raw[n - 1].ack().await.map_err(|e| nats(&e))?;
+            raw[n - 1].ack().await.map_err(nats)?;
         }
         if n > 0 {
             status.checkpoint.store(last, Ordering::Relaxed);

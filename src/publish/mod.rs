@@ -23,12 +23,16 @@ use ulid::Ulid;
 use crate::events::{Envelope, encode, subject};
 use outbox::Outbox;
 
+/// Why an event was not acknowledged. Cloned to every waiter of a strict-durability answer,
+/// so sources are shared.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum PublishError {
     #[error("JetStream did not acknowledge the event in time; it is kept in the outbox")]
     NotAcknowledged,
     #[error("the event could not be stored: {0}")]
-    Store(String),
+    Store(#[source] Arc<outbox::OutboxError>),
+    #[error("the outbox write did not finish: {0}")]
+    Task(#[source] Arc<tokio::task::JoinError>),
 }
 
 /// What the edge and `/readyz` know about publishing. Written by the publisher tasks only.
@@ -143,8 +147,8 @@ impl EventSink {
         let (id, subject, payload) = (p.id, p.subject, p.payload.clone());
         let res = tokio::task::spawn_blocking(move || outbox.put(&[(id, subject, &payload[..])]))
             .await
-            .map_err(|e| PublishError::Store(e.to_string()))
-            .and_then(|r| r.map_err(|e| PublishError::Store(e.to_string())));
+            .map_err(|e| PublishError::Task(Arc::new(e)))
+            .and_then(|r| r.map_err(|e| PublishError::Store(Arc::new(e))));
         match res {
             Ok(()) => {
                 self.status.outbox_len.fetch_add(1, Ordering::Relaxed);

@@ -9,11 +9,15 @@ use ulid::Ulid;
 const OUTBOX: TableDefinition<u128, (&str, &[u8])> = TableDefinition::new("outbox");
 
 #[derive(Debug, thiserror::Error)]
-#[error("outbox: {0}")]
-pub struct OutboxError(String);
+pub enum OutboxError {
+    #[error("outbox: {0}")]
+    Store(#[from] redb::Error),
+    #[error("outbox directory: {0}")]
+    Dir(#[from] std::io::Error),
+}
 
-fn err(e: impl std::fmt::Display) -> OutboxError {
-    OutboxError(e.to_string())
+fn err(e: impl Into<redb::Error>) -> OutboxError {
+    OutboxError::Store(e.into())
 }
 
 /// One stored event.
@@ -31,7 +35,7 @@ pub struct Outbox {
 impl Outbox {
     pub fn open(path: &Path) -> Result<Self, OutboxError> {
         if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir).map_err(err)?;
+            std::fs::create_dir_all(dir)?;
         }
         let db = Database::create(path).map_err(err)?;
         let tx = db.begin_write().map_err(err)?;

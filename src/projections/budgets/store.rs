@@ -17,8 +17,8 @@ const SPEND: TableDefinition<SpendKey, SpendValue> = TableDefinition::new("spend
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 const CHECKPOINT: &str = "checkpoint";
 
-fn store_err(e: impl std::fmt::Display) -> ProjectionError {
-    ProjectionError::Store(e.to_string())
+fn store_err(e: impl Into<redb::Error>) -> ProjectionError {
+    ProjectionError::Store(e.into())
 }
 
 /// What spend can be grouped by.
@@ -136,14 +136,13 @@ pub fn day_today() -> u32 {
 impl BudgetsStore {
     pub fn open(path: &Path) -> Result<Self, ProjectionError> {
         if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir).map_err(store_err)?;
+            std::fs::create_dir_all(dir)?;
         }
         let db = Database::create(path).map_err(|e| match e {
-            redb::DatabaseError::DatabaseAlreadyOpen => ProjectionError::Store(format!(
-                "{} is open in another process: stop the process that runs the budgets projection \
-                 (`switchyard serve` or `switchyard consume budgets`) first",
-                path.display()
-            )),
+            redb::DatabaseError::DatabaseAlreadyOpen => ProjectionError::Locked {
+                path: path.to_owned(),
+                projection: "budgets",
+            },
             other => store_err(other),
         })?;
         let tx = db.begin_write().map_err(store_err)?;
