@@ -12,7 +12,7 @@ use crate::config::Config;
 use crate::edge::{self, AdminState, EdgeState};
 use crate::governance::KeyStore;
 use crate::projections::budgets::BudgetsStore;
-use crate::projections::{self, ProjectionError, ProjectionStatus, RunMode};
+use crate::projections::{ProjectionError, ProjectionStatus, RunMode, Runner};
 use crate::publish::jetstream::{self, SetupError, ensure_stream, is_connected};
 use crate::publish::outbox::Outbox;
 use crate::publish::{self, PublishStatus};
@@ -118,7 +118,15 @@ pub async fn serve(
             Arc::clone(&st),
         );
         services.spawn(async move {
-            if let Err(e) = projections::run(s, c, name, batch, pst, RunMode::Follow, stop).await {
+            let runner = Runner {
+                projection: s,
+                client: c,
+                stream: name,
+                batch,
+                status: pst,
+                mode: RunMode::Follow,
+            };
+            if let Err(e) = runner.run(stop).await {
                 tracing::error!(error = %e, "budgets projection stopped");
             }
         });
@@ -237,15 +245,15 @@ pub async fn consume_budgets(
         });
     }
     tasks.close();
-    let res = projections::run(
-        store,
+    let res = Runner {
+        projection: store,
         client,
-        config.nats.stream.clone(),
-        config.projections.budgets.batch,
+        stream: config.nats.stream.clone(),
+        batch: config.projections.budgets.batch,
         status,
-        RunMode::Follow,
-        shutdown,
-    )
+        mode: RunMode::Follow,
+    }
+    .run(shutdown)
     .await;
     tasks.wait().await;
     res.map_err(Into::into)
@@ -292,15 +300,15 @@ pub async fn replay_budgets(
         });
     }
     ticker.close();
-    let res = projections::run(
-        Arc::clone(&store),
+    let res = Runner {
+        projection: Arc::clone(&store),
         client,
-        config.nats.stream.clone(),
-        config.projections.budgets.batch,
-        Arc::clone(&status),
-        RunMode::CatchUp,
-        CancellationToken::new(),
-    )
+        stream: config.nats.stream.clone(),
+        batch: config.projections.budgets.batch,
+        status: Arc::clone(&status),
+        mode: RunMode::CatchUp,
+    }
+    .run(CancellationToken::new())
     .await;
     stop.cancel();
     ticker.wait().await;

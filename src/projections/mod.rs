@@ -10,7 +10,7 @@
 pub mod budgets;
 mod runner;
 
-pub use runner::{ProjectionStatus, RunMode, run};
+pub use runner::{ProjectionStatus, RunMode, Runner};
 
 use crate::events::Envelope;
 

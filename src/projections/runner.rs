@@ -37,45 +37,59 @@ pub enum RunMode {
 /// How often a projection stopped before a newer-schema event looks at it again.
 const NEWER_SCHEMA_RETRY: Duration = Duration::from_secs(2);
 
-/// Run a projection until `stop` is cancelled (or, in catch-up mode, until caught up).
-/// Transient failures (NATS away, store errors) are retried with a pause.
-pub async fn run<P: Projection>(
-    projection: Arc<P>,
-    client: async_nats::Client,
-    stream: String,
-    batch: usize,
-    status: Arc<ProjectionStatus>,
-    mode: RunMode,
-    stop: CancellationToken,
-) -> Result<(), ProjectionError> {
-    let flush = || async {
-        let p = Arc::clone(&projection);
-        blocking(move || p.flush()).await
-    };
-    loop {
-        let res = tokio::select! {
-            r = run_once(&projection, &client, &stream, batch, &status, mode) => r,
-            _ = stop.cancelled() => return flush().await,
+/// One projection's consumer: what it folds, from which stream, how.
+pub struct Runner<P> {
+    pub projection: Arc<P>,
+    pub client: async_nats::Client,
+    /// The JetStream stream to read.
+    pub stream: String,
+    /// Most messages applied in one transaction.
+    pub batch: usize,
+    pub status: Arc<ProjectionStatus>,
+    pub mode: RunMode,
+}
+
+impl<P: Projection> Runner<P> {
+    /// Run until `stop` is cancelled (or, in catch-up mode, until caught up). Transient
+    /// failures (NATS away, store errors) are retried with a pause.
+    pub async fn run(self, stop: CancellationToken) -> Result<(), ProjectionError> {
+        let Runner {
+            projection,
+            client,
+            stream,
+            batch,
+            status,
+            mode,
+        } = self;
+        let flush = || async {
+            let p = Arc::clone(&projection);
+            blocking(move || p.flush()).await
         };
-        match res {
-            Ok(()) => return flush().await,
-            Err(e) => {
-                let newer = matches!(e, ProjectionError::NewerSchema { .. });
-                if mode == RunMode::CatchUp && (newer || e.is_store()) {
-                    return Err(e);
-                }
-                // A newer event stays newer: look again now and then, for the logs and in case
-                // the stream was repaired, without spinning.
-                let pause = if newer {
-                    tracing::error!(projection = projection.name(), error = %e, "projection stopped before an event it cannot read");
-                    NEWER_SCHEMA_RETRY
-                } else {
-                    tracing::warn!(projection = projection.name(), error = %e, "projection interrupted; retrying");
-                    Duration::from_millis(500)
-                };
-                tokio::select! {
-                    _ = tokio::time::sleep(pause) => {}
-                    _ = stop.cancelled() => return flush().await,
+        loop {
+            let res = tokio::select! {
+                r = run_once(&projection, &client, &stream, batch, &status, mode) => r,
+                _ = stop.cancelled() => return flush().await,
+            };
+            match res {
+                Ok(()) => return flush().await,
+                Err(e) => {
+                    let newer = matches!(e, ProjectionError::NewerSchema { .. });
+                    if mode == RunMode::CatchUp && (newer || e.is_store()) {
+                        return Err(e);
+                    }
+                    // A newer event stays newer: look again now and then, for the logs and in case
+                    // the stream was repaired, without spinning.
+                    let pause = if newer {
+                        tracing::error!(projection = projection.name(), error = %e, "projection stopped before an event it cannot read");
+                        NEWER_SCHEMA_RETRY
+                    } else {
+                        tracing::warn!(projection = projection.name(), error = %e, "projection interrupted; retrying");
+                        Duration::from_millis(500)
+                    };
+                    tokio::select! {
+                        _ = tokio::time::sleep(pause) => {}
+                        _ = stop.cancelled() => return flush().await,
+                    }
                 }
             }
         }
