@@ -678,7 +678,7 @@ fn faults() {
 
     let nats_port = free_port();
     let _nats = Proc(
-        Command::new(nats_binary(&root))
+        Command::new(nats_binary())
             .args([
                 "-a",
                 "127.0.0.1",

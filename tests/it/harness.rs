@@ -3,7 +3,6 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use async_nats::jetstream::{self, consumer};
@@ -21,110 +20,7 @@ pub const ADMIN: &str = "admin-test-token";
 /// Upstream credential given to the gateway through a secret file; must never leak.
 pub const UPSTREAM_SECRET: &str = "sk-upstream-SECRET-d41d8cd98f";
 
-fn nats_binary() -> PathBuf {
-    let candidate = std::env::var_os("SWITCHYARD_NATS_SERVER")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("tools/nats/bin/nats-server")
-        });
-    let version = Command::new(&candidate).arg("--version").output();
-    match version {
-        Ok(out) if out.status.success() => {
-            let v = String::from_utf8_lossy(&out.stdout).to_string();
-            assert!(
-                !v.contains("v2.9.") && !v.contains("v2.8."),
-                "{} is {v}: the tests need nats-server 2.10 or later; run scripts/test, which installs a pinned one",
-                candidate.display()
-            );
-            candidate
-        }
-        _ => panic!(
-            "nats-server not found at {}: run the README's test command (scripts/test), which installs it into tools/",
-            candidate.display()
-        ),
-    }
-}
-
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port")
-}
-
-/// A nats-server this test started; stopped on drop. Its store survives stop/start.
-pub struct Nats {
-    child: Option<Child>,
-    pub port: u16,
-    dir: tempfile::TempDir,
-    bin: PathBuf,
-}
-
-impl Nats {
-    pub fn start() -> Self {
-        let mut n = Nats {
-            child: None,
-            port: free_port(),
-            dir: tempfile::tempdir().expect("tempdir"),
-            bin: nats_binary(),
-        };
-        n.resume();
-        n
-    }
-
-    pub fn url(&self) -> String {
-        format!("nats://127.0.0.1:{}", self.port)
-    }
-
-    /// Start (again) on the same port with the same store.
-    pub fn resume(&mut self) {
-        assert!(self.child.is_none(), "already running");
-        let store = self.dir.path().join("js");
-        let log = std::fs::File::create(
-            self.dir
-                .path()
-                .join(format!("nats-{}.log", Instant::now().elapsed().as_nanos())),
-        )
-        .expect("log file");
-        let child = Command::new(&self.bin)
-            .args([
-                "-a",
-                "127.0.0.1",
-                "-p",
-                &self.port.to_string(),
-                "-js",
-                "-sd",
-            ])
-            .arg(&store)
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("spawn nats-server");
-        self.child = Some(child);
-        let deadline = Instant::now() + Duration::from_secs(15);
-        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "nats-server did not start on {}",
-                self.port
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    pub fn stop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
-
-impl Drop for Nats {
-    fn drop(&mut self) {
-        self.stop();
-    }
-}
+pub use switchyard_testkit::{Nats, free_port};
 
 pub struct Mock {
     pub addr: SocketAddr,
