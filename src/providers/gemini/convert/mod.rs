@@ -456,8 +456,11 @@ pub fn tool_call<'a>(
     OaOutToolCall::whole(index, call_id(ordinal, signature), &call.name, arguments)
 }
 
-/// The id an answer without `responseId` gets.
-pub const FALLBACK_ID: &str = "chatcmpl-gemini";
+/// The id an answer without `responseId` gets: unique, so clients and logs that key on it never
+/// see two answers collide (a stream keeps the one it drew for every chunk).
+pub fn fallback_id() -> String {
+    format!("chatcmpl-{}", ulid::Ulid::generate())
+}
 
 /// What a complete Gemini answer becomes.
 #[derive(Debug)]
@@ -535,8 +538,15 @@ pub fn response(body: &[u8], model: &str, created: u64) -> Result<Converted, Pro
     }
     let finish_reason = choices.first().and_then(|c| c.finish_reason);
     let (usage, oa_usage) = resp.usage_metadata.as_ref().map(usage).unzip();
+    let fallback;
     let completion = Completion {
-        id: resp.response_id.as_deref().unwrap_or(FALLBACK_ID),
+        id: match resp.response_id.as_deref() {
+            Some(id) => id,
+            None => {
+                fallback = fallback_id();
+                &fallback
+            }
+        },
         object: "chat.completion",
         created,
         model: resp.model_version.as_deref().unwrap_or(model),
