@@ -8,6 +8,7 @@ mod error;
 mod health;
 mod openai;
 mod pipeline;
+mod validate;
 
 pub use admin::AdminState;
 pub use error::ApiError;

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use super::pipeline::{
     Answer, Surface, admit, authenticate, map_outcome, plain_path, stream_path, with_request_id,
 };
-use super::{ApiError, EdgeState};
+use super::{ApiError, EdgeState, validate};
 use crate::events::Endpoint;
 use crate::providers::{ChatRequest, EmbeddingsRequest, tokens};
 use crate::routing;
@@ -43,7 +43,7 @@ pub async fn chat_completions(
         body,
         Surface::OpenAi,
         Endpoint::ChatCompletions,
-        Ok::<ChatRequest, ApiError>,
+        |r: ChatRequest| validate::chat(&r).map(|()| r),
         |r: &ChatRequest| &r.model,
         ChatRequest::is_stream,
         |r: &ChatRequest| Some(r),
@@ -80,7 +80,7 @@ pub async fn embeddings(
         body,
         Surface::OpenAi,
         Endpoint::Embeddings,
-        Ok::<EmbeddingsRequest, ApiError>,
+        |r: EmbeddingsRequest| validate::embeddings(&r).map(|()| r),
         |r: &EmbeddingsRequest| &r.model,
         |_| false,
         |_: &EmbeddingsRequest| None,

@@ -16,7 +16,7 @@ use tokio::sync::mpsc;
 use ulid::Ulid;
 
 use super::anthropic::StreamTranslator;
-use super::{ApiError, EdgeState, bearer, read_body};
+use super::{ApiError, EdgeState, bearer, read_body, validate};
 use crate::config::Durability;
 use crate::events::{
     Attempt, BreakerChanged, Endpoint, Envelope, ErrorInfo, Event, Principal, RequestAccepted,
@@ -102,7 +102,7 @@ pub async fn admit<T: serde::de::DeserializeOwned, P>(
     let started = Instant::now();
     let principal = authenticate(st, headers)?;
     let bytes = read_body(headers, body, st.max_body_bytes).await?;
-    let req: T = serde_json::from_slice(&bytes).map_err(|e| ApiError::invalid_json(&e))?;
+    let req: T = serde_json::from_slice(&bytes).map_err(|e| validate::parse_error(&e, &bytes))?;
     let req = prepare(req)?;
     let model = model_of(&req).to_owned();
     let resolved = st
