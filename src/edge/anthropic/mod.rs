@@ -23,7 +23,7 @@ use super::{ApiError, EdgeState, read_body};
 use crate::events::Endpoint;
 use crate::providers::{ChatRequest, tokens};
 use crate::routing;
-use convert::{InRequest, to_chat, to_message};
+use convert::{InRequest, checked_chat, to_chat, to_message};
 
 fn invalid(message: String) -> ApiError {
     ApiError::bad_param("messages", message)
@@ -40,7 +40,7 @@ pub async fn messages(
         body,
         Surface::Anthropic,
         Endpoint::Messages,
-        |r: InRequest| to_chat(&r).map(|chat| (r, chat)).map_err(invalid),
+        |r: InRequest| checked_chat(&r).map(|chat| (r, chat)).map_err(invalid),
         |(r, _): &(InRequest, ChatRequest)| &r.model,
         |(r, _): &(InRequest, ChatRequest)| r.is_stream(),
         |(_, chat): &(InRequest, ChatRequest)| Some(chat),
