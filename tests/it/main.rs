@@ -12,3 +12,4 @@ mod providers;
 mod reliability;
 mod sdk;
 mod spend;
+mod validation;
