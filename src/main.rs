@@ -2,16 +2,28 @@
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
+use std::cell::RefCell;
 use std::io::IsTerminal;
 use std::path::PathBuf;
+use std::process::ExitCode;
 use tokio_util::sync::CancellationToken;
 
+use switchyard::telemetry::LogFormat;
 use switchyard::{app, config, governance, telemetry};
 
 #[derive(Parser)]
 #[command(name = "switchyard", version, about = "An event-sourced LLM gateway")]
 struct Cli {
-    /// Log as JSON lines.
+    /// Log format: `text` (coloured only on a terminal) or `json` (one object per line).
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        env = "SWITCHYARD_LOG_FORMAT",
+        default_value = "text"
+    )]
+    log_format: LogFormat,
+    /// Same as `--log-format json`.
     #[arg(long, global = true)]
     log_json: bool,
     #[command(subcommand)]
@@ -40,7 +52,15 @@ enum Command {
         config: ConfigArg,
     },
     /// Validate a config file and its pricing table, printing every problem.
-    CheckConfig(ConfigArg),
+    CheckConfig {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// Report secrets (env variables, files) that cannot be read as warnings, not errors:
+        /// checks a file on a machine that does not hold the secrets. Every other problem stays
+        /// fatal.
+        #[arg(long)]
+        allow_missing_secrets: bool,
+    },
     /// Print the `sha256:` hash of a key for the config (reads stdin when KEY is omitted).
     HashKey { key: Option<String> },
 }
@@ -103,10 +123,47 @@ fn shutdown_signal() -> CancellationToken {
     token
 }
 
+/// Exit status of a configuration that cannot be loaded (1 is every other failure).
+const EXIT_CONFIG: u8 = 2;
+
 #[tokio::main]
-async fn main() -> Result<()> {
+async fn main() -> ExitCode {
     let cli = Cli::parse();
-    telemetry::init_tracing(cli.log_json);
+    telemetry::init_tracing(if cli.log_json {
+        LogFormat::Json
+    } else {
+        cli.log_format
+    });
+    match run(cli).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprint!("{}", report(&e));
+            if e.downcast_ref::<config::ConfigError>().is_some() {
+                ExitCode::from(EXIT_CONFIG)
+            } else {
+                ExitCode::FAILURE
+            }
+        }
+    }
+}
+
+/// An error and its causes, one per line, for people: `error: …` then `  caused by: …`. No
+/// backtrace (anyhow's Debug form prints one when RUST_BACKTRACE is set); a cause whose text the
+/// line above already quotes is not repeated.
+fn report(e: &anyhow::Error) -> String {
+    let mut out = format!("error: {e}\n");
+    let mut above = e.to_string();
+    for cause in e.chain().skip(1) {
+        let text = cause.to_string();
+        if !above.contains(&text) {
+            out.push_str(&format!("  caused by: {text}\n"));
+        }
+        above = text;
+    }
+    out
+}
+
+async fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Serve(c) => {
             let cfg = c.load()?;
@@ -159,8 +216,25 @@ async fn main() -> Result<()> {
                 started.elapsed()
             );
         }
-        Command::CheckConfig(c) => {
-            let cfg = c.load()?;
+        Command::CheckConfig {
+            config: c,
+            allow_missing_secrets,
+        } => {
+            let missing = RefCell::new(Vec::new());
+            let cfg = if allow_missing_secrets {
+                config::load_with(&c.config, |r| {
+                    r.resolve().or_else(|e| {
+                        missing.borrow_mut().push(e);
+                        // Stands in for the secret so validation goes on; never used.
+                        Ok(config::Secret::new("missing"))
+                    })
+                })?
+            } else {
+                c.load()?
+            };
+            for m in missing.borrow().iter() {
+                eprintln!("warning: missing secret: {m}");
+            }
             println!(
                 "{}: ok ({} providers, {} models, {} keys)",
                 c.config.display(),

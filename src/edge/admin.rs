@@ -49,7 +49,10 @@ fn parse_day(param: &'static str, s: &str) -> Result<u32, ApiError> {
     let d = time::Date::parse(s, format).map_err(|_| {
         ApiError::bad_param(
             param,
-            format!("`{param}` must be a date as YYYY-MM-DD, got {s:?}"),
+            format!(
+                "`{param}` must be a date as YYYY-MM-DD, got {:?}",
+                super::error::echo(s)
+            ),
         )
     })?;
     Ok(d.year() as u32 * 10_000 + u32::from(u8::from(d.month())) * 100 + u32::from(d.day()))
@@ -78,7 +81,10 @@ pub async fn spend(
             .ok_or_else(|| {
                 ApiError::bad_param(
                     "group_by",
-                    format!("`group_by` must be one of key, user, team, project, model; got {s:?}"),
+                    format!(
+                        "`group_by` must be one of key, user, team, project, model; got {:?}",
+                        super::error::echo(s)
+                    ),
                 )
             })?,
         None => {

@@ -7,6 +7,7 @@
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
+use std::borrow::Cow;
 use std::time::Duration;
 
 use crate::providers::{Class, ProviderError};
@@ -17,7 +18,8 @@ pub struct ApiError {
     pub message: String,
     pub kind: &'static str,
     pub code: Option<String>,
-    pub param: Option<&'static str>,
+    /// The request field at fault, as OpenAI names it: `model`, `messages[2].role`.
+    pub param: Option<Cow<'static, str>>,
     pub retry_after: Option<Duration>,
 }
 
@@ -35,11 +37,43 @@ struct Inner<'a> {
     param: Option<&'a str>,
 }
 
+/// The most bytes of client input quoted back in an error message: enough to recognise it,
+/// never the whole of a large body (a 4 MB model name must not come back whole).
+pub const ECHO_MAX: usize = 256;
+
+/// `s` as quoted in an error message: whole when short, else its first [`ECHO_MAX`] bytes (cut at
+/// a character boundary) and a marker saying how much was left out.
+pub fn echo(s: &str) -> Cow<'_, str> {
+    if s.len() <= ECHO_MAX {
+        return Cow::Borrowed(s);
+    }
+    let mut cut = ECHO_MAX;
+    while !s.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    Cow::Owned(format!("{}…[{} more bytes]", &s[..cut], s.len() - cut))
+}
+
+/// Messages that embed a parser's or a provider's own text (which may quote the input) are cut
+/// here: a few lines of explanation, never a body.
+const MESSAGE_MAX: usize = 1024;
+
+fn bounded(message: String) -> String {
+    if message.len() <= MESSAGE_MAX {
+        return message;
+    }
+    let mut cut = MESSAGE_MAX;
+    while !message.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    format!("{}…[{} more bytes]", &message[..cut], message.len() - cut)
+}
+
 impl ApiError {
     fn new(status: StatusCode, kind: &'static str, code: &str, message: impl Into<String>) -> Self {
         Self {
             status,
-            message: message.into(),
+            message: bounded(message.into()),
             kind,
             code: Some(code.to_owned()),
             param: None,
@@ -97,20 +131,48 @@ impl ApiError {
             StatusCode::NOT_FOUND,
             "invalid_request_error",
             "model_not_found",
-            format!("The model `{model}` does not exist or you do not have access to it."),
+            format!(
+                "The model `{}` does not exist or you do not have access to it.",
+                echo(model)
+            ),
         );
-        e.param = Some("model");
+        e.param = Some(Cow::Borrowed("model"));
         e
     }
 
-    pub fn bad_param(param: &'static str, message: impl Into<String>) -> Self {
+    /// A request field with the right type but a value we refuse (empty, out of range, not one
+    /// of the allowed names). Callers quote client values through [`echo`].
+    pub fn bad_param(param: impl Into<Cow<'static, str>>, message: impl Into<String>) -> Self {
+        Self::invalid_param("invalid_value", param, message)
+    }
+
+    /// A request field of the wrong JSON type.
+    pub fn wrong_type(param: impl Into<Cow<'static, str>>, expected: &str, got: &str) -> Self {
+        let param = param.into();
+        let message =
+            format!("Invalid type for '{param}': expected {expected}, but got {got} instead.");
+        Self::invalid_param("invalid_type", param, message)
+    }
+
+    /// A required request field that is absent (or null).
+    pub fn missing_param(param: impl Into<Cow<'static, str>>) -> Self {
+        let param = param.into();
+        let message = format!("Missing required parameter: '{param}'.");
+        Self::invalid_param("missing_required_parameter", param, message)
+    }
+
+    fn invalid_param(
+        code: &str,
+        param: impl Into<Cow<'static, str>>,
+        message: impl Into<String>,
+    ) -> Self {
         let mut e = Self::new(
             StatusCode::BAD_REQUEST,
             "invalid_request_error",
-            "invalid_value",
+            code,
             message,
         );
-        e.param = Some(param);
+        e.param = Some(param.into());
         e
     }
 
@@ -232,7 +294,7 @@ impl ApiError {
         };
         Self {
             status: StatusCode::from_u16(*status).unwrap_or(StatusCode::BAD_REQUEST),
-            message: message.clone(),
+            message: bounded(message.clone()),
             // A 400/413/422 is the request's fault whatever the provider calls it (Gemini's
             // INVALID_ARGUMENT, Bedrock's ValidationException…): OpenAI's type for it, with the
             // provider's own name kept as the code when it sent no code.
@@ -262,7 +324,7 @@ impl ApiError {
                 message: &self.message,
                 kind: self.kind,
                 code: self.code.as_deref(),
-                param: self.param,
+                param: self.param.as_deref(),
             },
         };
         serde_json::to_vec(&body).unwrap_or_default()
@@ -290,9 +352,15 @@ impl ApiError {
         if self.status.is_server_error() {
             tracing::warn!(status = self.status.as_u16(), code = ?self.code, message = %self.message, "request failed");
         }
+        // Anthropic clients send their key as `x-api-key`, so the hint names that header.
+        let message = if self.code.as_deref() == Some("invalid_api_key") {
+            "Missing or invalid API key. Send it as 'x-api-key: <key>'."
+        } else {
+            &self.message
+        };
         let body = serde_json::json!({
             "type": "error",
-            "error": {"type": self.anthropic_type(), "message": self.message},
+            "error": {"type": self.anthropic_type(), "message": message},
         });
         let mut resp = (
             self.status,

@@ -9,6 +9,7 @@ mod health;
 mod openai;
 mod pipeline;
 mod surface;
+mod validate;
 
 pub use admin::AdminState;
 pub use error::ApiError;

@@ -14,7 +14,7 @@ use std::sync::Arc;
 
 use super::pipeline::handle;
 use super::surface::{Authenticated, Canonical, Framer, Surface, SurfaceError, SurfaceRequest};
-use super::{ApiError, EdgeState};
+use super::{ApiError, EdgeState, validate};
 use crate::events::{Endpoint, Usage};
 use crate::providers::{ChatRequest, EmbeddingsRequest, ProviderError, StreamChunk};
 
@@ -60,6 +60,7 @@ impl SurfaceRequest for ChatRequest {
         ChatRequest::is_stream(self)
     }
     fn into_canonical(self) -> std::result::Result<Canonical, ApiError> {
+        validate::chat(&self)?;
         Ok(Canonical::Chat(self))
     }
 }
@@ -73,6 +74,7 @@ impl SurfaceRequest for EmbeddingsRequest {
         false
     }
     fn into_canonical(self) -> std::result::Result<Canonical, ApiError> {
+        validate::embeddings(&self)?;
         Ok(Canonical::Embeddings(self))
     }
 }

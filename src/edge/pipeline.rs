@@ -36,7 +36,7 @@ use tokio_util::sync::CancellationToken;
 use ulid::Ulid;
 
 use super::surface::{Authenticated, Canonical, Framer, Surface, SurfaceError, SurfaceRequest};
-use super::{ApiError, EdgeState, read_body};
+use super::{ApiError, EdgeState, read_body, validate};
 use crate::config::Durability;
 use crate::events::{
     Attempt, BreakerChanged, Endpoint, Envelope, ErrorInfo, Event, Principal, RequestAccepted,
@@ -89,7 +89,7 @@ pub async fn handle<S: Surface, R: SurfaceRequest>(
     let started = Instant::now();
     // Parse: size limit, JSON, the surface's own checks, the canonical request.
     let bytes = read_body(&headers, body, st.max_body_bytes).await?;
-    let req: R = serde_json::from_slice(&bytes).map_err(|e| ApiError::invalid_json(&e))?;
+    let req: R = serde_json::from_slice(&bytes).map_err(|e| validate::parse_error(&e, &bytes))?;
     let (model, stream) = (req.model().to_owned(), req.is_stream());
     let canonical = req.into_canonical()?;
     // Resolve: content rules, then the requested model.

@@ -1,19 +1,31 @@
 //! Logs (tracing) and metrics (Prometheus exposition through the `metrics` facade).
 
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use std::io::IsTerminal;
 use std::sync::OnceLock;
 
-/// Install the log subscriber: `RUST_LOG` filters (default `info`), JSON lines when asked.
-pub fn init_tracing(json: bool) {
+/// How log lines are written to stderr.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines; coloured only when stderr is a terminal (and `NO_COLOR` is unset),
+    /// so files and log collectors never see escape codes.
+    Text,
+    /// One JSON object per line (`timestamp`, `level`, `fields`, `target`, and `span`/`spans`
+    /// when inside one), for log collectors.
+    Json,
+}
+
+/// Install the log subscriber: `RUST_LOG` filters (default `info`), in `format`.
+pub fn init_tracing(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let ansi = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
-    let _ = if json {
-        builder.json().try_init()
-    } else {
-        builder.try_init()
+    let _ = match format {
+        LogFormat::Json => builder.json().with_ansi(false).try_init(),
+        LogFormat::Text => builder.with_ansi(ansi).try_init(),
     };
 }
 

@@ -13,3 +13,4 @@ mod providers;
 mod reliability;
 mod sdk;
 mod spend;
+mod validation;

@@ -166,7 +166,13 @@ async fn anthropic_clients_reach_any_provider() {
         let m: serde_json::Value = r.json().await.unwrap();
         assert_eq!(m["type"], "message", "{m}");
         assert_eq!(m["role"], "assistant");
-        assert_eq!(m["model"], model);
+        // the model that served, as the provider names it (the same rule as the OpenAI surface)
+        let served = if model == "claude" {
+            "claude-haiku-4-5"
+        } else {
+            model
+        };
+        assert_eq!(m["model"], served);
         assert_eq!(m["content"][0]["type"], "text");
         assert!(
             m["content"][0]["text"].as_str().unwrap().contains("rivers"),
@@ -211,7 +217,7 @@ async fn anthropic_clients_reach_any_provider() {
     assert_eq!(e["error"]["type"], "authentication_error");
     let r = post_messages(
         &gw,
-        &serde_json::json!({"model": "nope", "max_tokens": 5, "messages": []}),
+        &serde_json::json!({"model": "nope", "max_tokens": 5, "messages": [{"role": "user", "content": "hi"}]}),
     )
     .await;
     assert_eq!(r.status(), 404);

@@ -36,6 +36,8 @@ pub struct MockConfig {
     /// OpenAI chat: refuse prompts longer than this many (mock-counted) tokens with OpenAI's
     /// 400 `context_length_exceeded`, as a model with a small context window does.
     pub context_window: Option<u64>,
+    /// Gemini: answer without `responseId`, as Vertex AI and older Gemini versions do.
+    pub omit_response_id: bool,
 }
 
 /// Defaults shared by [`MockConfig::default`] and the CLI flags, so the two cannot drift.
@@ -58,6 +60,7 @@ impl Default for MockConfig {
             stream_words: DEFAULT_STREAM_WORDS,
             omit_usage: false,
             context_window: None,
+            omit_response_id: false,
         }
     }
 }

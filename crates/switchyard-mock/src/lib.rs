@@ -130,6 +130,9 @@ pub struct MockArgs {
     /// OpenAI chat: refuse prompts over this many tokens with `context_length_exceeded`.
     #[arg(long)]
     pub context_window: Option<u64>,
+    /// Gemini: answer without `responseId`.
+    #[arg(long)]
+    pub omit_response_id: bool,
 }
 
 fn parse_rate(s: &str) -> Result<f64, String> {
@@ -156,6 +159,7 @@ impl MockArgs {
             stream_words: self.stream_words,
             omit_usage: self.omit_usage,
             context_window: self.context_window,
+            omit_response_id: self.omit_response_id,
         }
     }
 }

@@ -1,12 +1,17 @@
 //! Pure conversions for Anthropic-shaped clients: a Messages API request into the canonical
 //! (OpenAI-shaped) chat request, the canonical answer back into a Messages API response, and a
 //! canonical chunk stream into Messages API stream events.
+//!
+//! Answers follow the gateway's one rule for `model`: the model that served the answer as the
+//! provider names it (read from the canonical body), as on the OpenAI surface. Message ids are
+//! Anthropic's `msg_…`: an upstream `msg_` id as it is, else a fresh unique one.
 
 use bytes::Bytes;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 use std::collections::HashMap;
 
+use super::super::validate::MAX_OUTPUT_TOKENS;
 use crate::events::Usage;
 use crate::providers::ChatRequest;
 
@@ -146,6 +151,37 @@ fn image_part(source: &InImageSource) -> Value {
 
 /// Convert a Messages API request into the canonical chat request. Usage is always requested on
 /// streams, since Anthropic clients always get it.
+/// What the Messages API itself refuses before anything is sent, in its words (`field: problem`),
+/// then the conversion. `count_tokens` requests carry no `max_tokens`, so they skip this.
+pub fn checked_chat(req: &InRequest) -> Result<ChatRequest, String> {
+    match req.max_tokens {
+        None => return Err("max_tokens: Field required".into()),
+        Some(0) => return Err("max_tokens: Input should be greater than or equal to 1".into()),
+        Some(n) if n > MAX_OUTPUT_TOKENS => {
+            return Err(format!(
+                "max_tokens: Input should be less than or equal to {MAX_OUTPUT_TOKENS}"
+            ));
+        }
+        Some(_) => {}
+    }
+    if req.model.is_empty() {
+        return Err("model: String should have at least 1 character".into());
+    }
+    if req.messages.is_empty() {
+        return Err("messages: List should have at least 1 item after validation, not 0".into());
+    }
+    if let Some(i) = req
+        .messages
+        .iter()
+        .position(|m| m.role != "user" && m.role != "assistant")
+    {
+        return Err(format!(
+            "messages.{i}.role: Input should be 'user' or 'assistant'"
+        ));
+    }
+    to_chat(req)
+}
+
 pub fn to_chat(req: &InRequest) -> Result<ChatRequest, String> {
     let mut messages = Vec::new();
     if let Some(system) = &req.system {
@@ -287,6 +323,9 @@ fn usage_json(u: &Usage) -> Value {
 struct OutCompletion {
     #[serde(default)]
     id: String,
+    /// The model that served the answer, as the provider names it.
+    #[serde(default)]
+    model: Option<String>,
     #[serde(default)]
     choices: Vec<OutChoice>,
 }
@@ -325,7 +364,18 @@ fn tool_input(arguments: &str) -> Value {
     serde_json::from_str(arguments).unwrap_or_else(|_| json!({}))
 }
 
-/// Convert a canonical `chat.completion` body into a Messages API response.
+/// The Messages API id of an answer: an upstream `msg_` id (an Anthropic upstream) as it is, else
+/// a fresh one, since other providers' ids (`chatcmpl-…`) are not what Anthropic clients expect.
+fn message_id(upstream: &str) -> String {
+    if upstream.starts_with("msg_") {
+        upstream.to_owned()
+    } else {
+        format!("msg_{}", ulid::Ulid::generate())
+    }
+}
+
+/// Convert a canonical `chat.completion` body into a Messages API response. `model` names the
+/// model only when the body does not.
 pub fn to_message(body: &[u8], model: &str, usage: Option<&Usage>) -> Result<Vec<u8>, String> {
     let c: OutCompletion = serde_json::from_slice(body).map_err(|e| e.to_string())?;
     let choice = c.choices.into_iter().next();
@@ -344,10 +394,10 @@ pub fn to_message(body: &[u8], model: &str, usage: Option<&Usage>) -> Result<Vec
         }
     }
     let msg = json!({
-        "id": if c.id.is_empty() { "msg_switchyard".to_owned() } else { c.id },
+        "id": message_id(&c.id),
         "type": "message",
         "role": "assistant",
-        "model": model,
+        "model": c.model.as_deref().filter(|m| !m.is_empty()).unwrap_or(model),
         "content": content,
         "stop_reason": stop_reason(finish.as_deref()),
         "stop_sequence": null,
@@ -363,6 +413,7 @@ fn event(name: &str, data: &Value) -> Bytes {
 /// Turns canonical chunks into Messages API stream events, keeping the block bookkeeping
 /// Anthropic clients expect (each block started, its deltas, then stopped).
 pub struct StreamTranslator {
+    /// The requested model until a chunk names the one that serves.
     model: String,
     started: bool,
     /// Index and kind of the open content block.
@@ -415,7 +466,12 @@ impl StreamTranslator {
         let Ok(chunk) = serde_json::from_slice::<Value>(data) else {
             return out;
         };
-        let id = chunk["id"].as_str().unwrap_or("msg_switchyard").to_owned();
+        if !self.started
+            && let Some(m) = chunk["model"].as_str().filter(|m| !m.is_empty())
+        {
+            m.clone_into(&mut self.model);
+        }
+        let id = message_id(chunk["id"].as_str().unwrap_or_default());
         self.start(&id, &mut out);
         let Some(choice) = chunk["choices"].as_array().and_then(|c| c.first()) else {
             return out;
@@ -478,7 +534,7 @@ impl StreamTranslator {
     /// Closing events once the canonical stream ended normally.
     pub fn done(&mut self, usage: Option<&Usage>) -> Vec<Bytes> {
         let mut out = Vec::new();
-        self.start("msg_switchyard", &mut out);
+        self.start(&message_id(""), &mut out);
         self.close_block(&mut out);
         let usage = usage.map_or_else(|| usage_json(&Usage::default()), usage_json);
         out.push(event(
@@ -636,5 +692,76 @@ mod tests {
         .unwrap();
         assert_eq!(delta["delta"]["stop_reason"], "tool_use");
         assert_eq!(delta["usage"]["output_tokens"], 2);
+    }
+
+    fn data_of(frame: &Bytes) -> Value {
+        let text = String::from_utf8_lossy(frame);
+        serde_json::from_str(text.lines().nth(1).unwrap().trim_start_matches("data: ")).unwrap()
+    }
+
+    #[test]
+    fn answers_name_the_served_model_and_carry_msg_ids() {
+        let body = br#"{"id":"chatcmpl-1","model":"gpt-4o-2024-08-06","choices":[{"index":0,"message":{"role":"assistant","content":"Hi"},"finish_reason":"stop"}]}"#;
+        let one: Value =
+            serde_json::from_slice(&to_message(body, "public", None).unwrap()).unwrap();
+        let two: Value =
+            serde_json::from_slice(&to_message(body, "public", None).unwrap()).unwrap();
+        assert_eq!(
+            one["model"], "gpt-4o-2024-08-06",
+            "the served model, not the public name"
+        );
+        let id = one["id"].as_str().unwrap();
+        assert!(id.starts_with("msg_") && id.len() > 20, "{id}");
+        assert_ne!(one["id"], two["id"], "unique per answer");
+        let anthropic = br#"{"id":"msg_01abc","choices":[]}"#;
+        let kept: Value =
+            serde_json::from_slice(&to_message(anthropic, "public", None).unwrap()).unwrap();
+        assert_eq!(kept["id"], "msg_01abc", "an Anthropic upstream id is kept");
+        assert_eq!(
+            kept["model"], "public",
+            "no model in the body: the requested one"
+        );
+
+        let mut t = StreamTranslator::new("public");
+        let start = t.chunk(br#"{"id":"chatcmpl-9","model":"served-1","choices":[{"index":0,"delta":{"content":"x"}}]}"#);
+        let message = &data_of(&start[0])["message"];
+        assert_eq!(message["model"], "served-1");
+        assert!(
+            message["id"].as_str().unwrap().starts_with("msg_"),
+            "{message}"
+        );
+        let empty = StreamTranslator::new("public").done(None);
+        let message = &data_of(&empty[0])["message"];
+        assert!(
+            message["id"].as_str().unwrap().starts_with("msg_"),
+            "{message}"
+        );
+        assert_eq!(message["model"], "public");
+    }
+
+    #[test]
+    fn checked_chat_refuses_what_anthropic_refuses() {
+        let refused = |v: Value| checked_chat(&req(v)).unwrap_err();
+        let msgs = json!([{"role": "user", "content": "hi"}]);
+        assert_eq!(
+            refused(json!({"model": "m", "messages": msgs})),
+            "max_tokens: Field required"
+        );
+        assert!(
+            refused(json!({"model": "m", "max_tokens": 0, "messages": msgs}))
+                .starts_with("max_tokens:")
+        );
+        assert!(
+            refused(json!({"model": "m", "max_tokens": 5, "messages": []}))
+                .starts_with("messages:")
+        );
+        assert!(
+            refused(json!({"model": "m", "max_tokens": 5, "messages": [{"role": "user", "content": "a"}, {"role": "system", "content": "b"}]}))
+                .starts_with("messages.1.role:")
+        );
+        checked_chat(&req(
+            json!({"model": "m", "max_tokens": 5, "messages": msgs}),
+        ))
+        .unwrap();
     }
 }

@@ -20,7 +20,7 @@ use super::surface::{Authenticated, Canonical, Framer, Surface, SurfaceError, Su
 use super::{ApiError, EdgeState, read_body};
 use crate::events::{Endpoint, Usage};
 use crate::providers::{ChatRequest, ProviderError, StreamChunk, tokens};
-use convert::{InRequest, StreamTranslator, to_chat, to_message};
+use convert::{InRequest, StreamTranslator, checked_chat, to_chat, to_message};
 
 /// Anthropic's Messages API shape.
 pub struct Anthropic;
@@ -47,7 +47,7 @@ impl SurfaceRequest for InRequest {
         InRequest::is_stream(self)
     }
     fn into_canonical(self) -> Result<Canonical, ApiError> {
-        to_chat(&self).map(Canonical::Chat).map_err(invalid)
+        checked_chat(&self).map(Canonical::Chat).map_err(invalid)
     }
 }
 

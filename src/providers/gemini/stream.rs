@@ -17,7 +17,7 @@ use std::collections::VecDeque;
 use std::pin::Pin;
 use std::time::Duration;
 
-use super::convert::{FALLBACK_ID, finish_reason, tool_call, usage};
+use super::convert::{fallback_id, finish_reason, tool_call, usage};
 use super::wire::{GenerateContentResponse, UsageMetadata};
 use crate::providers::canonical::{Chunk, ChunkChoice, Delta, OaUsage};
 use crate::providers::{ChatStream, ProviderError, StreamChunk};
@@ -112,7 +112,10 @@ struct Choice {
 /// progress, and the latest usage.
 #[derive(Debug)]
 pub(super) struct Translator {
+    /// `responseId` of the first event, or a fallback drawn once for the whole stream.
     id: String,
+    /// Whether the first event was seen (and `id` settled).
+    named: bool,
     model: String,
     created: u64,
     choices: Vec<Choice>,
@@ -125,7 +128,8 @@ pub(super) struct Translator {
 impl Translator {
     pub(super) fn new(model: &str, created: u64) -> Self {
         Self {
-            id: String::new(),
+            id: fallback_id(),
+            named: false,
             model: model.to_owned(),
             created,
             choices: Vec::new(),
@@ -145,8 +149,11 @@ impl Translator {
                 error.message.as_deref().unwrap_or("(no message)")
             )));
         }
-        if self.id.is_empty() {
-            self.id = ev.response_id.as_deref().unwrap_or(FALLBACK_ID).to_owned();
+        if !self.named {
+            self.named = true;
+            if let Some(id) = ev.response_id.as_deref() {
+                id.clone_into(&mut self.id);
+            }
         }
         if let Some(version) = ev.model_version.as_deref()
             && version != self.model
@@ -278,12 +285,7 @@ impl Translator {
         choices: &[ChunkChoice<'_>],
         usage: Option<OaUsage>,
     ) -> Result<Bytes, ProviderError> {
-        let id = if self.id.is_empty() {
-            FALLBACK_ID
-        } else {
-            &self.id
-        };
-        Chunk::encode(id, self.created, &self.model, choices, usage)
+        Chunk::encode(&self.id, self.created, &self.model, choices, usage)
     }
 }
 
@@ -410,7 +412,11 @@ data: {\"candidates\": [{\"content\": {\"parts\": [{\"text\": \" cottage\"}],\"r
         let out = replay_ok(BODY, 9).await;
         let vs: Vec<Value> = out.iter().map(json).collect();
         assert_eq!(vs.len(), 3, "{vs:?}");
-        assert_eq!(vs[0]["id"], "chatcmpl-gemini");
+        let id = vs[0]["id"].as_str().unwrap();
+        assert!(id.starts_with("chatcmpl-") && id.len() > 20, "{id}");
+        assert!(vs.iter().all(|v| v["id"] == id), "one id for the stream");
+        let again: Vec<Value> = replay_ok(BODY, 9).await.iter().map(json).collect();
+        assert_ne!(again[0]["id"], id, "each stream draws its own id");
         assert_eq!(vs[0]["model"], "requested");
         let finishes: Vec<Option<&str>> = out.iter().map(|c| c.finish_reason.as_deref()).collect();
         assert_eq!(finishes, [None, None, Some("stop")]);

@@ -249,6 +249,7 @@ struct OutResponse<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     usage_metadata: Option<UsageMetadata>,
     model_version: &'a str,
+    #[serde(skip_serializing_if = "str::is_empty")]
     response_id: &'a str,
 }
 
@@ -573,7 +574,7 @@ async fn generate(state: &MockState, model: &str, stream: Option<bool>, body: &[
     let seq = shared.seq.fetch_add(1, Ordering::Relaxed) + 1;
     let id = format!("mock-{seq}");
     let answer = Answering {
-        id: &id,
+        id: if cfg.omit_response_id { "" } else { &id },
         model,
         reply: req.reply(cfg.stream_words, seq, n),
         n,

@@ -456,8 +456,11 @@ pub fn tool_call<'a>(
     OaOutToolCall::whole(index, call_id(ordinal, signature), &call.name, arguments)
 }
 
-/// The id an answer without `responseId` gets.
-pub const FALLBACK_ID: &str = "chatcmpl-gemini";
+/// The id an answer without `responseId` gets: unique, so clients and logs that key on it never
+/// see two answers collide (a stream keeps the one it drew for every chunk).
+pub fn fallback_id() -> String {
+    format!("chatcmpl-{}", ulid::Ulid::generate())
+}
 
 /// A Gemini `GenerateContentResponse` → the JSON of an OpenAI `chat.completion`. `model` names
 /// the answer when Gemini leaves `modelVersion` out.
@@ -515,8 +518,16 @@ pub fn response(body: &[u8], model: &str, created: u64) -> Result<Converted, Pro
             Some("content_filter"),
         ));
     }
+    let fallback;
+    let id = match resp.response_id.as_deref() {
+        Some(id) => id,
+        None => {
+            fallback = fallback_id();
+            &fallback
+        }
+    };
     Completion::encode(
-        resp.response_id.as_deref().unwrap_or(FALLBACK_ID),
+        id,
         created,
         resp.model_version.as_deref().unwrap_or(model),
         choices,

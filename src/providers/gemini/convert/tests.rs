@@ -348,7 +348,19 @@ fn function_call_response_fixture() {
     )
     .unwrap();
     let v: Value = serde_json::from_slice(&c.body).unwrap();
-    assert_eq!(v["id"], FALLBACK_ID);
+    let id = v["id"].as_str().unwrap();
+    assert!(id.starts_with("chatcmpl-") && id.len() > 20, "{id}");
+    let again = response(
+        include_bytes!("../../../../tests/fixtures/gemini/function_call_response.json"),
+        "gemini-pro",
+        1,
+    )
+    .unwrap();
+    let again: Value = serde_json::from_slice(&again.body).unwrap();
+    assert_ne!(
+        again["id"], v["id"],
+        "no responseId: a unique id per answer"
+    );
     assert_eq!(
         v["model"], "gemini-pro",
         "no modelVersion: the requested model"
