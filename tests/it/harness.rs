@@ -21,7 +21,7 @@ pub const ADMIN: &str = "admin-test-token";
 /// Upstream credential given to the gateway through a secret file; must never leak.
 pub const UPSTREAM_SECRET: &str = "sk-upstream-SECRET-d41d8cd98f";
 
-fn nats_binary() -> PathBuf {
+pub fn nats_binary() -> PathBuf {
     let candidate = std::env::var_os("SWITCHYARD_NATS_SERVER")
         .map(PathBuf::from)
         .unwrap_or_else(|| {

@@ -1,0 +1,634 @@
+//! A three-node JetStream cluster under failover: the gateway connects through a seed list to an
+//! R3 stream, the stream leader is killed mid-load and restarted, then the node the gateway is
+//! connected to is killed; afterwards every answered request is checked by event id.
+//!
+//! Run with `--nocapture` to see the figures (leaderless time, outbox high-water mark, requests).
+
+use crate::harness::*;
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use async_nats::jetstream;
+use switchyard::config::{self, Config, RawConfig, RawPricing};
+use switchyard::events::Event;
+use switchyard::mock::MockConfig;
+
+const CLUSTER: &str = "switchyard-test";
+
+/// One nats-server of the cluster. Its ports and store stay the same across kill and restart.
+struct Node {
+    name: String,
+    client_port: u16,
+    cluster_port: u16,
+    http_port: u16,
+    conf: PathBuf,
+    log: PathBuf,
+    child: Option<Child>,
+}
+
+/// A cluster of nats-servers on loopback, each with its own store; every node is killed on drop.
+pub struct NatsCluster {
+    nodes: Vec<Node>,
+    bin: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl NatsCluster {
+    pub fn start(size: usize) -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut nodes: Vec<Node> = (0..size)
+            .map(|i| Node {
+                name: format!("n{}", i + 1),
+                client_port: free_port(),
+                cluster_port: free_port(),
+                http_port: free_port(),
+                conf: dir.path().join(format!("n{}.conf", i + 1)),
+                log: dir.path().join(format!("n{}.log", i + 1)),
+                child: None,
+            })
+            .collect();
+        for i in 0..size {
+            let routes: Vec<String> = nodes
+                .iter()
+                .enumerate()
+                .filter(|(j, _)| *j != i)
+                .map(|(_, n)| format!("\"nats-route://127.0.0.1:{}\"", n.cluster_port))
+                .collect();
+            let n = &nodes[i];
+            let store = dir.path().join(&n.name);
+            let conf = format!(
+                "server_name: {name}\nlisten: \"127.0.0.1:{client}\"\nhttp: \"127.0.0.1:{http}\"\n\
+                 jetstream {{ store_dir: {store:?} }}\n\
+                 cluster {{\n  name: {CLUSTER}\n  listen: \"127.0.0.1:{cluster}\"\n  routes: [{routes}]\n}}\n",
+                name = n.name,
+                client = n.client_port,
+                http = n.http_port,
+                cluster = n.cluster_port,
+                store = store.display().to_string(),
+                routes = routes.join(", "),
+            );
+            std::fs::write(&n.conf, conf).expect("node config");
+        }
+        let mut c = NatsCluster {
+            nodes: std::mem::take(&mut nodes),
+            bin: nats_binary(),
+            _dir: dir,
+        };
+        for i in 0..size {
+            c.restart(i);
+        }
+        c
+    }
+
+    pub fn url(&self, i: usize) -> String {
+        format!("nats://127.0.0.1:{}", self.nodes[i].client_port)
+    }
+
+    /// Seed list of every node (what the gateway is given).
+    pub fn seeds(&self) -> String {
+        (0..self.nodes.len())
+            .map(|i| self.url(i))
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    /// Seed list of the nodes that are running.
+    pub fn live_seeds(&self) -> Vec<String> {
+        (0..self.nodes.len())
+            .filter(|i| self.nodes[*i].child.is_some())
+            .map(|i| self.url(i))
+            .collect()
+    }
+
+    pub fn index_of(&self, name: &str) -> usize {
+        self.nodes
+            .iter()
+            .position(|n| n.name == name)
+            .unwrap_or_else(|| panic!("no node named {name}"))
+    }
+
+    pub fn name(&self, i: usize) -> &str {
+        &self.nodes[i].name
+    }
+
+    /// SIGKILL one node: no goodbye to its peers or clients, nothing flushed.
+    pub fn kill(&mut self, i: usize) {
+        if let Some(mut c) = self.nodes[i].child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Start (again) a node on its ports with its store.
+    pub fn restart(&mut self, i: usize) {
+        let n = &mut self.nodes[i];
+        assert!(n.child.is_none(), "{} is running", n.name);
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&n.log)
+            .expect("log file");
+        let child = Command::new(&self.bin)
+            .arg("-c")
+            .arg(&n.conf)
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("spawn nats-server");
+        n.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while std::net::TcpStream::connect(("127.0.0.1", n.client_port)).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "{} did not start on {}",
+                n.name,
+                n.client_port
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    async fn monitor(&self, i: usize, path: &str) -> Option<serde_json::Value> {
+        let url = format!("http://127.0.0.1:{}{path}", self.nodes[i].http_port);
+        let r = client()
+            .get(url)
+            .timeout(Duration::from_secs(2))
+            .send()
+            .await
+            .ok()?;
+        if !r.status().is_success() {
+            return None;
+        }
+        r.json().await.ok()
+    }
+
+    /// Wait until every running node sees the same JetStream meta leader and reports healthy.
+    pub async fn wait_formed(&self, timeout: Duration) {
+        let live: Vec<usize> = (0..self.nodes.len())
+            .filter(|i| self.nodes[*i].child.is_some())
+            .collect();
+        wait_for("JetStream meta leader on every node", timeout, || async {
+            let mut leaders = HashSet::new();
+            for &i in &live {
+                let jsz = self.monitor(i, "/jsz").await?;
+                let leader = jsz["meta_cluster"]["leader"].as_str()?.to_owned();
+                if leader.is_empty() {
+                    return None;
+                }
+                leaders.insert(leader);
+                self.monitor(i, "/healthz").await?;
+            }
+            (leaders.len() == 1).then_some(())
+        })
+        .await;
+    }
+
+    /// The node holding the client connection named `name`, if any.
+    pub async fn holder_of(&self, name: &str) -> Option<usize> {
+        for i in 0..self.nodes.len() {
+            if self.nodes[i].child.is_none() {
+                continue;
+            }
+            let Some(connz) = self.monitor(i, "/connz?subs=0&limit=1024").await else {
+                continue;
+            };
+            let found = connz["connections"]
+                .as_array()
+                .is_some_and(|cs| cs.iter().any(|c| c["name"] == name));
+            if found {
+                return Some(i);
+            }
+        }
+        None
+    }
+}
+
+impl Drop for NatsCluster {
+    fn drop(&mut self) {
+        for i in 0..self.nodes.len() {
+            self.kill(i);
+        }
+    }
+}
+
+/// A JetStream context on the running nodes whose API calls give up quickly, so that polling
+/// through a leader election measures the election, not the client's 5 s default timeout.
+async fn js_on(seeds: &[String]) -> jetstream::Context {
+    let client = async_nats::ConnectOptions::new()
+        .name("cluster-test-observer")
+        .connect(seeds)
+        .await
+        .expect("test client connects to the cluster");
+    let mut js = jetstream::new(client);
+    js.set_timeout(Duration::from_millis(500));
+    js
+}
+
+/// The stream leader's server name and its replicas, when the stream answers.
+async fn stream_cluster(
+    js: &jetstream::Context,
+) -> Option<(String, Vec<jetstream::stream::PeerInfo>)> {
+    let s = js.get_stream("SWITCHYARD").await.ok()?;
+    let c = s.cached_info().cluster.clone()?;
+    Some((c.leader?, c.replicas))
+}
+
+/// Poll until the stream answers with a leader other than `gone`; the time since `since`.
+async fn wait_new_leader(
+    js: &jetstream::Context,
+    gone: &str,
+    since: Instant,
+) -> (Duration, String) {
+    loop {
+        if let Some((leader, _)) = stream_cluster(js).await
+            && leader != gone
+        {
+            return (since.elapsed(), leader);
+        }
+        assert!(
+            since.elapsed() < Duration::from_secs(60),
+            "the stream found no new leader within 60 s"
+        );
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
+/// The shared test config with `nats.replicas = 3` and a seed list.
+fn cluster_config(cluster: &NatsCluster, mock: &Mock, dir: &std::path::Path) -> Config {
+    let cfg = TestConfig {
+        nats_url: cluster.seeds(),
+        mock_url: mock.base_url(),
+        data_dir: dir.to_owned(),
+        extra: String::new(),
+        events: String::new(),
+        max_body_bytes: 65_536,
+        budgets_in_process: true,
+        listen: "127.0.0.1:0".into(),
+    };
+    let toml = cfg.toml().replacen(
+        "stream = \"SWITCHYARD\"",
+        "stream = \"SWITCHYARD\"\nreplicas = 3",
+        1,
+    );
+    let raw: RawConfig = toml::from_str(&toml).expect("config parses");
+    let pricing: RawPricing = toml::from_str(
+        &std::fs::read_to_string(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config/pricing.toml"),
+        )
+        .expect("pricing file"),
+    )
+    .expect("pricing parses");
+    config::validate(raw, Some(pricing), |r| r.resolve()).expect("cluster config is valid")
+}
+
+/// What one client request ended as.
+enum Outcome {
+    /// 200 and the whole body read; the request id from `x-request-id`.
+    Answered(String),
+    /// Another status (with the request id when the gateway gave one).
+    Refused(u16, Option<String>),
+    /// No answer at all (connection error, body cut, client timeout).
+    Failed(String),
+}
+
+async fn one_request(http: &reqwest::Client, gw: &Gateway, n: u64, stream: bool) -> Outcome {
+    let body = chat_body("gpt-4o-mini", &format!("cluster request {n}"), stream);
+    let r = match http
+        .post(gw.url("/v1/chat/completions"))
+        .bearer_auth(if n.is_multiple_of(2) { KEY } else { KEY2 })
+        .json(&body)
+        .send()
+        .await
+    {
+        Ok(r) => r,
+        Err(e) => return Outcome::Failed(e.to_string()),
+    };
+    let status = r.status().as_u16();
+    let id = r
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let text = match r.text().await {
+        Ok(t) => t,
+        Err(e) => return Outcome::Failed(format!("body: {e}")),
+    };
+    match (status, id) {
+        (200, Some(id)) if !stream || text.contains("data: [DONE]") => Outcome::Answered(id),
+        (200, id) => Outcome::Failed(format!("incomplete 200 ({id:?}): {text:.200}")),
+        (s, id) => Outcome::Refused(s, id),
+    }
+}
+
+#[derive(Default)]
+struct Sampled {
+    max_outbox: AtomicU64,
+    longest_disconnected_ms: AtomicU64,
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_three_node_cluster_loses_no_event_when_the_leader_and_the_gateways_node_die() {
+    let test_start = Instant::now();
+    let mut cluster = NatsCluster::start(3);
+    cluster.wait_formed(Duration::from_secs(30)).await;
+    let formed = test_start.elapsed();
+
+    let mock = Mock::start(MockConfig::default()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = cluster_config(&cluster, &mock, dir.path());
+    let gw = Arc::new(Gateway::start(cfg).await);
+    wait_drained(&gw).await;
+
+    // The stream exists with three replicas, read back from the cluster.
+    let js = js_on(&cluster.live_seeds()).await;
+    let s = js.get_stream("SWITCHYARD").await.expect("stream created");
+    assert_eq!(s.cached_info().config.num_replicas, 3);
+    let (_, replicas) = stream_cluster(&js).await.expect("stream has a leader");
+    assert_eq!(
+        replicas.len(),
+        2,
+        "a leader and two followers: {replicas:?}"
+    );
+
+    // Steady load: a few clients, plain and streamed requests alternating, paced.
+    let stop_load = Arc::new(AtomicBool::new(false));
+    let outcomes = Arc::new(std::sync::Mutex::new(Vec::<Outcome>::new()));
+    let counter = Arc::new(AtomicU64::new(0));
+    let mut load = Vec::new();
+    for _ in 0..4 {
+        let (gw, stop, outcomes, counter) = (
+            Arc::clone(&gw),
+            Arc::clone(&stop_load),
+            Arc::clone(&outcomes),
+            Arc::clone(&counter),
+        );
+        load.push(tokio::spawn(async move {
+            let http = reqwest::Client::builder()
+                .timeout(Duration::from_secs(15))
+                .build()
+                .unwrap();
+            while !stop.load(Ordering::Relaxed) {
+                let n = counter.fetch_add(1, Ordering::Relaxed);
+                let o = one_request(&http, &gw, n, n % 3 == 0).await;
+                outcomes.lock().unwrap().push(o);
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }));
+    }
+
+    // Sample the gateway's readiness through the whole run.
+    let sampled = Arc::new(Sampled::default());
+    let sampler = {
+        let (gw, stop, sampled) = (
+            Arc::clone(&gw),
+            Arc::clone(&stop_load),
+            Arc::clone(&sampled),
+        );
+        tokio::spawn(async move {
+            let mut down_since: Option<Instant> = None;
+            while !stop.load(Ordering::Relaxed) {
+                let r = readyz(&gw).await;
+                let pending = r["outbox_pending"].as_u64().unwrap_or(0);
+                sampled.max_outbox.fetch_max(pending, Ordering::Relaxed);
+                if r["nats_connected"] == true {
+                    if let Some(t) = down_since.take() {
+                        sampled
+                            .longest_disconnected_ms
+                            .fetch_max(t.elapsed().as_millis() as u64, Ordering::Relaxed);
+                    }
+                } else {
+                    down_since.get_or_insert_with(Instant::now);
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        })
+    };
+
+    tokio::time::sleep(Duration::from_secs(4)).await;
+
+    // 1. Kill the stream leader mid-load and time the election from a client on the survivors.
+    let (leader, _) = stream_cluster(&js).await.expect("stream leader");
+    let first = cluster.index_of(&leader);
+    let killed_at = Instant::now();
+    cluster.kill(first);
+    let observer = js_on(&cluster.live_seeds()).await;
+    let (leaderless, new_leader) = wait_new_leader(&observer, &leader, killed_at).await;
+    eprintln!("killed stream leader {leader}; {new_leader} leads after {leaderless:?}");
+
+    tokio::time::sleep(Duration::from_secs(3)).await;
+
+    // 2. Restart it on its ports and store; it catches up as a follower.
+    cluster.restart(first);
+    let restarted_at = Instant::now();
+    let caught_up = wait_for(
+        "restarted node current again",
+        Duration::from_secs(30),
+        || {
+            let observer = &observer;
+            let name = cluster.name(first).to_owned();
+            async move {
+                let (_, replicas) = stream_cluster(observer).await?;
+                replicas
+                    .iter()
+                    .any(|p| p.name == name && p.current && !p.offline)
+                    .then(|| restarted_at.elapsed())
+            }
+        },
+    )
+    .await;
+    eprintln!("restarted {leader}; current again after {caught_up:?}");
+
+    tokio::time::sleep(Duration::from_secs(2)).await;
+
+    // 3. Kill the node the gateway is connected to.
+    let held = wait_for("the gateway's connection", Duration::from_secs(10), || {
+        cluster.holder_of("switchyard")
+    })
+    .await;
+    let held_name = cluster.name(held).to_owned();
+    let (leader_before, _) = stream_cluster(&observer).await.expect("stream leader");
+    let killed_at = Instant::now();
+    cluster.kill(held);
+    let moved_to = wait_for("the gateway reconnects", Duration::from_secs(30), || {
+        cluster.holder_of("switchyard")
+    })
+    .await;
+    let reconnected = killed_at.elapsed();
+    let observer2 = js_on(&cluster.live_seeds()).await;
+    let (second_leaderless, leader_after) =
+        wait_new_leader(&observer2, &held_name, killed_at).await;
+    eprintln!(
+        "killed {held_name} (the gateway's node; stream leader was {leader_before}); \
+         gateway on {} after {reconnected:?}; stream leader {leader_after} after {second_leaderless:?}",
+        cluster.name(moved_to)
+    );
+    assert_ne!(moved_to, held);
+
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    stop_load.store(true, Ordering::Relaxed);
+    for l in load {
+        l.await.unwrap();
+    }
+    sampler.await.unwrap();
+    cluster.restart(held);
+
+    // Everything the gateway holds reaches the stream.
+    wait_for(
+        "outbox drained and stream ready",
+        Duration::from_secs(60),
+        || async {
+            let r = readyz(&gw).await;
+            (r["status"] == "ready" && r["outbox_pending"] == 0).then_some(())
+        },
+    )
+    .await;
+
+    let outcomes = std::mem::take(&mut *outcomes.lock().unwrap());
+    let answered: Vec<&String> = outcomes
+        .iter()
+        .filter_map(|o| match o {
+            Outcome::Answered(id) => Some(id),
+            _ => None,
+        })
+        .collect();
+    let refused: Vec<(u16, &Option<String>)> = outcomes
+        .iter()
+        .filter_map(|o| match o {
+            Outcome::Refused(s, id) => Some((*s, id)),
+            _ => None,
+        })
+        .collect();
+    let failed: Vec<&String> = outcomes
+        .iter()
+        .filter_map(|o| match o {
+            Outcome::Failed(e) => Some(e),
+            _ => None,
+        })
+        .collect();
+
+    // Check by event id: every event once, every answered request complete.
+    let live = cluster.live_seeds();
+    let events = read_events(&live[0]).await;
+    let mut ids = HashSet::new();
+    for (seq, e, _) in &events {
+        assert!(
+            ids.insert(e.id),
+            "event {} is in the stream twice (seq {seq})",
+            e.id
+        );
+    }
+    let mut kinds: HashMap<String, BTreeMap<&'static str, usize>> = HashMap::new();
+    for (_, e, _) in &events {
+        *kinds
+            .entry(e.request_id.to_string())
+            .or_default()
+            .entry(e.event.kind())
+            .or_default() += 1;
+    }
+    for id in &answered {
+        let k = kinds.get(*id).cloned().unwrap_or_default();
+        assert_eq!(
+            (
+                k.get("request_accepted").copied(),
+                k.get("response_completed").copied(),
+                k.get("spend_recorded").copied()
+            ),
+            (Some(1), Some(1), Some(1)),
+            "answered request {id}: {k:?}"
+        );
+    }
+    for (id, k) in &kinds {
+        assert!(
+            k.values().all(|n| *n == 1),
+            "request {id} has a duplicated event: {k:?}"
+        );
+    }
+
+    // The budgets projection equals the SpendRecorded events, key by key.
+    let mut expected: BTreeMap<String, (u64, u64, u64, u64)> = BTreeMap::new();
+    for (_, e, _) in &events {
+        if let Event::SpendRecorded(s) = &e.event {
+            let t = expected.entry(s.principal.key_id.clone()).or_default();
+            *t = (
+                t.0 + 1,
+                t.1 + s.usage.input_tokens,
+                t.2 + s.usage.output_tokens,
+                t.3 + s.cost_nanos,
+            );
+        }
+    }
+    let spend_events: u64 = expected.values().map(|t| t.0).sum();
+    let report = wait_for(
+        "budgets projection caught up",
+        Duration::from_secs(60),
+        || async {
+            let r = client()
+                .get(gw.url("/admin/spend?group_by=key"))
+                .bearer_auth(ADMIN)
+                .send()
+                .await
+                .ok()?
+                .json::<serde_json::Value>()
+                .await
+                .ok()?;
+            let total: u64 = r["data"]
+                .as_array()?
+                .iter()
+                .filter_map(|row| row["requests"].as_u64())
+                .sum();
+            (total >= spend_events).then_some(r)
+        },
+    )
+    .await;
+    let got: BTreeMap<String, (u64, u64, u64, u64)> = report["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|row| {
+            let n = |f: &str| row[f].as_u64().unwrap();
+            (
+                row["key"].as_str().unwrap().to_owned(),
+                (
+                    n("requests"),
+                    n("input_tokens"),
+                    n("output_tokens"),
+                    n("cost_nanos"),
+                ),
+            )
+        })
+        .collect();
+    assert_eq!(
+        got, expected,
+        "budgets (requests, input, output, nanos) by key"
+    );
+
+    let refused_ids = refused.iter().filter(|(_, id)| id.is_some()).count();
+    eprintln!(
+        "cluster figures: formed in {formed:?}; stream leaderless {leaderless:?} after killing \
+         the leader, {second_leaderless:?} after killing the gateway's node; gateway reconnected \
+         within {reconnected:?} (longest sampled disconnection {} ms); outbox max {} events; \
+         {} requests answered, {} refused ({} with a request id; statuses {:?}), {} failed {:?}; \
+         {} events in the stream, {} SpendRecorded; total {:?}",
+        sampled.longest_disconnected_ms.load(Ordering::Relaxed),
+        sampled.max_outbox.load(Ordering::Relaxed),
+        answered.len(),
+        refused.len(),
+        refused_ids,
+        refused.iter().map(|(s, _)| *s).collect::<Vec<_>>(),
+        failed.len(),
+        failed.iter().take(3).collect::<Vec<_>>(),
+        events.len(),
+        spend_events,
+        test_start.elapsed(),
+    );
+    assert!(answered.len() > 100, "the load ran: {}", answered.len());
+
+    match Arc::try_unwrap(gw) {
+        Ok(gw) => gw.stop().await,
+        Err(_) => panic!("load tasks still hold the gateway"),
+    }
+}
