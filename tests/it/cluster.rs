@@ -632,3 +632,51 @@ async fn a_three_node_cluster_loses_no_event_when_the_leader_and_the_gateways_no
         Err(_) => panic!("load tasks still hold the gateway"),
     }
 }
+
+/// docker-compose.yml's cluster profile: the pinned nats-server accepts the node config, and
+/// every seed of config/docker-cluster.toml is a compose service and a route of the nodes.
+#[test]
+fn the_compose_cluster_profile_agrees_with_its_configs() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let conf = root.join("config/nats-cluster.conf");
+    let out = Command::new(nats_binary())
+        .arg("-c")
+        .arg(&conf)
+        .arg("-t")
+        .env("NATS_NAME", "nats-1")
+        .output()
+        .expect("run nats-server -t");
+    assert!(
+        out.status.success(),
+        "{}: {}",
+        conf.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let raw: RawConfig =
+        toml::from_str(&std::fs::read_to_string(root.join("config/docker-cluster.toml")).unwrap())
+            .unwrap();
+    let compose = std::fs::read_to_string(root.join("docker-compose.yml")).unwrap();
+    let conf = std::fs::read_to_string(&conf).unwrap();
+    let seeds = config::nats_seeds(&raw.nats.url);
+    assert_eq!(seeds.len(), 3);
+    for seed in seeds {
+        let host = seed
+            .trim_start_matches("nats://")
+            .split(':')
+            .next()
+            .unwrap();
+        assert!(
+            compose.contains(&format!("\n  {host}:")),
+            "{host} is no service in docker-compose.yml"
+        );
+        assert!(
+            compose.contains(&format!("NATS_NAME: {host} ")),
+            "{host} does not name its node"
+        );
+        assert!(
+            conf.contains(&format!("nats-route://{host}:6222")),
+            "{host} is no route in nats-cluster.conf"
+        );
+    }
+}
