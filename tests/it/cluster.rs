@@ -680,3 +680,99 @@ fn the_compose_cluster_profile_agrees_with_its_configs() {
         );
     }
 }
+
+/// `check-config` refuses a seed list `serve` could not connect with, naming the entry, whether
+/// the list comes from the file or from `SWITCHYARD_NATS_URL`.
+#[test]
+fn check_config_checks_every_seed_from_the_file_and_the_environment() {
+    let root = env!("CARGO_MANIFEST_DIR");
+    let good = format!("{root}/config/docker-cluster.toml");
+    let check = |config: &std::path::Path, env: Option<&str>| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_switchyard"));
+        cmd.arg("check-config").arg("--config").arg(config);
+        cmd.env_remove("SWITCHYARD_NATS_URL");
+        if let Some(url) = env {
+            cmd.env("SWITCHYARD_NATS_URL", url);
+        }
+        let out = cmd.output().expect("run check-config");
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stderr).to_string(),
+        )
+    };
+    let (ok, err) = check(std::path::Path::new(&good), None);
+    assert!(ok, "{err}");
+    let (ok, err) = check(
+        std::path::Path::new(&good),
+        Some("nats://10.0.0.1:4222, nats://10.0.0.2:4222"),
+    );
+    assert!(ok, "{err}");
+
+    let (ok, err) = check(
+        std::path::Path::new(&good),
+        Some("nats://10.0.0.1:4222,,nats://10.0.0.3:4222"),
+    );
+    assert!(!ok);
+    assert!(
+        err.contains("SWITCHYARD_NATS_URL[1]: empty server URL"),
+        "{err}"
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.toml");
+    let text = std::fs::read_to_string(&good)
+        .unwrap()
+        .replace("nats://nats-3:4222", "http://nats-3:4222")
+        .replace(
+            "pricing = \"pricing.toml\"",
+            &format!("pricing = \"{root}/config/pricing.toml\""),
+        );
+    std::fs::write(&bad, text).unwrap();
+    let (ok, err) = check(&bad, None);
+    assert!(!ok);
+    assert!(
+        err.contains("nats.url[2]: \"http://nats-3:4222\": invalid scheme"),
+        "{err}"
+    );
+}
+
+/// A stream created with one replica (a gateway that ran against one node) is moved to three
+/// when the config asks for three, and read back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_existing_single_replica_stream_is_moved_to_three_replicas() {
+    let cluster = NatsCluster::start(3);
+    cluster.wait_formed(Duration::from_secs(30)).await;
+    let js = js_on(&cluster.live_seeds()).await;
+    let mut js_slow = js.clone();
+    js_slow.set_timeout(Duration::from_secs(10));
+    js_slow
+        .create_stream(jetstream::stream::Config {
+            name: "SWITCHYARD".into(),
+            subjects: vec!["switchyard.events.>".into()],
+            storage: jetstream::stream::StorageType::File,
+            num_replicas: 1,
+            ..Default::default()
+        })
+        .await
+        .expect("R1 stream");
+
+    let mock = Mock::start(MockConfig::default()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let gw = Gateway::start(cluster_config(&cluster, &mock, dir.path())).await;
+    wait_drained(&gw).await;
+    let r = post_chat(&gw, KEY, &chat_body("gpt-4o-mini", "hello", false)).await;
+    assert_eq!(r.status(), 200);
+
+    let s = js_slow.get_stream("SWITCHYARD").await.unwrap();
+    assert_eq!(s.cached_info().config.num_replicas, 3);
+    let peers = wait_for("three peers", Duration::from_secs(30), || async {
+        let (leader, replicas) = stream_cluster(&js).await?;
+        (replicas.len() == 2).then_some((leader, replicas))
+    })
+    .await;
+    let mut names: Vec<String> = peers.1.iter().map(|p| p.name.clone()).collect();
+    names.push(peers.0);
+    names.sort();
+    assert_eq!(names, ["n1", "n2", "n3"]);
+    gw.stop().await;
+}
