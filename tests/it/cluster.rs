@@ -466,7 +466,6 @@ async fn a_three_node_cluster_loses_no_event_when_the_leader_and_the_gateways_no
          gateway on {} after {reconnected:?}; stream leader {leader_after} after {second_leaderless:?}",
         cluster.name(moved_to)
     );
-    assert_ne!(moved_to, held);
 
     tokio::time::sleep(Duration::from_secs(4)).await;
     stop_load.store(true, Ordering::Relaxed);
