@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use async_nats::jetstream;
 use switchyard::config::{self, Config, RawConfig, RawPricing};
-use switchyard::events::Event;
+use switchyard::events::{Envelope, Event, decode};
 use switchyard::mock::MockConfig;
 
 const CLUSTER: &str = "switchyard-test";
@@ -171,20 +171,35 @@ impl NatsCluster {
         let live: Vec<usize> = (0..self.nodes.len())
             .filter(|i| self.nodes[*i].child.is_some())
             .collect();
-        wait_for("JetStream meta leader on every node", timeout, || async {
+        let deadline = Instant::now() + timeout;
+        loop {
             let mut leaders = HashSet::new();
+            let mut all_healthy = true;
+            let mut state = Vec::new();
             for &i in &live {
-                let jsz = self.monitor(i, "/jsz").await?;
-                let leader = jsz["meta_cluster"]["leader"].as_str()?.to_owned();
-                if leader.is_empty() {
-                    return None;
-                }
+                let jsz = self.monitor(i, "/jsz").await;
+                let leader = jsz
+                    .as_ref()
+                    .and_then(|j| j["meta_cluster"]["leader"].as_str())
+                    .unwrap_or("")
+                    .to_owned();
+                let healthy = self.monitor(i, "/healthz").await.is_some();
+                state.push(format!(
+                    "{}: leader {leader:?}, healthy {healthy}",
+                    self.name(i)
+                ));
+                all_healthy &= healthy && !leader.is_empty();
                 leaders.insert(leader);
-                self.monitor(i, "/healthz").await?;
             }
-            (leaders.len() == 1).then_some(())
-        })
-        .await;
+            if all_healthy && leaders.len() == 1 {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no JetStream meta leader seen by every healthy node: {state:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
 
     /// The node holding the client connection named `name`, if any.
@@ -254,6 +269,94 @@ async fn wait_new_leader(
             "the stream found no new leader within 60 s"
         );
         tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
+/// Every event of the stream, read through an ephemeral consumer and checked against the
+/// stream's message count. A cluster that is still settling (a node catching up, the meta leader
+/// busy) may time out an API call or end a fetch early, so the whole read is retried rather than
+/// trusted when it comes back short.
+async fn read_all_events(seeds: &[String]) -> Vec<(u64, Envelope, Vec<u8>)> {
+    let deadline = Instant::now() + Duration::from_secs(90);
+    let client = async_nats::ConnectOptions::new()
+        .connect(seeds)
+        .await
+        .expect("test client connects to the cluster");
+    let mut js = jetstream::new(client);
+    js.set_timeout(Duration::from_secs(10));
+    loop {
+        match read_once(&js).await {
+            Ok(events) => return events,
+            Err(e) => {
+                assert!(Instant::now() < deadline, "could not read the stream: {e}");
+                eprintln!("reading the stream again: {e}");
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+        }
+    }
+}
+
+async fn read_once(js: &jetstream::Context) -> Result<Vec<(u64, Envelope, Vec<u8>)>, String> {
+    use futures::StreamExt;
+    let mut stream = js
+        .get_stream("SWITCHYARD")
+        .await
+        .map_err(|e| e.to_string())?;
+    let want = stream
+        .info()
+        .await
+        .map_err(|e| e.to_string())?
+        .state
+        .messages;
+    let consumer = stream
+        .create_consumer(jetstream::consumer::pull::Config {
+            deliver_policy: jetstream::consumer::DeliverPolicy::All,
+            ack_policy: jetstream::consumer::AckPolicy::None,
+            inactive_threshold: Duration::from_secs(30),
+            ..Default::default()
+        })
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut out = Vec::new();
+    while (out.len() as u64) < want {
+        let mut batch = consumer
+            .fetch()
+            .max_messages(1000)
+            .expires(Duration::from_secs(2))
+            .messages()
+            .await
+            .map_err(|e| e.to_string())?;
+        let before = out.len();
+        while let Some(m) = batch.next().await {
+            let m = m.map_err(|e| e.to_string())?;
+            let seq = m.info().map_err(|e| e.to_string())?.stream_sequence;
+            let env = decode(&m.payload).expect("every event decodes");
+            out.push((seq, env, m.payload.to_vec()));
+        }
+        if out.len() == before {
+            return Err(format!("read {} of {want} events", out.len()));
+        }
+    }
+    Ok(out)
+}
+
+/// Poll `f` for up to 60 s; a timeout panics with the gateway's readiness report, so that a
+/// failure says which part (connection, stream, outbox, projection) was stuck.
+async fn settle<T, F, Fut>(gw: &Gateway, what: &str, mut f: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Some(v) = f().await {
+            return v;
+        }
+        if Instant::now() >= deadline {
+            let r = readyz(gw).await;
+            panic!("timed out waiting for {what}; gateway /readyz: {r}");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
 
@@ -474,16 +577,13 @@ async fn a_three_node_cluster_loses_no_event_when_the_leader_and_the_gateways_no
     }
     sampler.await.unwrap();
     cluster.restart(held);
+    cluster.wait_formed(Duration::from_secs(60)).await;
 
     // Everything the gateway holds reaches the stream.
-    wait_for(
-        "outbox drained and stream ready",
-        Duration::from_secs(60),
-        || async {
-            let r = readyz(&gw).await;
-            (r["status"] == "ready" && r["outbox_pending"] == 0).then_some(())
-        },
-    )
+    settle(&gw, "outbox drained and stream ready", || async {
+        let r = readyz(&gw).await;
+        (r["status"] == "ready" && r["outbox_pending"] == 0).then_some(())
+    })
     .await;
 
     let outcomes = std::mem::take(&mut *outcomes.lock().unwrap());
@@ -510,8 +610,7 @@ async fn a_three_node_cluster_loses_no_event_when_the_leader_and_the_gateways_no
         .collect();
 
     // Check by event id: every event once, every answered request complete.
-    let live = cluster.live_seeds();
-    let events = read_events(&live[0]).await;
+    let events = read_all_events(&cluster.live_seeds()).await;
     let mut ids = HashSet::new();
     for (seq, e, _) in &events {
         assert!(
@@ -561,27 +660,23 @@ async fn a_three_node_cluster_loses_no_event_when_the_leader_and_the_gateways_no
         }
     }
     let spend_events: u64 = expected.values().map(|t| t.0).sum();
-    let report = wait_for(
-        "budgets projection caught up",
-        Duration::from_secs(60),
-        || async {
-            let r = client()
-                .get(gw.url("/admin/spend?group_by=key"))
-                .bearer_auth(ADMIN)
-                .send()
-                .await
-                .ok()?
-                .json::<serde_json::Value>()
-                .await
-                .ok()?;
-            let total: u64 = r["data"]
-                .as_array()?
-                .iter()
-                .filter_map(|row| row["requests"].as_u64())
-                .sum();
-            (total >= spend_events).then_some(r)
-        },
-    )
+    let report = settle(&gw, "budgets projection caught up", || async {
+        let r = client()
+            .get(gw.url("/admin/spend?group_by=key"))
+            .bearer_auth(ADMIN)
+            .send()
+            .await
+            .ok()?
+            .json::<serde_json::Value>()
+            .await
+            .ok()?;
+        let total: u64 = r["data"]
+            .as_array()?
+            .iter()
+            .filter_map(|row| row["requests"].as_u64())
+            .sum();
+        (total >= spend_events).then_some(r)
+    })
     .await;
     let got: BTreeMap<String, (u64, u64, u64, u64)> = report["data"]
         .as_array()
