@@ -86,6 +86,11 @@ impl ConfigArg {
     fn load(&self) -> Result<config::Config> {
         let mut cfg = config::load(&self.config)?;
         if let Ok(url) = std::env::var("SWITCHYARD_NATS_URL") {
+            // checked like the file's value, so `check-config` refuses what `serve` would
+            let problems = config::nats_url_problems(&url, "SWITCHYARD_NATS_URL");
+            if !problems.is_empty() {
+                return Err(config::ConfigError::Invalid(problems).into());
+            }
             cfg.nats.url = url;
         }
         Ok(cfg)

@@ -77,7 +77,10 @@ impl Default for ServerConfig {
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct NatsConfig {
-    /// NATS server URL; `SWITCHYARD_NATS_URL` overrides it.
+    /// NATS seed servers: one URL, or several separated by commas
+    /// (`nats://n1:4222,nats://n2:4222,nats://n3:4222`). The client connects to any of them, learns
+    /// the rest of the cluster from the server, and fails over between them.
+    /// `SWITCHYARD_NATS_URL` overrides it with the same syntax.
     pub url: String,
     /// JetStream stream holding every event.
     pub stream: String,
@@ -91,6 +94,40 @@ pub struct NatsConfig {
     pub max_age: Duration,
     /// Stream replicas (3 in a production cluster).
     pub replicas: usize,
+}
+
+impl NatsConfig {
+    /// The seed servers of `url`, in the order written.
+    pub fn seeds(&self) -> Vec<&str> {
+        nats_seeds(&self.url)
+    }
+}
+
+/// Split a seed list (`url[,url…]`) into its URLs, trimmed. Empty entries are kept so that
+/// [`nats_url_problems`] can point at them.
+pub fn nats_seeds(list: &str) -> Vec<&str> {
+    list.split(',').map(str::trim).collect()
+}
+
+/// Every problem with a seed list, each prefixed with `field` (the config path or the variable
+/// that held it). It parses with the NATS client's own parser, so a list that passes here is one
+/// `serve` can connect with.
+pub fn nats_url_problems(list: &str, field: &str) -> Vec<String> {
+    let seeds = nats_seeds(list);
+    let mut problems = Vec::new();
+    for (i, seed) in seeds.iter().enumerate() {
+        let at = if seeds.len() == 1 {
+            field.to_owned()
+        } else {
+            format!("{field}[{i}]")
+        };
+        if seed.is_empty() {
+            problems.push(format!("{at}: empty server URL"));
+        } else if let Err(e) = seed.parse::<async_nats::ServerAddr>() {
+            problems.push(format!("{at}: {seed:?}: {e}"));
+        }
+    }
+    problems
 }
 
 impl Default for NatsConfig {
@@ -554,6 +591,7 @@ pub fn validate(
             raw.nats.stream
         ));
     }
+    problems.extend(nats_url_problems(&raw.nats.url, "nats.url"));
     if raw.nats.replicas == 0 || raw.nats.replicas > 5 {
         problems.push("nats.replicas: must be between 1 and 5".into());
     }

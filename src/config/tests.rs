@@ -109,3 +109,37 @@ fn resolves_handles() {
         "http://127.0.0.1:1/v1"
     );
 }
+
+#[test]
+fn nats_url_takes_a_seed_list_and_checks_every_entry() {
+    let parse = |url: &str| {
+        let raw: RawConfig = toml::from_str(&format!("[nats]\nurl = {url:?}\n")).unwrap();
+        validate(raw, None, ok_resolve)
+    };
+    let cfg = parse("nats://127.0.0.1:4222, nats://10.0.0.2:4222,n3:4223").unwrap();
+    assert_eq!(
+        cfg.nats.seeds(),
+        ["nats://127.0.0.1:4222", "nats://10.0.0.2:4222", "n3:4223"]
+    );
+    parse("nats://127.0.0.1:4222").unwrap();
+
+    let ConfigError::Invalid(problems) =
+        parse("nats://a:4222,,http://b:4222,nats://c:notaport").unwrap_err()
+    else {
+        panic!("expected Invalid")
+    };
+    let joined = problems.join("\n");
+    for needle in [
+        "nats.url[1]: empty server URL",
+        "nats.url[2]: \"http://b:4222\": invalid scheme",
+        "nats.url[3]: \"nats://c:notaport\"",
+    ] {
+        assert!(joined.contains(needle), "missing {needle:?} in\n{joined}");
+    }
+    assert!(!joined.contains("nats.url[0]"), "{joined}");
+    let one = nats_url_problems("nats://x:1,nats://y:2", "SWITCHYARD_NATS_URL");
+    assert!(one.is_empty(), "{one:?}");
+    let bad = nats_url_problems("nats://x:1;nats://y:2", "SWITCHYARD_NATS_URL");
+    assert_eq!(bad.len(), 1, "{bad:?}");
+    assert!(bad[0].starts_with("SWITCHYARD_NATS_URL: "), "{bad:?}");
+}

@@ -42,6 +42,12 @@ pub enum ProjectionError {
         crate::events::CURRENT_SCHEMA
     )]
     NewerSchema { seq: u64, version: u16 },
+    /// The consumer delivered messages this subscription never received (deliveries are
+    /// numbered without holes; a consumer leader change mid-pull can leave one). Acknowledging
+    /// past the hole would acknowledge the lost messages too (`AckPolicy::All`), so the runner
+    /// stops before it and starts again from its checkpoint.
+    #[error("delivery {got} arrived where {expected} was due; resuming from the checkpoint")]
+    DeliveryGap { expected: u64, got: u64 },
 }
 
 impl ProjectionError {

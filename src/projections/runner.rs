@@ -170,6 +170,9 @@ async fn run_once<P: Projection>(
         .messages()
         .await
         .map_err(nats)?;
+    // Each delivery of a consumer gets the next consumer sequence, redeliveries included, so a
+    // jump means deliveries this subscription never saw (the consumer's leader moved mid-pull).
+    let mut next_delivery = consumer.cached_info().delivered.consumer_sequence + 1;
     let mut last_durable = tokio::time::Instant::now();
     loop {
         let first = match messages.next().await {
@@ -187,15 +190,25 @@ async fn run_once<P: Projection>(
         }
         let mut applied = Vec::with_capacity(raw.len());
         let mut pending = 0;
-        let mut newer = None;
+        let mut stop_at = None;
         for m in &raw {
             let info = m.info().map_err(nats)?;
+            if info.consumer_sequence != next_delivery {
+                // Apply and acknowledge what came before the hole, then start over from there.
+                stop_at = Some(ProjectionError::DeliveryGap {
+                    expected: next_delivery,
+                    got: info.consumer_sequence,
+                });
+                pending = info.pending + 1;
+                break;
+            }
+            next_delivery += 1;
             let envelope = match decode(&m.payload) {
                 Ok(env) => Some(env),
                 Err(DecodeError::UnknownSchema(version)) if version > CURRENT_SCHEMA => {
                     // This event and the ones after it are still to do.
                     pending = info.pending + 1;
-                    newer = Some(ProjectionError::NewerSchema {
+                    stop_at = Some(ProjectionError::NewerSchema {
                         seq: info.stream_sequence,
                         version,
                     });
@@ -218,7 +231,7 @@ async fn run_once<P: Projection>(
         if n > 0 {
             let p = Arc::clone(projection);
             // Stopping: make what was applied durable now.
-            let durable = newer.is_some() || last_durable.elapsed() >= DURABLE_EVERY;
+            let durable = stop_at.is_some() || last_durable.elapsed() >= DURABLE_EVERY;
             blocking(move || p.apply(&applied, durable)).await?;
             if durable {
                 last_durable = tokio::time::Instant::now();
@@ -234,7 +247,7 @@ async fn run_once<P: Projection>(
         }
         status.lag.store(pending, Ordering::Relaxed);
         metrics::gauge!("switchyard_projection_lag", "projection" => name).set(pending as f64);
-        if let Some(e) = newer {
+        if let Some(e) = stop_at {
             return Err(e);
         }
         if mode == RunMode::CatchUp && (pending == 0 || last >= target) {

@@ -20,9 +20,13 @@ pub enum SetupError {
     ConfigDropped { stream: String, what: String },
 }
 
-/// Connect with automatic reconnection. Returns at once even when the server is down: the
-/// client keeps trying in the background and the gateway serves meanwhile.
+/// Connect with automatic reconnection to a seed list (`url[,url…]`, see
+/// [`NatsConfig::url`]). Returns at once even when no server is up: the client keeps trying in
+/// the background and the gateway serves meanwhile. The client picks a seed at random, adds the
+/// cluster members each server announces in its INFO, and on a lost connection reconnects to
+/// any of them, so one node going away costs a reconnect, not an outage.
 pub async fn connect(url: &str) -> Result<async_nats::Client, async_nats::ConnectError> {
+    let seeds = crate::config::nats_seeds(url);
     async_nats::ConnectOptions::new()
         .name("switchyard")
         .retry_on_initial_connect()
@@ -32,7 +36,7 @@ pub async fn connect(url: &str) -> Result<async_nats::Client, async_nats::Connec
             Duration::from_millis((attempts as u64 * 100).min(1000))
         })
         .client_capacity(65_536)
-        .connect(url)
+        .connect(seeds.as_slice())
         .await
 }
 
@@ -79,11 +83,15 @@ pub async fn ensure_stream(
             if c.subjects != want.subjects
                 || c.duplicate_window != want.duplicate_window
                 || c.max_age != want.max_age
+                || c.num_replicas != want.num_replicas
             {
+                // JetStream changes a stream's replica count in place (it adds or removes peers
+                // and catches them up), so moving a stream from R1 to R3 needs no migration.
                 let mut update = c.clone();
                 update.subjects = want.subjects.clone();
                 update.duplicate_window = want.duplicate_window;
                 update.max_age = want.max_age;
+                update.num_replicas = want.num_replicas;
                 js.update_stream(update)
                     .await
                     .map_err(|e| unavailable(&e))?;
@@ -106,6 +114,9 @@ pub async fn ensure_stream(
     }
     if got.duplicate_window != want.duplicate_window {
         return Err(dropped("duplicate_window"));
+    }
+    if got.num_replicas != want.num_replicas {
+        return Err(dropped("replicas"));
     }
     if got.storage != stream::StorageType::File {
         return Err(dropped("file storage"));

@@ -60,6 +60,7 @@ fn example_configs_parse_and_validate() {
         "switchyard.toml",
         "openai.toml",
         "docker.toml",
+        "docker-cluster.toml",
         "providers.example.toml",
         "routing.example.toml",
     ] {
@@ -73,6 +74,11 @@ fn example_configs_parse_and_validate() {
         let cfg = config::validate(raw, Some(pricing), |_: &SecretRef| Ok(Secret::new("test")))
             .unwrap_or_else(|e| panic!("{name}: {e}"));
         assert!(!cfg.models.is_empty() && !cfg.keys.is_empty(), "{name}");
+        if name == "docker-cluster.toml" {
+            // the compose cluster profile: every node is a seed, and the stream is R3
+            assert_eq!(cfg.nats.seeds().len(), 3, "{name}");
+            assert_eq!(cfg.nats.replicas, 3, "{name}");
+        }
         // the gateway prices by the upstream model name, else by the public name
         for m in &cfg.models {
             for d in &m.deployments {

@@ -20,7 +20,7 @@ pub const ADMIN: &str = "admin-test-token";
 /// Upstream credential given to the gateway through a secret file; must never leak.
 pub const UPSTREAM_SECRET: &str = "sk-upstream-SECRET-d41d8cd98f";
 
-pub use switchyard_testkit::{Nats, free_port};
+pub use switchyard_testkit::{Nats, free_port, nats_binary};
 
 pub struct Mock {
     pub addr: SocketAddr,

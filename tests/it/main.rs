@@ -2,6 +2,7 @@
 //! Integration tests: real nats-server, real HTTP, real files. One binary, one module per area.
 
 mod chat;
+mod cluster;
 mod conformance;
 mod disconnect;
 mod durability;
