@@ -101,7 +101,7 @@ pub async fn admit<T: serde::de::DeserializeOwned, P>(
 ) -> Result<(Ctx, P, Envelope), ApiError> {
     let started = Instant::now();
     let principal = authenticate(st, headers)?;
-    let bytes = read_body(headers, body, st.max_body_bytes).await?;
+    let bytes = read_body(headers, body, st.max_body_bytes, st.body_read_timeout).await?;
     let req: T = serde_json::from_slice(&bytes).map_err(|e| ApiError::invalid_json(&e))?;
     let req = prepare(req)?;
     let model = model_of(&req).to_owned();

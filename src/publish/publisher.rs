@@ -191,10 +191,21 @@ pub async fn run_outbox(
         status.outbox_len.store(n, Ordering::Relaxed);
     }
     let mut was_connected = false;
-    let mut tick = tokio::time::interval(Duration::from_millis(200));
+    let mut first = true;
     loop {
+        // While waiting for the server (at start the gateway serves before NATS is connected)
+        // look often, so the stream is set up right after the connection comes; setting it up
+        // and re-sending are then paced at 200 ms.
+        let pause = if first {
+            Duration::ZERO
+        } else if status.ready() || status.setup_error().is_some() {
+            Duration::from_millis(200)
+        } else {
+            Duration::from_millis(20)
+        };
+        first = false;
         tokio::select! {
-            _ = tick.tick() => {}
+            _ = tokio::time::sleep(pause) => {}
             _ = stop.cancelled() => break,
         }
         let d = Drainer {
@@ -258,6 +269,9 @@ async fn step(d: &Drainer<'_>, was_connected: &mut bool, stop: &CancellationToke
                     tracing::error!(error = %e, "JetStream setup failed; events stay in the outbox");
                 }
                 status.set_setup_error(Some(e.to_string()));
+                if !matches!(e, SetupError::Unavailable(_)) {
+                    status.refuse(e);
+                }
                 return;
             }
         }

@@ -169,6 +169,8 @@ pub struct TestConfig {
     /// Run the budgets projection inside the gateway (false: `consume budgets` runs it).
     pub budgets_in_process: bool,
     pub listen: String,
+    /// TOML appended to the `[server]` section (timeouts, connection cap).
+    pub server: String,
 }
 
 impl TestConfig {
@@ -182,6 +184,7 @@ impl TestConfig {
             max_body_bytes: 65_536,
             budgets_in_process: true,
             listen: "127.0.0.1:0".into(),
+            server: String::new(),
         }
     }
 
@@ -216,6 +219,7 @@ pricing = {pricing:?}
 listen = "{listen}"
 max_body_bytes = {max_body}
 data_dir = {data_dir:?}
+{server}
 
 [nats]
 url = "{nats}"
@@ -267,6 +271,7 @@ deployments = [{{ provider = "mock", model = "some-unpriced-model" }}]
             max_body = self.max_body_bytes,
             budgets = self.budgets_in_process,
             listen = self.listen,
+            server = self.server,
             data_dir = self.data_dir.display().to_string(),
             nats = self.nats_url,
             events = self.events,

@@ -3,6 +3,7 @@
 
 mod chat;
 mod conformance;
+mod connections;
 mod durability;
 mod errors;
 mod files;
