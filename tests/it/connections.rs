@@ -296,7 +296,7 @@ async fn readiness_says_what_each_durability_mode_can_do_without_nats() {
     wait_drained(&gw).await;
     nats.stop();
     // async: still serving (events go to the outbox), so 200 and degraded
-    let (code, body) = wait_for("degraded readiness", Duration::from_secs(10), || async {
+    let (code, body) = wait_for("degraded readiness", Duration::from_secs(20), || async {
         let r = client().get(gw.url("/readyz")).send().await.ok()?;
         let code = r.status();
         let j: serde_json::Value = r.json().await.ok()?;
@@ -317,5 +317,55 @@ async fn readiness_says_what_each_durability_mode_can_do_without_nats() {
     assert_eq!(r.status(), 503);
     let j: serde_json::Value = r.json().await.unwrap();
     assert_eq!(j["status"], "unavailable", "{j}");
+    gw.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn h2c_is_served_and_malformed_http1_gets_hypers_status_only_answer() {
+    let nats = Nats::start();
+    let mock = Mock::start(MockConfig::default()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = TestConfig::new(&nats, &mock, dir.path());
+    cfg.server = TIGHT.into();
+    let gw = Gateway::start(cfg.build()).await;
+
+    // HTTP/2 with prior knowledge, as axum::serve offered
+    let h2 = reqwest::Client::builder()
+        .http2_prior_knowledge()
+        .build()
+        .unwrap();
+    let r = h2
+        .post(gw.url("/v1/chat/completions"))
+        .bearer_auth(KEY)
+        .json(&chat_body("gpt-4o-mini", "over h2c", false))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.version(), reqwest::Version::HTTP_2);
+    assert_eq!(r.status(), 200);
+
+    // hyper answers what it cannot parse itself, with no body (documented exception)
+    let huge = format!(
+        "GET /healthz HTTP/1.1\r\nhost: x\r\nx-big: {}\r\n\r\n",
+        "a".repeat(512 * 1024)
+    );
+    for (raw, want) in [
+        (
+            "GET /healthz HTTP/1.1\r\nhost: x\r\nx-a: 1\r\n  folded\r\n\r\n".to_owned(),
+            "HTTP/1.1 400",
+        ),
+        (
+            "POST /healthz HTTP/1.1\r\nhost: x\r\ncontent-length: nope\r\n\r\n".to_owned(),
+            "HTTP/1.1 400",
+        ),
+        (huge, "HTTP/1.1 431"),
+    ] {
+        let mut s = connect(&gw).await;
+        let _ = s.write_all(raw.as_bytes()).await;
+        let (got, _) = until_closed(&mut s, Duration::from_secs(5)).await;
+        let text = String::from_utf8_lossy(&got);
+        assert!(text.starts_with(want), "{want}: {text}");
+        assert!(text.contains("content-length: 0"), "{text}");
+    }
     gw.stop().await;
 }
