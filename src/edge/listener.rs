@@ -107,6 +107,23 @@ fn raise_fd_limit() -> Option<u64> {
     }
 }
 
+/// Connections the kernel queues for `accept`. tokio's default (1,024) overflows in a burst of
+/// new connections, and Linux then silently drops the handshake's last ACK: the client believes
+/// it is connected while we never see the connection. The kernel caps it at `somaxconn`.
+const LISTEN_BACKLOG: u32 = 4096;
+
+/// Bind the listening socket with [`LISTEN_BACKLOG`] (and `SO_REUSEADDR`, as `std` does).
+pub fn bind(addr: std::net::SocketAddr) -> io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(LISTEN_BACKLOG)
+}
+
 /// Serve `app` on `listener` until `shutdown`; then stop accepting, let in-flight requests
 /// finish and close every connection before returning.
 pub async fn serve(
