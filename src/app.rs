@@ -9,6 +9,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::config::Config;
+use crate::edge::listener::{self, Limits};
 use crate::edge::{self, AdminState, EdgeState};
 use crate::governance::KeyStore;
 use crate::projections::budgets::BudgetsStore;
@@ -39,7 +40,9 @@ const FINAL_DRAIN: Duration = Duration::from_secs(5);
 
 /// Connect to NATS. When the server is reachable within `wait`, check it and set up the stream
 /// now, refusing a server that would silently drop our settings. Otherwise carry on degraded:
-/// the outbox task sets the stream up once the server appears.
+/// the outbox task sets the stream up once the server appears. With a zero `wait` this only
+/// starts connecting (in the background) and leaves the checks to the outbox task, which is
+/// what `serve` does so that it answers at once even while NATS is away.
 pub async fn connect_nats(
     config: &Config,
     wait: Duration,
@@ -47,6 +50,9 @@ pub async fn connect_nats(
     let client = jetstream::connect(&config.nats.url)
         .await
         .map_err(|e| AppError::Connect(e.to_string()))?;
+    if wait.is_zero() {
+        return Ok((client, false));
+    }
     let deadline = tokio::time::Instant::now() + wait;
     while !is_connected(&client) && tokio::time::Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(20)).await;
@@ -84,14 +90,11 @@ pub async fn serve(
             .map_err(|e| AppError::Outbox(e.to_string()))?
             .map_err(|e| AppError::Outbox(e.to_string()))?,
     );
-    let (client, stream_ready) = connect_nats(&config, Duration::from_secs(2)).await?;
+    // Serve at once: until the outbox task has checked the server and set the stream up
+    // (right after the connection comes), events wait in the outbox as during an outage.
+    let limits = Limits::from_config(&config.server);
+    let (client, _) = connect_nats(&config, Duration::ZERO).await?;
     let status = Arc::new(PublishStatus::default());
-    status
-        .connected
-        .store(is_connected(&client), std::sync::atomic::Ordering::Relaxed);
-    status
-        .stream_ready
-        .store(stream_ready, std::sync::atomic::Ordering::Relaxed);
     let services = TaskTracker::new();
     let (sink, rx) = publish::channel(
         config.events.channel_capacity,
@@ -138,6 +141,8 @@ pub async fn serve(
     };
 
     let requests = TaskTracker::new();
+    // Cancelled by shutdown, or when the NATS server is refused.
+    let stop_edge = shutdown.child_token();
     let state = Arc::new(EdgeState {
         keys: KeyStore::new(&config.keys),
         routes,
@@ -145,6 +150,8 @@ pub async fn serve(
         pricing: config.pricing.clone(),
         durability: config.events.durability,
         max_body_bytes: config.server.max_body_bytes,
+        body_read_timeout: config.server.body_read_timeout,
+        shutdown: stop_edge.clone(),
         max_event_body_bytes: config.events.max_body_bytes,
         budgets_status: budgets_status.clone(),
         tasks: requests.clone(),
@@ -180,9 +187,22 @@ pub async fn serve(
     services.close();
 
     tracing::info!(addr = %listener.local_addr()?, "switchyard listening");
-    let served = axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown.clone().cancelled_owned())
-        .await;
+    // A refused server stops the gateway as shutdown does (in-flight requests finish; their
+    // events stay in the outbox).
+    {
+        let (stop_edge, refused) = (stop_edge.clone(), status.refused_signal.clone());
+        services.spawn(async move {
+            tokio::select! {
+                _ = refused.cancelled() => {
+                    tracing::error!("the NATS server was refused; stopping the gateway");
+                    stop_edge.cancel();
+                }
+                _ = stop_edge.cancelled() => {}
+            }
+        });
+    }
+    let served = listener::serve(listener, app, limits, stop_edge.clone()).await;
+    stop_edge.cancel();
     tracing::info!("edge stopped; finishing in-flight streams");
     requests.close();
     requests.wait().await;
@@ -207,6 +227,9 @@ pub async fn serve(
             events = left,
             "stopped with events in the outbox; they are sent at next start"
         );
+    }
+    if let Some(e) = status.refused() {
+        return Err(e.into());
     }
     served.map_err(AppError::Serve)
 }
@@ -238,10 +261,12 @@ pub async fn consume_budgets(
             budgets_status: Some(Arc::clone(&status)),
         };
         let stop = shutdown.clone();
+        let limits = Limits::from_config(&config.server);
         tasks.spawn(async move {
-            let _ = axum::serve(listener, edge::admin_router(admin))
-                .with_graceful_shutdown(stop.cancelled_owned())
-                .await;
+            if let Err(e) = listener::serve(listener, edge::admin_router(admin), limits, stop).await
+            {
+                tracing::error!(error = %e, "admin listener stopped");
+            }
         });
     }
     tasks.close();

@@ -172,8 +172,7 @@ async fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Serve(c) => {
             let cfg = c.load()?;
-            let listener = tokio::net::TcpListener::bind(cfg.server.listen)
-                .await
+            let listener = switchyard::edge::listener::bind(cfg.server.listen)
                 .with_context(|| format!("cannot listen on {}", cfg.server.listen))?;
             app::serve(cfg, listener, shutdown_signal()).await?;
         }
@@ -185,8 +184,7 @@ async fn run(cli: Cli) -> Result<()> {
             let cfg = config.load()?;
             let listener = match listen {
                 Some(addr) => Some(
-                    tokio::net::TcpListener::bind(addr)
-                        .await
+                    switchyard::edge::listener::bind(addr)
                         .with_context(|| format!("cannot listen on {addr}"))?,
                 ),
                 None => None,

@@ -62,6 +62,26 @@ pub struct ServerConfig {
     pub max_body_bytes: usize,
     /// Where the gateway keeps its local files (outbox, projections) unless a path is given.
     pub data_dir: PathBuf,
+    /// Time a client has to send a complete request head: from accept on a new connection,
+    /// from the first byte of the next request on a kept-alive one. Past it the connection is
+    /// closed.
+    #[serde(with = "humantime_serde")]
+    #[schemars(with = "String")]
+    pub header_read_timeout: Duration,
+    /// Time a client has to send the whole request body once the head arrived; past it the
+    /// request gets 408 `request_timeout` and nothing is recorded for it.
+    #[serde(with = "humantime_serde")]
+    #[schemars(with = "String")]
+    pub body_read_timeout: Duration,
+    /// How long a kept-alive connection may wait, with no request in flight, for its next
+    /// request before it is closed.
+    #[serde(with = "humantime_serde")]
+    #[schemars(with = "String")]
+    pub idle_timeout: Duration,
+    /// Open client connections beyond which new ones are answered 503 and closed. Lowered at
+    /// start to what the open-files limit allows (half of it, less a reserve, as each client
+    /// connection may hold an upstream one).
+    pub max_connections: usize,
 }
 
 impl Default for ServerConfig {
@@ -70,6 +90,10 @@ impl Default for ServerConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             max_body_bytes: 4 * 1024 * 1024,
             data_dir: PathBuf::from("var"),
+            header_read_timeout: Duration::from_secs(10),
+            body_read_timeout: Duration::from_secs(30),
+            idle_timeout: Duration::from_secs(60),
+            max_connections: 10_000,
         }
     }
 }
@@ -579,6 +603,18 @@ pub fn validate(
 
     if raw.server.max_body_bytes == 0 {
         problems.push("server.max_body_bytes: must be greater than 0".into());
+    }
+    for (name, d) in [
+        ("header_read_timeout", raw.server.header_read_timeout),
+        ("body_read_timeout", raw.server.body_read_timeout),
+        ("idle_timeout", raw.server.idle_timeout),
+    ] {
+        if d.is_zero() {
+            problems.push(format!("server.{name}: must be greater than 0"));
+        }
+    }
+    if raw.server.max_connections == 0 {
+        problems.push("server.max_connections: must be greater than 0".into());
     }
     if raw.nats.stream.is_empty()
         || raw

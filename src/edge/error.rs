@@ -99,6 +99,18 @@ impl ApiError {
         )
     }
 
+    pub fn request_timeout(limit: Duration) -> Self {
+        Self::new(
+            StatusCode::REQUEST_TIMEOUT,
+            "invalid_request_error",
+            "request_timeout",
+            format!(
+                "The request body did not arrive within {} s.",
+                limit.as_secs_f64()
+            ),
+        )
+    }
+
     pub fn bad_body(e: impl std::fmt::Display) -> Self {
         Self::new(
             StatusCode::BAD_REQUEST,

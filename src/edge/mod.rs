@@ -6,6 +6,7 @@ mod admin;
 mod anthropic;
 mod error;
 mod health;
+pub mod listener;
 mod openai;
 mod pipeline;
 mod surface;
@@ -19,6 +20,8 @@ use axum::body::Body;
 use axum::http::{HeaderMap, header};
 use axum::routing::{get, post};
 use std::sync::Arc;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::config::{Durability, Pricing};
@@ -35,6 +38,10 @@ pub struct EdgeState {
     pub pricing: Pricing,
     pub durability: Durability,
     pub max_body_bytes: usize,
+    /// Time allowed for reading a whole request body (408 past it).
+    pub body_read_timeout: Duration,
+    /// Cancelled when shutdown begins, so `/readyz` says `draining`.
+    pub shutdown: CancellationToken,
     /// Request and response bodies longer than this are clipped in events.
     pub max_event_body_bytes: usize,
     pub budgets_status: Option<Arc<ProjectionStatus>>,
@@ -74,11 +81,13 @@ fn bearer(headers: &HeaderMap) -> Option<&str> {
     scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
 }
 
-/// Read the whole body, refusing more than `limit` bytes with 413.
+/// Read the whole body, refusing more than `limit` bytes with 413 and a body that takes longer
+/// than `timeout` with 408 (a slow client must not hold a connection and a request slot).
 async fn read_body(
     headers: &HeaderMap,
     body: Body,
     limit: usize,
+    timeout: Duration,
 ) -> Result<bytes::Bytes, ApiError> {
     let declared = headers
         .get(header::CONTENT_LENGTH)
@@ -87,7 +96,10 @@ async fn read_body(
     if declared.is_some_and(|n| n > limit as u64) {
         return Err(ApiError::body_too_large(limit));
     }
-    axum::body::to_bytes(body, limit).await.map_err(|e| {
+    let read = tokio::time::timeout(timeout, axum::body::to_bytes(body, limit))
+        .await
+        .map_err(|_| ApiError::request_timeout(timeout))?;
+    read.map_err(|e| {
         let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(&e);
         while let Some(c) = cause {
             if c.is::<http_body_util::LengthLimitError>() {

@@ -88,7 +88,7 @@ pub async fn handle<S: Surface, R: SurfaceRequest>(
 ) -> Result<Response, SurfaceError<S>> {
     let started = Instant::now();
     // Parse: size limit, JSON, the surface's own checks, the canonical request.
-    let bytes = read_body(&headers, body, st.max_body_bytes).await?;
+    let bytes = read_body(&headers, body, st.max_body_bytes, st.body_read_timeout).await?;
     let req: R = serde_json::from_slice(&bytes).map_err(|e| validate::parse_error(&e, &bytes))?;
     let (model, stream) = (req.model().to_owned(), req.is_stream());
     let canonical = req.into_canonical()?;

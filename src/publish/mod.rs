@@ -45,6 +45,11 @@ pub struct PublishStatus {
     pub spilled: AtomicU64,
     pub channel_full_waits: AtomicU64,
     pub setup_error: Mutex<Option<String>>,
+    /// Set when the server was refused (too old, or it dropped our stream settings): the
+    /// gateway stops, as it must not run against a server that would lose events silently.
+    refused: Mutex<Option<jetstream::SetupError>>,
+    /// Cancelled together with `refused` being set.
+    pub refused_signal: tokio_util::sync::CancellationToken,
 }
 
 impl PublishStatus {
@@ -53,6 +58,16 @@ impl PublishStatus {
     }
     pub fn setup_error(&self) -> Option<String> {
         self.setup_error.lock().ok().and_then(|g| g.clone())
+    }
+    /// Why the server was refused, if it was.
+    pub fn refused(&self) -> Option<jetstream::SetupError> {
+        self.refused.lock().ok().and_then(|g| g.clone())
+    }
+    fn refuse(&self, e: jetstream::SetupError) {
+        if let Ok(mut g) = self.refused.lock() {
+            *g = Some(e);
+        }
+        self.refused_signal.cancel();
     }
     fn set_setup_error(&self, e: Option<String>) {
         if let Ok(mut g) = self.setup_error.lock() {

@@ -47,6 +47,10 @@ async fn publish(
         .map_err(|_| "ack timed out".to_owned())?
 }
 
+/// How long, at start, events wait in the channel for the stream to be set up before they go
+/// to the outbox.
+const START_GRACE: Duration = Duration::from_secs(2);
+
 /// Drain the channel into JetStream until `drain` is cancelled and the channel is empty.
 /// Unacknowledged events end in the outbox; nothing is dropped.
 pub async fn run_publisher(
@@ -58,6 +62,15 @@ pub async fn run_publisher(
     drain: CancellationToken,
 ) {
     let js = context(&client, &cfg);
+    // The gateway serves before NATS is connected. Events of the first requests wait here, in
+    // order, while the stream is being set up (a few milliseconds when NATS is up): through the
+    // outbox they would reach the stream after events of later requests. Past START_GRACE NATS
+    // is taken to be away, and events spill to the outbox as during any outage. A shutdown
+    // right after start waits too (the outbox task keeps setting up until we are done).
+    let grace_until = Instant::now() + START_GRACE;
+    while !status.ready() && Instant::now() < grace_until {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
     let mut inflight: FuturesUnordered<BoxFuture<'static, (Pending, Result<(), String>)>> =
         FuturesUnordered::new();
     let mut spill: Vec<Pending> = Vec::new();
@@ -191,10 +204,22 @@ pub async fn run_outbox(
         status.outbox_len.store(n, Ordering::Relaxed);
     }
     let mut was_connected = false;
-    let mut tick = tokio::time::interval(Duration::from_millis(200));
+    let mut first = true;
+    let mut ever_ready = status.ready();
     loop {
+        // While waiting for the server (at start the gateway serves before NATS is connected)
+        // look often, so the stream is set up right after the connection comes; setting it up
+        // and re-sending are then paced at 200 ms.
+        let pause = if first {
+            Duration::ZERO
+        } else if status.ready() || status.setup_error().is_some() {
+            Duration::from_millis(200)
+        } else {
+            Duration::from_millis(20)
+        };
+        first = false;
         tokio::select! {
-            _ = tick.tick() => {}
+            _ = tokio::time::sleep(pause) => {}
             _ = stop.cancelled() => break,
         }
         let d = Drainer {
@@ -206,12 +231,32 @@ pub async fn run_outbox(
             nats: &nats,
         };
         step(&d, &mut was_connected, &stop).await;
+        ever_ready |= status.ready();
     }
     let deadline = Instant::now() + final_drain;
-    while status.outbox_len.load(Ordering::Relaxed) > 0
-        && Instant::now() < deadline
-        && status.ready()
-    {
+    while status.outbox_len.load(Ordering::Relaxed) > 0 && Instant::now() < deadline {
+        if !status.ready() {
+            // Stopped before the stream was ever set up (the gateway serves before NATS is
+            // connected): finish connecting and setting up within the same bound. After an
+            // outage, though, NATS is known to be away: leave the events on disk at once.
+            if ever_ready || status.refused().is_some() {
+                break;
+            }
+            let d = Drainer {
+                client: &client,
+                js: &js,
+                outbox: &outbox,
+                status: &status,
+                events: &events,
+                nats: &nats,
+            };
+            // `stop` is cancelled, so this sets the stream up without draining.
+            step(&d, &mut was_connected, &stop).await;
+            if !status.ready() {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            continue;
+        }
         if !drain_batch(&js, &outbox, &status, &events).await {
             break;
         }
@@ -258,6 +303,9 @@ async fn step(d: &Drainer<'_>, was_connected: &mut bool, stop: &CancellationToke
                     tracing::error!(error = %e, "JetStream setup failed; events stay in the outbox");
                 }
                 status.set_setup_error(Some(e.to_string()));
+                if !matches!(e, SetupError::Unavailable(_)) {
+                    status.refuse(e);
+                }
                 return;
             }
         }

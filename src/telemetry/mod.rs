@@ -97,6 +97,19 @@ fn describe() {
     );
     describe_gauge!("switchyard_nats_connected", "1 when connected to NATS.");
     describe_gauge!(
+        "switchyard_connections_open",
+        "Client connections open on the HTTP listeners."
+    );
+    describe_counter!(
+        "switchyard_connections_rejected_total",
+        "Connections answered 503 and closed because server.max_connections were open."
+    );
+    describe_counter!(
+        "switchyard_connections_timed_out_total",
+        "Connections closed for sending no request head in time (reason header) or idling \
+         kept-alive past server.idle_timeout (reason idle)."
+    );
+    describe_gauge!(
         "switchyard_projection_lag",
         "Messages the projection's consumer has not yet delivered."
     );

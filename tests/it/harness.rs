@@ -65,6 +65,8 @@ pub struct TestConfig {
     /// Run the budgets projection inside the gateway (false: `consume budgets` runs it).
     pub budgets_in_process: bool,
     pub listen: String,
+    /// TOML appended to the `[server]` section (timeouts, connection cap).
+    pub server: String,
 }
 
 impl TestConfig {
@@ -78,6 +80,7 @@ impl TestConfig {
             max_body_bytes: 65_536,
             budgets_in_process: true,
             listen: "127.0.0.1:0".into(),
+            server: String::new(),
         }
     }
 
@@ -112,6 +115,7 @@ pricing = {pricing:?}
 listen = "{listen}"
 max_body_bytes = {max_body}
 data_dir = {data_dir:?}
+{server}
 
 [nats]
 url = "{nats}"
@@ -163,6 +167,7 @@ deployments = [{{ provider = "mock", model = "some-unpriced-model" }}]
             max_body = self.max_body_bytes,
             budgets = self.budgets_in_process,
             listen = self.listen,
+            server = self.server,
             data_dir = self.data_dir.display().to_string(),
             nats = self.nats_url,
             events = self.events,
@@ -254,11 +259,23 @@ where
     }
 }
 
-/// Every event in the stream, in order, with its stream sequence and raw bytes.
+/// Every event in the stream, in order, with its stream sequence and raw bytes. None while the
+/// stream does not exist yet: the gateway serves before it has set the stream up.
 pub async fn read_events(nats_url: &str) -> Vec<(u64, Envelope, Vec<u8>)> {
     let client = async_nats::connect(nats_url).await.expect("connect");
     let js = jetstream::new(client);
-    let stream = js.get_stream("SWITCHYARD").await.expect("stream exists");
+    let stream = match js.get_stream("SWITCHYARD").await {
+        Ok(s) => s,
+        Err(e)
+            if matches!(
+                e.kind(),
+                jetstream::context::GetStreamErrorKind::JetStream(_)
+            ) =>
+        {
+            return Vec::new();
+        }
+        Err(e) => panic!("cannot read the stream: {e}"),
+    };
     let consumer = stream
         .create_consumer(consumer::pull::Config {
             deliver_policy: consumer::DeliverPolicy::All,

@@ -4,6 +4,7 @@
 mod chat;
 mod cluster;
 mod conformance;
+mod connections;
 mod disconnect;
 mod durability;
 mod errors;

@@ -92,7 +92,7 @@ pub async fn count_tokens(
     body: Body,
 ) -> Response {
     let result = async {
-        let bytes = read_body(&headers, body, st.max_body_bytes).await?;
+        let bytes = read_body(&headers, body, st.max_body_bytes, st.body_read_timeout).await?;
         let mut value: serde_json::Value =
             serde_json::from_slice(&bytes).map_err(|e| ApiError::invalid_json(&e))?;
         // count_tokens requests carry no max_tokens; the converter does not need one either.

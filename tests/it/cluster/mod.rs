@@ -160,6 +160,7 @@ fn cluster_config(cluster: &NatsCluster, mock: &Mock, dir: &std::path::Path) -> 
         max_body_bytes: 65_536,
         budgets_in_process: true,
         listen: "127.0.0.1:0".into(),
+        server: String::new(),
     };
     let toml = cfg.toml().replacen(
         "stream = \"SWITCHYARD\"",
