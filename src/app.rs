@@ -15,22 +15,26 @@ use crate::governance::KeyStore;
 use crate::projections::budgets::BudgetsStore;
 use crate::projections::{ProjectionError, ProjectionStatus, RunMode, Runner};
 use crate::publish::jetstream::{self, SetupError, ensure_stream, is_connected};
-use crate::publish::outbox::Outbox;
-use crate::publish::{self, PublishStatus};
+use crate::publish::outbox::{Outbox, OutboxError};
+use crate::publish::{self, EventSink, PublishStatus};
 use crate::routing::{RouteTable, build_providers};
 
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
-    #[error("outbox: {0}")]
-    Outbox(String),
+    #[error(transparent)]
+    Outbox(#[from] OutboxError),
+    #[error("a start-up task did not finish: {0}")]
+    Task(#[from] tokio::task::JoinError),
     #[error("cannot connect to NATS: {0}")]
-    Connect(String),
+    Connect(#[from] async_nats::ConnectError),
+    #[error("NATS at {url} is not reachable")]
+    Unreachable { url: String },
     #[error(transparent)]
     Setup(#[from] SetupError),
     #[error(transparent)]
     Projection(#[from] ProjectionError),
-    #[error("HTTP client: {0}")]
-    Http(String),
+    #[error("provider adapters: {0}")]
+    Providers(#[from] crate::providers::BuildError),
     #[error("server: {0}")]
     Serve(#[from] std::io::Error),
 }
@@ -47,9 +51,7 @@ pub async fn connect_nats(
     config: &Config,
     wait: Duration,
 ) -> Result<(async_nats::Client, bool), AppError> {
-    let client = jetstream::connect(&config.nats.url)
-        .await
-        .map_err(|e| AppError::Connect(e.to_string()))?;
+    let client = jetstream::connect(&config.nats.url).await?;
     if wait.is_zero() {
         return Ok((client, false));
     }
@@ -72,7 +74,9 @@ pub async fn connect_nats(
     Ok((client, ready))
 }
 
-/// Run the gateway on `listener` until `shutdown` is cancelled.
+/// Run the gateway on `listener` until `shutdown` is cancelled: start the services beside the
+/// edge, serve, then stop in dependency order (edge, in-flight requests and streams, publisher,
+/// outbox and projections, files).
 pub async fn serve(
     config: Config,
     listener: TcpListener,
@@ -83,69 +87,14 @@ pub async fn serve(
     drop(tokio::task::spawn_blocking(
         crate::providers::tokens::warm_up,
     ));
-    let outbox_path = config.outbox_path();
-    let outbox = Arc::new(
-        tokio::task::spawn_blocking(move || Outbox::open(&outbox_path))
-            .await
-            .map_err(|e| AppError::Outbox(e.to_string()))?
-            .map_err(|e| AppError::Outbox(e.to_string()))?,
-    );
-    // Serve at once: until the outbox task has checked the server and set the stream up
-    // (right after the connection comes), events wait in the outbox as during an outage.
-    let limits = Limits::from_config(&config.server);
-    let (client, _) = connect_nats(&config, Duration::ZERO).await?;
-    let status = Arc::new(PublishStatus::default());
-    let services = TaskTracker::new();
-    let (sink, rx) = publish::channel(
-        config.events.channel_capacity,
-        Arc::clone(&outbox),
-        Arc::clone(&status),
-    );
-
-    let providers =
-        build_providers(&config.providers).map_err(|e| AppError::Http(e.to_string()))?;
-    let routes = RouteTable::build(&config.models, &config.routing, &providers);
-
-    let stop_background = CancellationToken::new();
-
-    let mut stores_to_close: Vec<Box<dyn Fn() -> bool + Send>> = Vec::new();
-    let (budgets, budgets_status) = if config.projections.budgets.enabled {
-        let store = open_budgets(&config).await?;
-        let st = Arc::new(ProjectionStatus::default());
-        let (s, c, name, batch, stop, pst) = (
-            Arc::clone(&store),
-            client.clone(),
-            config.nats.stream.clone(),
-            config.projections.budgets.batch,
-            stop_background.clone(),
-            Arc::clone(&st),
-        );
-        services.spawn(async move {
-            let runner = Runner {
-                projection: s,
-                client: c,
-                stream: name,
-                batch,
-                status: pst,
-                mode: RunMode::Follow,
-            };
-            if let Err(e) = runner.run(stop).await {
-                tracing::error!(error = %e, "budgets projection stopped");
-            }
-        });
-        let weak = Arc::downgrade(&store);
-        stores_to_close.push(Box::new(move || weak.strong_count() == 0));
-        (Some(store), Some(st))
-    } else {
-        (None, None)
-    };
-
+    let (mut services, sink) = Services::start(&config).await?;
+    let providers = build_providers(&config.providers)?;
     let requests = TaskTracker::new();
     // Cancelled by shutdown, or when the NATS server is refused.
     let stop_edge = shutdown.child_token();
     let state = Arc::new(EdgeState {
         keys: KeyStore::new(&config.keys),
-        routes,
+        routes: RouteTable::build(&config.models, &config.routing, &providers),
         sink,
         pricing: config.pricing.clone(),
         durability: config.events.durability,
@@ -153,45 +102,126 @@ pub async fn serve(
         body_read_timeout: config.server.body_read_timeout,
         shutdown: stop_edge.clone(),
         max_event_body_bytes: config.events.max_body_bytes,
-        budgets_status: budgets_status.clone(),
+        budgets_status: services.budgets_status.clone(),
         tasks: requests.clone(),
         metrics: crate::telemetry::metrics(),
     });
     let admin = AdminState {
         admin_token_hash: config.admin_token_hash,
         currency: config.pricing.currency.clone(),
-        budgets,
-        budgets_status,
+        budgets: services.budgets.take(),
+        budgets_status: services.budgets_status.clone(),
     };
-    let app = edge::router(Arc::clone(&state), admin);
-    drop(state);
-
-    let drain = CancellationToken::new();
-    let publisher = services.spawn(publish::run_publisher(
-        rx,
-        client.clone(),
-        Arc::clone(&outbox),
-        Arc::clone(&status),
-        config.events.clone(),
-        drain.clone(),
-    ));
-    let outbox_task = services.spawn(publish::run_outbox(
-        client.clone(),
-        Arc::clone(&outbox),
-        Arc::clone(&status),
-        config.events.clone(),
-        config.nats.clone(),
-        stop_background.clone(),
-        FINAL_DRAIN,
-    ));
-    services.close();
+    let app = edge::router(state, admin);
+    services.stop_edge_when_refused(stop_edge.clone());
 
     tracing::info!(addr = %listener.local_addr()?, "switchyard listening");
-    // A refused server stops the gateway as shutdown does (in-flight requests finish; their
-    // events stay in the outbox).
-    {
-        let (stop_edge, refused) = (stop_edge.clone(), status.refused_signal.clone());
-        services.spawn(async move {
+    let limits = Limits::from_config(&config.server);
+    let served = listener::serve(listener, app, limits, stop_edge.clone()).await;
+    stop_edge.cancel();
+    tracing::info!("edge stopped; finishing in-flight streams");
+    requests.close();
+    requests.wait().await;
+    services.stop().await?;
+    served.map_err(AppError::Serve)
+}
+
+/// What runs beside the edge: the publisher and outbox tasks, the in-process projections, and
+/// the redb files they hold. Serving starts at once: until the outbox task has checked the NATS
+/// server and set the stream up, events wait as they do during an outage.
+struct Services {
+    outbox: Arc<Outbox>,
+    status: Arc<PublishStatus>,
+    tasks: TaskTracker,
+    publisher: tokio::task::JoinHandle<()>,
+    outbox_task: tokio::task::JoinHandle<()>,
+    /// Tells the publisher to drain its channel (to JetStream or the outbox) and stop.
+    drain: CancellationToken,
+    /// Stops the outbox task (after a last drain) and the projections.
+    stop_background: CancellationToken,
+    /// Handed to the admin API.
+    budgets: Option<Arc<BudgetsStore>>,
+    budgets_status: Option<Arc<ProjectionStatus>>,
+    /// Each says whether one redb file has been closed (all its handles dropped).
+    closed: Vec<Box<dyn Fn() -> bool + Send>>,
+}
+
+impl Services {
+    async fn start(config: &Config) -> Result<(Self, EventSink), AppError> {
+        let outbox_path = config.outbox_path();
+        let outbox =
+            Arc::new(tokio::task::spawn_blocking(move || Outbox::open(&outbox_path)).await??);
+        let (client, _) = connect_nats(config, Duration::ZERO).await?;
+        let status = Arc::new(PublishStatus::default());
+        let (sink, rx) = publish::channel(
+            config.events.channel_capacity,
+            Arc::clone(&outbox),
+            Arc::clone(&status),
+        );
+        let tasks = TaskTracker::new();
+        let (drain, stop_background) = (CancellationToken::new(), CancellationToken::new());
+        let publisher = tasks.spawn(publish::run_publisher(
+            rx,
+            client.clone(),
+            Arc::clone(&outbox),
+            Arc::clone(&status),
+            config.events.clone(),
+            drain.clone(),
+        ));
+        let outbox_task = tasks.spawn(publish::run_outbox(
+            client.clone(),
+            Arc::clone(&outbox),
+            Arc::clone(&status),
+            config.events.clone(),
+            config.nats.clone(),
+            stop_background.clone(),
+            FINAL_DRAIN,
+        ));
+        let mut services = Services {
+            outbox,
+            status,
+            tasks,
+            publisher,
+            outbox_task,
+            drain,
+            stop_background,
+            budgets: None,
+            budgets_status: None,
+            closed: Vec::new(),
+        };
+        if config.projections.budgets.enabled {
+            let store = open_budgets(config).await?;
+            let status = Arc::new(ProjectionStatus::default());
+            let runner = Runner {
+                projection: Arc::clone(&store),
+                client,
+                stream: config.nats.stream.clone(),
+                batch: config.projections.budgets.batch,
+                status: Arc::clone(&status),
+                mode: RunMode::Follow,
+            };
+            let stop = services.stop_background.clone();
+            services.tasks.spawn(async move {
+                if let Err(e) = runner.run(stop).await {
+                    tracing::error!(error = %e, "budgets projection stopped");
+                }
+            });
+            let weak = Arc::downgrade(&store);
+            services
+                .closed
+                .push(Box::new(move || weak.strong_count() == 0));
+            services.budgets = Some(store);
+            services.budgets_status = Some(status);
+        }
+        services.tasks.close();
+        Ok((services, sink))
+    }
+
+    /// A refused NATS server (too old, or it dropped our settings) stops the edge as shutdown
+    /// does: in-flight requests finish and their events stay in the outbox.
+    fn stop_edge_when_refused(&self, stop_edge: CancellationToken) {
+        let refused = self.status.refused_signal.clone();
+        self.tasks.spawn(async move {
             tokio::select! {
                 _ = refused.cancelled() => {
                     tracing::error!("the NATS server was refused; stopping the gateway");
@@ -201,37 +231,41 @@ pub async fn serve(
             }
         });
     }
-    let served = listener::serve(listener, app, limits, stop_edge.clone()).await;
-    stop_edge.cancel();
-    tracing::info!("edge stopped; finishing in-flight streams");
-    requests.close();
-    requests.wait().await;
-    drain.cancel();
-    let _ = publisher.await;
-    stop_background.cancel();
-    let _ = outbox_task.await;
-    services.wait().await;
-    // redb files are closed on drop, and a connection task or a cancelled blocking call may
-    // still hold a handle for a moment: wait for the last one so a restart in this process (or
-    // `replay`) finds the files closed.
-    let weak_outbox = Arc::downgrade(&outbox);
-    drop(outbox);
-    stores_to_close.push(Box::new(move || weak_outbox.strong_count() == 0));
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
-    while !stores_to_close.iter().all(|closed| closed()) && tokio::time::Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(10)).await;
+
+    /// Once the edge and its requests are done: the publisher drains, then the outbox task makes
+    /// its last attempt and the projections commit, then the files close.
+    async fn stop(self) -> Result<(), AppError> {
+        self.drain.cancel();
+        let _ = self.publisher.await;
+        self.stop_background.cancel();
+        let _ = self.outbox_task.await;
+        self.tasks.wait().await;
+        // redb files are closed on drop, and a connection task or a cancelled blocking call may
+        // still hold a handle for a moment: wait for the last one so a restart in this process
+        // (or `replay`) finds the files closed.
+        let mut closed = self.closed;
+        let weak_outbox = Arc::downgrade(&self.outbox);
+        drop(self.outbox);
+        closed.push(Box::new(move || weak_outbox.strong_count() == 0));
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        while !closed.iter().all(|c| c()) && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let left = self
+            .status
+            .outbox_len
+            .load(std::sync::atomic::Ordering::Relaxed);
+        if left > 0 {
+            tracing::warn!(
+                events = left,
+                "stopped with events in the outbox; they are sent at next start"
+            );
+        }
+        match self.status.refused() {
+            Some(e) => Err(e.into()),
+            None => Ok(()),
+        }
     }
-    let left = status.outbox_len.load(std::sync::atomic::Ordering::Relaxed);
-    if left > 0 {
-        tracing::warn!(
-            events = left,
-            "stopped with events in the outbox; they are sent at next start"
-        );
-    }
-    if let Some(e) = status.refused() {
-        return Err(e.into());
-    }
-    served.map_err(AppError::Serve)
 }
 
 pub async fn open_budgets(config: &Config) -> Result<Arc<BudgetsStore>, AppError> {
@@ -292,10 +326,9 @@ pub async fn replay_budgets(
 ) -> Result<u64, AppError> {
     let (client, _) = connect_nats(&config, Duration::from_secs(10)).await?;
     if !is_connected(&client) {
-        return Err(AppError::Connect(format!(
-            "{} is not reachable",
-            config.nats.url
-        )));
+        return Err(AppError::Unreachable {
+            url: config.nats.url.clone(),
+        });
     }
     let store = open_budgets(&config).await?;
     let s = Arc::clone(&store);
