@@ -143,3 +143,55 @@ fn nats_url_takes_a_seed_list_and_checks_every_entry() {
     assert_eq!(bad.len(), 1, "{bad:?}");
     assert!(bad[0].starts_with("SWITCHYARD_NATS_URL: "), "{bad:?}");
 }
+
+/// An environment the test owns: fixed variables, every secret `x`.
+struct FakeEnv(&'static [(&'static str, &'static str)]);
+
+impl Environment for FakeEnv {
+    fn secret(&self, _: &SecretRef) -> Result<Secret, String> {
+        Ok(Secret::new("x"))
+    }
+    fn var(&self, name: &str) -> Option<String> {
+        self.0
+            .iter()
+            .find(|(k, _)| *k == name)
+            .map(|(_, v)| (*v).to_owned())
+    }
+}
+
+#[test]
+fn validation_reads_variables_from_the_environment_it_is_given() {
+    let raw = || -> RawConfig {
+        toml::from_str(
+            r#"
+            [providers.aws]
+            kind = "bedrock"
+            [[models]]
+            name = "m"
+            deployments = [{ provider = "aws", model = "amazon.nova-lite-v1:0" }]
+            "#,
+        )
+        .unwrap()
+    };
+    let cfg = validate_in(
+        raw(),
+        None,
+        &FakeEnv(&[("AWS_DEFAULT_REGION", "eu-west-3")]),
+    )
+    .unwrap();
+    let aws = &cfg.providers["aws"];
+    assert_eq!(aws.region, "eu-west-3");
+    assert_eq!(
+        aws.base_url,
+        "https://bedrock-runtime.eu-west-3.amazonaws.com"
+    );
+    let Err(ConfigError::Invalid(problems)) = validate_in(raw(), None, &FakeEnv(&[])) else {
+        panic!("a Bedrock provider without a region is refused")
+    };
+    assert!(
+        problems
+            .iter()
+            .any(|p| p.starts_with("providers.aws.region")),
+        "{problems:?}"
+    );
+}
