@@ -9,6 +9,7 @@
 use bytes::Bytes;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
+use std::borrow::Cow;
 use std::collections::HashMap;
 
 use super::super::validate::MAX_OUTPUT_TOKENS;
@@ -153,36 +154,67 @@ fn image_part(source: &InImageSource) -> Value {
 /// streams, since Anthropic clients always get it.
 /// What the Messages API itself refuses before anything is sent, in its words (`field: problem`),
 /// then the conversion. `count_tokens` requests carry no `max_tokens`, so they skip this.
-pub fn checked_chat(req: &InRequest) -> Result<ChatRequest, String> {
+pub fn checked_chat(req: &InRequest) -> Result<ChatRequest, Refused> {
     match req.max_tokens {
-        None => return Err("max_tokens: Field required".into()),
-        Some(0) => return Err("max_tokens: Input should be greater than or equal to 1".into()),
+        None => return Err(Refused::new("max_tokens", "Field required")),
+        Some(0) => {
+            return Err(Refused::new(
+                "max_tokens",
+                "Input should be greater than or equal to 1",
+            ));
+        }
         Some(n) if n > MAX_OUTPUT_TOKENS => {
-            return Err(format!(
-                "max_tokens: Input should be less than or equal to {MAX_OUTPUT_TOKENS}"
+            return Err(Refused::new(
+                "max_tokens",
+                format!("Input should be less than or equal to {MAX_OUTPUT_TOKENS}"),
             ));
         }
         Some(_) => {}
     }
     if req.model.is_empty() {
-        return Err("model: String should have at least 1 character".into());
+        return Err(Refused::new(
+            "model",
+            "String should have at least 1 character",
+        ));
     }
     if req.messages.is_empty() {
-        return Err("messages: List should have at least 1 item after validation, not 0".into());
+        return Err(Refused::new(
+            "messages",
+            "List should have at least 1 item after validation, not 0",
+        ));
     }
     if let Some(i) = req
         .messages
         .iter()
         .position(|m| m.role != "user" && m.role != "assistant")
     {
-        return Err(format!(
-            "messages.{i}.role: Input should be 'user' or 'assistant'"
+        return Err(Refused::new(
+            format!("messages.{i}.role"),
+            "Input should be 'user' or 'assistant'",
         ));
     }
     to_chat(req)
 }
 
-pub fn to_chat(req: &InRequest) -> Result<ChatRequest, String> {
+/// Why a Messages request cannot be served: the field, named as Anthropic names it
+/// (`messages.1.role`), and the problem in Anthropic's words.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{param}: {problem}")]
+pub struct Refused {
+    pub param: Cow<'static, str>,
+    pub problem: String,
+}
+
+impl Refused {
+    fn new(param: impl Into<Cow<'static, str>>, problem: impl Into<String>) -> Self {
+        Refused {
+            param: param.into(),
+            problem: problem.into(),
+        }
+    }
+}
+
+pub fn to_chat(req: &InRequest) -> Result<ChatRequest, Refused> {
     let mut messages = Vec::new();
     if let Some(system) = &req.system {
         messages.push(json!({"role": "system", "content": text_of(system)}));
@@ -297,7 +329,7 @@ pub fn to_chat(req: &InRequest) -> Result<ChatRequest, String> {
         out.insert("stream".into(), Value::from(true));
         out.insert("stream_options".into(), json!({"include_usage": true}));
     }
-    serde_json::from_value(Value::Object(out)).map_err(|e| e.to_string())
+    serde_json::from_value(Value::Object(out)).map_err(|e| Refused::new("messages", e.to_string()))
 }
 
 fn stop_reason(finish: Option<&str>) -> &'static str {
@@ -376,8 +408,12 @@ fn message_id(upstream: &str) -> String {
 
 /// Convert a canonical `chat.completion` body into a Messages API response. `model` names the
 /// model only when the body does not.
-pub fn to_message(body: &[u8], model: &str, usage: Option<&Usage>) -> Result<Vec<u8>, String> {
-    let c: OutCompletion = serde_json::from_slice(body).map_err(|e| e.to_string())?;
+pub fn to_message(
+    body: &[u8],
+    model: &str,
+    usage: Option<&Usage>,
+) -> Result<Vec<u8>, serde_json::Error> {
+    let c: OutCompletion = serde_json::from_slice(body)?;
     let choice = c.choices.into_iter().next();
     let mut content = Vec::new();
     let mut finish = None;
@@ -403,7 +439,7 @@ pub fn to_message(body: &[u8], model: &str, usage: Option<&Usage>) -> Result<Vec
         "stop_sequence": null,
         "usage": usage.map_or_else(|| usage_json(&Usage::default()), usage_json),
     });
-    serde_json::to_vec(&msg).map_err(|e| e.to_string())
+    serde_json::to_vec(&msg)
 }
 
 fn event(name: &str, data: &Value) -> Bytes {
@@ -741,7 +777,7 @@ mod tests {
 
     #[test]
     fn checked_chat_refuses_what_anthropic_refuses() {
-        let refused = |v: Value| checked_chat(&req(v)).unwrap_err();
+        let refused = |v: Value| checked_chat(&req(v)).unwrap_err().to_string();
         let msgs = json!([{"role": "user", "content": "hi"}]);
         assert_eq!(
             refused(json!({"model": "m", "messages": msgs})),

@@ -20,13 +20,15 @@ use super::surface::{Authenticated, Canonical, Framer, Surface, SurfaceError, Su
 use super::{ApiError, EdgeState, read_body};
 use crate::events::{Endpoint, Usage};
 use crate::providers::{ChatRequest, ProviderError, StreamChunk, tokens};
-use convert::{InRequest, StreamTranslator, checked_chat, to_chat, to_message};
+use convert::{InRequest, Refused, StreamTranslator, checked_chat, to_chat, to_message};
 
 /// Anthropic's Messages API shape.
 pub struct Anthropic;
 
-fn invalid(message: String) -> ApiError {
-    ApiError::bad_param("messages", message)
+/// A refused Messages request, with its field as `param` and Anthropic's wording.
+fn invalid(e: Refused) -> ApiError {
+    let message = e.to_string();
+    ApiError::bad_param(e.param, message)
 }
 
 pub async fn messages(
@@ -63,7 +65,7 @@ impl Surface for Anthropic {
     fn answer(canonical: Bytes, model: &str, usage: Option<&Usage>) -> Result<Bytes, ApiError> {
         to_message(&canonical, model, usage)
             .map(Bytes::from)
-            .map_err(|e| ApiError::bad_upstream_answer(&e))
+            .map_err(|e| ApiError::bad_upstream_answer(&e.to_string()))
     }
 
     fn framer(_req: &ChatRequest, model: &str) -> StreamTranslator {
@@ -99,7 +101,8 @@ pub async fn count_tokens(
         if let Some(o) = value.as_object_mut() {
             o.remove("stream");
         }
-        let req: InRequest = serde_json::from_value(value).map_err(|e| invalid(e.to_string()))?;
+        let req: InRequest = serde_json::from_value(value)
+            .map_err(|e| ApiError::bad_param("messages", e.to_string()))?;
         if st.routes.get(&req.model).is_none() {
             return Err(ApiError::model_not_found(&req.model));
         }
