@@ -69,17 +69,26 @@ impl Limits {
                 .unwrap_or(usize::MAX)
                 .max(1);
             if fit < max_connections {
-                tracing::warn!(
-                    configured = max_connections,
-                    fd_limit = fds,
-                    lowered_to = fit,
-                    "server.max_connections does not fit the open-files limit"
-                );
+                // Worth a warning only when someone chose the cap; the default is a ceiling.
+                if max_connections == ServerConfig::default().max_connections {
+                    tracing::info!(
+                        fd_limit = fds,
+                        lowered_to = fit,
+                        "default max_connections fitted to the open-files limit"
+                    );
+                } else {
+                    tracing::warn!(
+                        configured = max_connections,
+                        fd_limit = fds,
+                        lowered_to = fit,
+                        "server.max_connections does not fit the open-files limit"
+                    );
+                }
                 max_connections = fit;
             }
         }
         tracing::info!(
-            fd_limit = fd_limit.map_or_else(|| "unknown".to_owned(), |n| n.to_string()),
+            fd_limit = ?fd_limit,
             max_connections,
             header_read_timeout = ?server.header_read_timeout,
             body_read_timeout = ?server.body_read_timeout,

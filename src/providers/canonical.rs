@@ -203,6 +203,16 @@ pub struct Converted {
     pub finish_reason: Option<&'static str>,
 }
 
+impl From<Converted> for super::ChatResponse {
+    fn from(c: Converted) -> Self {
+        super::ChatResponse {
+            body: bytes::Bytes::from(c.body),
+            usage: c.usage,
+            finish_reason: c.finish_reason.map(str::to_owned),
+        }
+    }
+}
+
 impl<'a> Completion<'a> {
     /// A `chat.completion` of `choices`, encoded with the usage the adapter read (in the
     /// gateway's terms and in OpenAI's). The first choice's finish reason is the answer's.

@@ -7,7 +7,6 @@ mod convert;
 mod stream;
 mod wire;
 
-use bytes::Bytes;
 use reqwest::header::{HeaderMap, HeaderValue};
 use std::sync::Arc;
 
@@ -68,12 +67,7 @@ impl Adapter for Anthropic {
             http::read_all(self.send(body).await?).await
         })
         .await?;
-        let converted = convert::response(&bytes, unix_now())?;
-        Ok(ChatResponse {
-            body: Bytes::from(converted.body),
-            usage: converted.usage,
-            finish_reason: converted.finish_reason.map(str::to_owned),
-        })
+        Ok(convert::response(&bytes, unix_now())?.into())
     }
 
     async fn chat_stream(

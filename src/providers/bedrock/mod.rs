@@ -156,12 +156,7 @@ impl Adapter for Bedrock {
         let body = Self::body(req)?;
         let url = self.url(model, "converse")?;
         let (headers, bytes) = self.complete(url, body).await?;
-        let converted = convert::response(&bytes, &completion_id(&headers), model, unix_now())?;
-        Ok(ChatResponse {
-            body: Bytes::from(converted.body),
-            usage: converted.usage,
-            finish_reason: converted.finish_reason.map(str::to_owned),
-        })
+        Ok(convert::response(&bytes, &completion_id(&headers), model, unix_now())?.into())
     }
 
     async fn chat_stream(

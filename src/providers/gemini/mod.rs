@@ -108,12 +108,7 @@ impl Adapter for Gemini {
         let body = Self::body(req)?;
         let url = self.url(model, "generateContent")?;
         let bytes = self.complete(url, body).await?;
-        let converted = convert::response(&bytes, model, unix_now())?;
-        Ok(ChatResponse {
-            body: Bytes::from(converted.body),
-            usage: converted.usage,
-            finish_reason: converted.finish_reason.map(str::to_owned),
-        })
+        Ok(convert::response(&bytes, model, unix_now())?.into())
     }
 
     async fn chat_stream(
