@@ -44,14 +44,7 @@ pub const ECHO_MAX: usize = 256;
 /// `s` as quoted in an error message: whole when short, else its first [`ECHO_MAX`] bytes (cut at
 /// a character boundary) and a marker saying how much was left out.
 pub fn echo(s: &str) -> Cow<'_, str> {
-    if s.len() <= ECHO_MAX {
-        return Cow::Borrowed(s);
-    }
-    let mut cut = ECHO_MAX;
-    while !s.is_char_boundary(cut) {
-        cut -= 1;
-    }
-    Cow::Owned(format!("{}…[{} more bytes]", &s[..cut], s.len() - cut))
+    shorten(s, ECHO_MAX)
 }
 
 /// Messages that embed a parser's or a provider's own text (which may quote the input) are cut
@@ -59,14 +52,27 @@ pub fn echo(s: &str) -> Cow<'_, str> {
 const MESSAGE_MAX: usize = 1024;
 
 fn bounded(message: String) -> String {
-    if message.len() <= MESSAGE_MAX {
-        return message;
+    match shorten(&message, MESSAGE_MAX) {
+        Cow::Borrowed(_) => message,
+        Cow::Owned(short) => short,
     }
-    let mut cut = MESSAGE_MAX;
-    while !message.is_char_boundary(cut) {
+}
+
+fn shorten(s: &str, max: usize) -> Cow<'_, str> {
+    if s.len() <= max {
+        return Cow::Borrowed(s);
+    }
+    let head = char_prefix(s, max);
+    Cow::Owned(format!("{head}…[{} more bytes]", s.len() - head.len()))
+}
+
+/// The longest prefix of `s` of at most `max` bytes that ends on a character boundary.
+pub fn char_prefix(s: &str, max: usize) -> &str {
+    let mut cut = max.min(s.len());
+    while !s.is_char_boundary(cut) {
         cut -= 1;
     }
-    format!("{}…[{} more bytes]", &message[..cut], message.len() - cut)
+    &s[..cut]
 }
 
 impl ApiError {

@@ -35,6 +35,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 use ulid::Ulid;
 
+use super::error::char_prefix;
 use super::surface::{Authenticated, Canonical, Framer, Surface, SurfaceError, SurfaceRequest};
 use super::{ApiError, EdgeState, read_body, validate};
 use crate::config::Durability;
@@ -59,11 +60,8 @@ pub fn clip(body: &[u8], max: usize) -> String {
     if text.len() <= max {
         return text.into_owned();
     }
-    let mut cut = max;
-    while !text.is_char_boundary(cut) {
-        cut -= 1;
-    }
-    format!("{}…[truncated {} bytes]", &text[..cut], text.len() - cut)
+    let head = char_prefix(&text, max);
+    format!("{head}…[truncated {} bytes]", text.len() - head.len())
 }
 
 struct Ctx {
