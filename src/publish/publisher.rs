@@ -203,6 +203,14 @@ pub async fn run_outbox(
     if let Ok(Ok(n)) = tokio::task::spawn_blocking(move || ob.len()).await {
         status.outbox_len.store(n, Ordering::Relaxed);
     }
+    let d = Drainer {
+        client: &client,
+        js: &js,
+        outbox: &outbox,
+        status: &status,
+        events: &events,
+        nats: &nats,
+    };
     let mut was_connected = false;
     let mut first = true;
     let mut ever_ready = status.ready();
@@ -222,14 +230,6 @@ pub async fn run_outbox(
             _ = tokio::time::sleep(pause) => {}
             _ = stop.cancelled() => break,
         }
-        let d = Drainer {
-            client: &client,
-            js: &js,
-            outbox: &outbox,
-            status: &status,
-            events: &events,
-            nats: &nats,
-        };
         step(&d, &mut was_connected, &stop).await;
         ever_ready |= status.ready();
     }
@@ -242,14 +242,6 @@ pub async fn run_outbox(
             if ever_ready || status.refused().is_some() {
                 break;
             }
-            let d = Drainer {
-                client: &client,
-                js: &js,
-                outbox: &outbox,
-                status: &status,
-                events: &events,
-                nats: &nats,
-            };
             // `stop` is cancelled, so this sets the stream up without draining.
             step(&d, &mut was_connected, &stop).await;
             if !status.ready() {
