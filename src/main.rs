@@ -84,7 +84,15 @@ struct ConfigArg {
 
 impl ConfigArg {
     fn load(&self) -> Result<config::Config> {
-        let mut cfg = config::load(&self.config)?;
+        self.load_with(config::SecretRef::resolve)
+    }
+
+    /// The config file with secrets from `resolve`, and `SWITCHYARD_NATS_URL` applied.
+    fn load_with(
+        &self,
+        resolve: impl Fn(&config::SecretRef) -> Result<config::Secret, String>,
+    ) -> Result<config::Config> {
+        let mut cfg = config::load_with(&self.config, resolve)?;
         if let Ok(url) = std::env::var("SWITCHYARD_NATS_URL") {
             // checked like the file's value, so `check-config` refuses what `serve` would
             let problems = config::nats_url_problems(&url, "SWITCHYARD_NATS_URL");
@@ -225,7 +233,7 @@ async fn run(cli: Cli) -> Result<()> {
         } => {
             let missing = RefCell::new(Vec::new());
             let cfg = if allow_missing_secrets {
-                config::load_with(&c.config, |r| {
+                c.load_with(|r| {
                     r.resolve().or_else(|e| {
                         missing.borrow_mut().push(e);
                         // Stands in for the secret so validation goes on; never used.

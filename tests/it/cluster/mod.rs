@@ -601,6 +601,21 @@ fn check_config_checks_every_seed_from_the_file_and_the_environment() {
         err.contains("SWITCHYARD_NATS_URL[1]: empty server URL"),
         "{err}"
     );
+    // Checking without the secrets checks the environment's seeds all the same.
+    let out = Command::new(env!("CARGO_BIN_EXE_switchyard"))
+        .args(["check-config", "--allow-missing-secrets", "--config", &good])
+        .env(
+            "SWITCHYARD_NATS_URL",
+            "nats://10.0.0.1:4222,,nats://10.0.0.3:4222",
+        )
+        .output()
+        .expect("run check-config");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        err.contains("SWITCHYARD_NATS_URL[1]: empty server URL"),
+        "{err}"
+    );
 
     let dir = tempfile::tempdir().unwrap();
     let bad = dir.path().join("bad.toml");
