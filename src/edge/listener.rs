@@ -145,6 +145,8 @@ pub async fn serve(
     let open = Arc::new(AtomicUsize::new(0));
     let lingering = Arc::new(AtomicUsize::new(0));
     let mut shed_log = RateLimitedLog::default();
+    // Built once: a flood of connections past the cap must not cost a JSON encoding each.
+    let shed_answer = Bytes::from(shed_response());
     let mut accept_log = RateLimitedLog::default();
     loop {
         let accepted = tokio::select! {
@@ -173,13 +175,13 @@ pub async fn serve(
                 );
             }
             if lingering.load(Ordering::Relaxed) < SHED_MAX_LINGERING {
-                let guard = Counted::new(Arc::clone(&lingering));
+                let (guard, answer) = (Counted::new(Arc::clone(&lingering)), shed_answer.clone());
                 connections.spawn(async move {
                     let _guard = guard;
-                    shed(stream).await;
+                    shed(stream, &answer).await;
                 });
             } else {
-                let _ = stream.try_write(&shed_response());
+                let _ = stream.try_write(&shed_answer);
             }
             continue;
         }
@@ -199,9 +201,9 @@ pub async fn serve(
 }
 
 /// Answer a connection beyond the cap with 503 and close it.
-async fn shed(mut stream: TcpStream) {
+async fn shed(mut stream: TcpStream, answer: &[u8]) {
     let _ = tokio::time::timeout(SHED_LINGER, async {
-        stream.write_all(&shed_response()).await?;
+        stream.write_all(answer).await?;
         stream.shutdown().await?;
         // Read until the client closes, so our close does not reset its connection before it
         // has read the answer.
