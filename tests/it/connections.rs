@@ -200,11 +200,9 @@ async fn a_slow_body_gets_408_and_is_not_recorded() {
     let r = post_chat(&gw, KEY, &chat_body("gpt-4o-mini", "quick", false)).await;
     assert_eq!(r.status(), 200);
     gw.stop().await;
-    let accepted = read_events(&nats.url())
-        .await
-        .into_iter()
-        .filter(|(_, e, _)| matches!(e.event, Event::RequestAccepted(_)))
-        .count();
+    let accepted = count(&read_events(&nats.url()).await, |e| {
+        matches!(e, Event::RequestAccepted(_))
+    });
     assert_eq!(accepted, 1, "only the quick request was accepted");
 }
 

@@ -208,10 +208,3 @@ async fn clients_that_leave_at_random_moments_never_orphan_a_request() {
     );
     gw.stop().await;
 }
-
-fn count(
-    events: &[(u64, switchyard::events::Envelope, Vec<u8>)],
-    f: impl Fn(&Event) -> bool,
-) -> usize {
-    events.iter().filter(|(_, e, _)| f(&e.event)).count()
-}

@@ -9,7 +9,7 @@ use async_nats::jetstream::{self, consumer};
 use futures::StreamExt;
 use switchyard::app::AppError;
 use switchyard::config::{self, Config, RawConfig, RawPricing};
-use switchyard::events::{Envelope, decode};
+use switchyard::events::{Envelope, Event, decode};
 use switchyard_mock::{MockConfig, MockState};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -307,6 +307,11 @@ pub async fn read_events(nats_url: &str) -> Vec<(u64, Envelope, Vec<u8>)> {
         }
     }
     out
+}
+
+/// How many of `events` `f` picks.
+pub fn count(events: &[(u64, Envelope, Vec<u8>)], f: impl Fn(&Event) -> bool) -> usize {
+    events.iter().filter(|(_, e, _)| f(&e.event)).count()
 }
 
 /// Events of one request, in stream order.

@@ -155,11 +155,9 @@ async fn bad_fields_are_refused_before_any_provider_call() {
     .await;
     assert_eq!(r.status(), 200);
     gw.stop().await;
-    let accepted = read_events(&nats.url())
-        .await
-        .into_iter()
-        .filter(|(_, e, _)| matches!(e.event, Event::RequestAccepted(_)))
-        .count();
+    let accepted = count(&read_events(&nats.url()).await, |e| {
+        matches!(e, Event::RequestAccepted(_))
+    });
     assert_eq!(accepted, 2, "only the two valid requests were accepted");
 }
 
