@@ -10,8 +10,8 @@ use tokio_util::task::TaskTracker;
 
 use crate::config::Config;
 use crate::edge::listener::{self, Limits};
-use crate::edge::{self, AdminState, EdgeState};
-use crate::governance::KeyStore;
+use crate::edge::{self, AdminGovernance, AdminState, EdgeState};
+use crate::governance::{Directory, KeyStore};
 use crate::projections::budgets::BudgetsStore;
 use crate::projections::{ProjectionError, ProjectionStatus, RunMode, Runner};
 use crate::publish::jetstream::{self, SetupError, ensure_stream, is_connected};
@@ -92,9 +92,17 @@ pub async fn serve(
     let requests = TaskTracker::new();
     // Cancelled by shutdown, or when the NATS server is refused.
     let stop_edge = shutdown.child_token();
+    let routes = RouteTable::build(&config.models, &config.routing, &providers);
+    let governance = Arc::new(AdminGovernance {
+        directory: Arc::clone(&services.directory),
+        client: services.client.clone(),
+        publish_status: Arc::clone(&services.status),
+        models: routes.names().to_vec(),
+        rotation_grace: config.rotation_grace,
+    });
     let state = Arc::new(EdgeState {
-        keys: KeyStore::new(&config.keys),
-        routes: RouteTable::build(&config.models, &config.routing, &providers),
+        keys: KeyStore::new(&config.keys, Arc::clone(&services.directory)),
+        routes,
         sink,
         pricing: config.pricing.clone(),
         durability: config.events.durability,
@@ -111,6 +119,7 @@ pub async fn serve(
         currency: config.pricing.currency.clone(),
         budgets: services.budgets.take(),
         budgets_status: services.budgets_status.clone(),
+        governance: Some(governance),
     };
     let app = edge::router(state, admin);
     services.stop_edge_when_refused(stop_edge.clone());
@@ -142,6 +151,9 @@ struct Services {
     /// Handed to the admin API.
     budgets: Option<Arc<BudgetsStore>>,
     budgets_status: Option<Arc<ProjectionStatus>>,
+    /// Issued keys and scope limits, following the stream's admin events.
+    directory: Arc<Directory>,
+    client: async_nats::Client,
     /// Each says whether one redb file has been closed (all its handles dropped).
     closed: Vec<Box<dyn Fn() -> bool + Send>>,
 }
@@ -187,8 +199,23 @@ impl Services {
             stop_background,
             budgets: None,
             budgets_status: None,
+            directory: Arc::new(Directory::default()),
+            client: client.clone(),
             closed: Vec::new(),
         };
+        services.tasks.spawn(crate::projections::directory::follow(
+            client.clone(),
+            config.nats.stream.clone(),
+            Arc::clone(&services.directory),
+            services.stop_background.clone(),
+        ));
+        services
+            .tasks
+            .spawn(crate::projections::directory::record_expiries(
+                client.clone(),
+                Arc::clone(&services.directory),
+                services.stop_background.clone(),
+            ));
         if config.projections.budgets.enabled {
             let store = open_budgets(config).await?;
             let status = Arc::new(ProjectionStatus::default());
@@ -293,6 +320,7 @@ pub async fn consume_budgets(
             currency: config.pricing.currency.clone(),
             budgets: Some(Arc::clone(&store)),
             budgets_status: Some(Arc::clone(&status)),
+            governance: None,
         };
         let stop = shutdown.clone();
         let limits = Limits::from_config(&config.server);

@@ -8,6 +8,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use tokio_util::sync::CancellationToken;
 
+mod keys_cmd;
+
 use switchyard::telemetry::LogFormat;
 use switchyard::{app, config, governance, telemetry};
 
@@ -63,6 +65,8 @@ enum Command {
     },
     /// Print the `sha256:` hash of a key for the config (reads stdin when KEY is omitted).
     HashKey { key: Option<String> },
+    /// Issue, list, show, rotate and revoke virtual keys on a running gateway.
+    Keys(Box<keys_cmd::KeysCmd>),
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -265,6 +269,7 @@ async fn run(cli: Cli) -> Result<()> {
             };
             println!("sha256:{}", hex::encode(governance::hash_key(&key)));
         }
+        Command::Keys(cmd) => cmd.run().await?,
     }
     Ok(())
 }

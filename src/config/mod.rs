@@ -244,11 +244,25 @@ impl Default for ProjectionConfig {
     }
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct AdminConfig {
     /// SHA-256 of the admin bearer token, as `sha256:<hex>` (see `switchyard hash-key`).
     pub token_hash: Option<String>,
+    /// How long a rotated key's previous secret keeps working when the rotate call names no
+    /// grace period of its own.
+    #[serde(with = "humantime_serde")]
+    #[schemars(with = "String")]
+    pub rotation_grace: Duration,
+}
+
+impl Default for AdminConfig {
+    fn default() -> Self {
+        Self {
+            token_hash: None,
+            rotation_grace: Duration::from_secs(3600),
+        }
+    }
 }
 
 /// A virtual key bootstrapped from config.
@@ -467,6 +481,8 @@ pub struct Config {
     pub events: EventsConfig,
     pub projections: ProjectionsConfig,
     pub admin_token_hash: Option<[u8; 32]>,
+    /// Default grace period of a key rotation (`[admin] rotation_grace`).
+    pub rotation_grace: Duration,
     pub keys: Vec<KeySpec>,
     pub providers: BTreeMap<String, Arc<ProviderSpec>>,
     pub models: Vec<ModelSpec>,

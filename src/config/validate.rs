@@ -87,6 +87,7 @@ pub fn validate_in(
         events: raw.events,
         projections: raw.projections,
         admin_token_hash,
+        rotation_grace: raw.admin.rotation_grace,
         keys,
         providers,
         models,

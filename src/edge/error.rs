@@ -135,6 +135,47 @@ impl ApiError {
         )
     }
 
+    /// A key past its expiry.
+    pub fn key_expired() -> Self {
+        Self::new(
+            StatusCode::UNAUTHORIZED,
+            "invalid_request_error",
+            "key_expired",
+            "This API key has expired. Ask your administrator for a new one.",
+        )
+    }
+
+    /// A key an administrator revoked.
+    pub fn key_revoked() -> Self {
+        Self::new(
+            StatusCode::UNAUTHORIZED,
+            "invalid_request_error",
+            "key_revoked",
+            "This API key has been revoked.",
+        )
+    }
+
+    /// An issued key presented before this instance has read the key directory from the
+    /// event log (at start, or while NATS has been unreachable since start).
+    pub fn keys_loading() -> Self {
+        Self::unavailable(
+            "keys_loading",
+            "The gateway is still loading its key directory from the event log; retry shortly.",
+        )
+    }
+
+    /// A model the key may not call.
+    pub fn model_not_allowed(model: &str) -> Self {
+        let mut e = Self::new(
+            StatusCode::FORBIDDEN,
+            "invalid_request_error",
+            "model_not_allowed",
+            format!("This API key may not use the model `{}`.", echo(model)),
+        );
+        e.param = Some(Cow::Borrowed("model"));
+        e
+    }
+
     pub fn admin_unauthorized() -> Self {
         Self::new(
             StatusCode::UNAUTHORIZED,
@@ -192,6 +233,16 @@ impl ApiError {
         );
         e.param = Some(param.into());
         e
+    }
+
+    /// A named resource (a key, a scope's limits) that does not exist.
+    pub fn no_such(code: &str, message: impl Into<String>) -> Self {
+        Self::new(
+            StatusCode::NOT_FOUND,
+            "invalid_request_error",
+            code,
+            message,
+        )
     }
 
     pub fn not_found() -> Self {

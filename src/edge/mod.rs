@@ -12,7 +12,7 @@ mod pipeline;
 mod surface;
 mod validate;
 
-pub use admin::AdminState;
+pub use admin::{AdminGovernance, AdminState};
 pub use error::ApiError;
 
 use axum::Router;

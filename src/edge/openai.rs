@@ -41,11 +41,16 @@ pub async fn embeddings(
     handle::<OpenAi, EmbeddingsRequest>(st, auth, headers, body).await
 }
 
-pub async fn list_models(State(st): State<Arc<EdgeState>>, _: Authenticated<OpenAi>) -> Response {
+/// `GET /v1/models`: the models this key may call.
+pub async fn list_models(
+    State(st): State<Arc<EdgeState>>,
+    Authenticated(caller, _): Authenticated<OpenAi>,
+) -> Response {
     let data: Vec<_> = st
         .routes
         .names()
         .iter()
+        .filter(|n| caller.may_use(n))
         .map(|n| json!({"id": n, "object": "model", "created": 0, "owned_by": "switchyard"}))
         .collect();
     Json(json!({"object": "list", "data": data})).into_response()

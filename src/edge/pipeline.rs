@@ -80,7 +80,7 @@ struct Ctx {
 /// A request on surface `S` whose body is an `R`, from authentication to its response.
 pub async fn handle<S: Surface, R: SurfaceRequest>(
     st: Arc<EdgeState>,
-    Authenticated(principal, _): Authenticated<S>,
+    Authenticated(caller, _): Authenticated<S>,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, SurfaceError<S>> {
@@ -89,6 +89,10 @@ pub async fn handle<S: Surface, R: SurfaceRequest>(
     let bytes = read_body(&headers, body, st.max_body_bytes, st.body_read_timeout).await?;
     let req: R = serde_json::from_slice(&bytes).map_err(|e| validate::parse_error(&e, &bytes))?;
     let (model, stream) = (req.model().to_owned(), req.is_stream());
+    if !caller.may_use(&model) {
+        return Err(ApiError::model_not_allowed(&model).into());
+    }
+    let principal = caller.principal;
     let canonical = req.into_canonical()?;
     // Resolve: content rules, then the requested model.
     let resolved = st

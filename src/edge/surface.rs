@@ -17,7 +17,8 @@ use std::marker::PhantomData;
 use std::sync::Arc;
 
 use super::{ApiError, EdgeState, bearer};
-use crate::events::{Endpoint, Principal, Usage};
+use crate::events::{Endpoint, Usage};
+use crate::governance::{AuthError, Caller};
 use crate::providers::{ChatRequest, EmbeddingsRequest, ProviderError, StreamChunk};
 
 /// The canonical request the pipeline routes: OpenAI's shapes, whatever the surface.
@@ -86,10 +87,10 @@ impl<S: Surface> IntoResponse for SurfaceError<S> {
     }
 }
 
-/// The principal of a virtual key sent as `Authorization: Bearer` (OpenAI clients) or
-/// `x-api-key` (Anthropic clients), on every surface; a missing or unknown key is refused
-/// before the body is read.
-pub struct Authenticated<S>(pub Arc<Principal>, pub PhantomData<S>);
+/// The caller of a virtual key sent as `Authorization: Bearer` (OpenAI clients) or
+/// `x-api-key` (Anthropic clients), on every surface; a missing, unknown, expired or revoked
+/// key is refused before the body is read.
+pub struct Authenticated<S>(pub Caller, pub PhantomData<S>);
 
 impl<S: Surface> FromRequestParts<Arc<EdgeState>> for Authenticated<S> {
     type Rejection = SurfaceError<S>;
@@ -98,10 +99,15 @@ impl<S: Surface> FromRequestParts<Arc<EdgeState>> for Authenticated<S> {
         parts: &mut Parts,
         st: &Arc<EdgeState>,
     ) -> Result<Self, Self::Rejection> {
-        bearer(&parts.headers)
+        let token = bearer(&parts.headers)
             .or_else(|| parts.headers.get("x-api-key").and_then(|v| v.to_str().ok()))
-            .and_then(|t| st.keys.authenticate(t))
-            .map(|p| Authenticated(p, PhantomData))
-            .ok_or_else(|| ApiError::unauthorized().into())
+            .ok_or_else(ApiError::unauthorized)?;
+        match st.keys.authenticate(token, crate::governance::now_ms()) {
+            Ok(caller) => Ok(Authenticated(caller, PhantomData)),
+            Err(AuthError::Unknown) => Err(ApiError::unauthorized().into()),
+            Err(AuthError::Expired) => Err(ApiError::key_expired().into()),
+            Err(AuthError::Revoked) => Err(ApiError::key_revoked().into()),
+            Err(AuthError::Loading) => Err(ApiError::keys_loading().into()),
+        }
     }
 }

@@ -8,13 +8,18 @@
 //! | --- | --- |
 //! | 1 | first shipped; frozen in `v1.rs` and converted on decode |
 //! | 2 | routing facts: `RequestAccepted.{rule, routed_model}`, `Attempt.{kind, backoff_ms, key_index}`, `Event::BreakerChanged` |
+//! | 3 | admin events: `Event::{KeyIssued, KeyRotated, KeyRevoked, KeyExpired, LimitsSet}` |
+//!
+//! Schema 3 only added variants at the end of `Event`, so a schema-2 body is a valid schema-3
+//! body and decodes with today's types; the version still moved so that a schema-2 build stops
+//! before an admin event ([`DecodeError::UnknownSchema`]) instead of skipping it as garbage.
 
 mod v1;
 
 use super::Envelope;
 
 /// The schema version written by this build.
-pub const CURRENT_SCHEMA: u16 = 2;
+pub const CURRENT_SCHEMA: u16 = 3;
 
 fn config() -> bincode::config::Configuration {
     bincode::config::standard()
@@ -58,7 +63,7 @@ fn body_hint(env: &Envelope) -> usize {
     match &env.event {
         super::Event::RequestAccepted(r) => r.body.len(),
         super::Event::ResponseCompleted(r) => r.body.as_ref().map_or(0, String::len),
-        super::Event::SpendRecorded(_) | super::Event::BreakerChanged(_) => 0,
+        _ => 0,
     }
 }
 
@@ -69,7 +74,8 @@ pub fn decode(bytes: &[u8]) -> Result<Envelope, DecodeError> {
     let schema = u16::from_le_bytes([head[0], head[1]]);
     match schema {
         1 => body_of::<v1::Envelope>(schema, body).map(Envelope::from),
-        CURRENT_SCHEMA => body_of::<Envelope>(schema, body),
+        // Schema 3 added variants only (see the table above).
+        2 | CURRENT_SCHEMA => body_of::<Envelope>(schema, body),
         other => Err(DecodeError::UnknownSchema(other)),
     }
 }
@@ -137,7 +143,7 @@ mod tests {
         );
         let bytes = encode(&env);
         assert_eq!(bytes[..2], CURRENT_SCHEMA.to_le_bytes());
-        assert_eq!(CURRENT_SCHEMA, 2);
+        assert_eq!(CURRENT_SCHEMA, 3);
         assert_eq!(decode(&bytes).unwrap(), env);
     }
 

@@ -8,7 +8,7 @@ mod codec;
 mod subject;
 
 pub use codec::{CURRENT_SCHEMA, DecodeError, decode, encode};
-pub use subject::{EVENT_SUBJECT_WILDCARD, SPEND_SUBJECT, subject};
+pub use subject::{ADMIN_SUBJECT_WILDCARD, EVENT_SUBJECT_WILDCARD, SPEND_SUBJECT, subject};
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -50,6 +50,13 @@ pub enum Event {
     SpendRecorded(SpendRecorded),
     /// Added in schema 2. Belongs to no request (see [`Envelope::request_id`]).
     BreakerChanged(BreakerChanged),
+    /// Admin events (schema 3): virtual keys and the limits of every scope. Every instance
+    /// builds its key directory from these. They belong to no request.
+    KeyIssued(KeyIssued),
+    KeyRotated(KeyRotated),
+    KeyRevoked(KeyRevoked),
+    KeyExpired(KeyExpired),
+    LimitsSet(LimitsSet),
 }
 
 impl Event {
@@ -60,6 +67,11 @@ impl Event {
             Event::ResponseCompleted(_) => "response_completed",
             Event::SpendRecorded(_) => "spend_recorded",
             Event::BreakerChanged(_) => "breaker_changed",
+            Event::KeyIssued(_) => "key_issued",
+            Event::KeyRotated(_) => "key_rotated",
+            Event::KeyRevoked(_) => "key_revoked",
+            Event::KeyExpired(_) => "key_expired",
+            Event::LimitsSet(_) => "limits_set",
         }
     }
 }
@@ -267,4 +279,194 @@ pub struct BreakerChanged {
     pub to: BreakerState,
     /// Why it changed, e.g. `5 failures in 30s` or `probe succeeded`.
     pub reason: String,
+}
+
+/// What a budget or a rate limit applies to.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum ScopeKind {
+    /// One virtual key, named by its id.
+    Key,
+    User,
+    Team,
+    Project,
+    /// A public model name (rate limits across every caller of the model).
+    Model,
+}
+
+impl ScopeKind {
+    pub const ALL: [ScopeKind; 5] = [
+        ScopeKind::Key,
+        ScopeKind::User,
+        ScopeKind::Team,
+        ScopeKind::Project,
+        ScopeKind::Model,
+    ];
+
+    /// Its name, as in JSON, URLs and metrics' labels.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ScopeKind::Key => "key",
+            ScopeKind::User => "user",
+            ScopeKind::Team => "team",
+            ScopeKind::Project => "project",
+            ScopeKind::Model => "model",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| k.as_str() == s)
+    }
+}
+
+/// One scope: a key id, a user, a team, a project or a model by name.
+#[derive(
+    Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
+)]
+pub struct Scope {
+    pub kind: ScopeKind,
+    pub name: String,
+}
+
+impl Scope {
+    pub fn new(kind: ScopeKind, name: impl Into<String>) -> Self {
+        Self {
+            kind,
+            name: name.into(),
+        }
+    }
+}
+
+impl std::fmt::Display for Scope {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {:?}", self.kind.as_str(), self.name)
+    }
+}
+
+/// The period a budget counts over, aligned to the UTC calendar.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum Period {
+    /// From 00:00 UTC to the next.
+    Daily,
+    /// From Monday 00:00 UTC (ISO weeks).
+    Weekly,
+    /// From the first of the month, 00:00 UTC.
+    Monthly,
+    /// Never resets.
+    Lifetime,
+}
+
+impl Period {
+    pub const ALL: [Period; 4] = [
+        Period::Daily,
+        Period::Weekly,
+        Period::Monthly,
+        Period::Lifetime,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Period::Daily => "daily",
+            Period::Weekly => "weekly",
+            Period::Monthly => "monthly",
+            Period::Lifetime => "lifetime",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|p| p.as_str() == s)
+    }
+}
+
+/// A spending cap over a period, in nano-units of the pricing currency.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct Budget {
+    pub period: Period,
+    /// The hard limit: a request that could take spend past it is refused (429
+    /// `budget_exceeded`).
+    pub limit_nanos: u64,
+    /// Soft thresholds, as percentages of the limit (e.g. 50, 80): crossing one publishes an
+    /// event and calls the webhook, if one is configured.
+    pub alert_at_percent: Vec<u8>,
+}
+
+/// Requests and tokens per minute. `None` is no limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
+pub struct RateLimit {
+    pub requests_per_minute: Option<u64>,
+    pub tokens_per_minute: Option<u64>,
+}
+
+/// Everything that limits one scope.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
+pub struct Limits {
+    pub budgets: Vec<Budget>,
+    pub rate: RateLimit,
+}
+
+impl Limits {
+    pub fn is_empty(&self) -> bool {
+        self.budgets.is_empty() && self.rate == RateLimit::default()
+    }
+}
+
+/// A virtual key was created. The key is `sy-<key_id>-<secret>`; only the secret's SHA-256 is
+/// here, never the secret. (Schema 3.)
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct KeyIssued {
+    pub key_id: String,
+    /// A human name for lists and audit.
+    pub name: String,
+    /// SHA-256 of the secret part, lowercase hex.
+    pub secret_sha256: String,
+    pub user: Option<String>,
+    pub team: Option<String>,
+    pub project: Option<String>,
+    /// Public model names the key may call; empty means every model.
+    pub models: Vec<String>,
+    /// When the key stops working, in milliseconds since the Unix epoch; `None` never.
+    pub expires_at_ms: Option<u64>,
+    /// The key's own budgets and rate limits (its user's, team's and project's apply too).
+    pub limits: Limits,
+    /// Free-form labels the admin attached, e.g. an owner or a ticket.
+    pub metadata: std::collections::BTreeMap<String, String>,
+}
+
+/// A key got a new secret; the previous one keeps working until `previous_valid_until_ms`.
+/// (Schema 3.)
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct KeyRotated {
+    pub key_id: String,
+    /// SHA-256 of the new secret, lowercase hex.
+    pub secret_sha256: String,
+    pub previous_valid_until_ms: u64,
+}
+
+/// A key was revoked: it stops working everywhere, for good. (Schema 3.)
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct KeyRevoked {
+    pub key_id: String,
+    pub reason: Option<String>,
+}
+
+/// A key reached its expiry. Keys stop working at `expires_at_ms` whether or not this event
+/// was seen; it records the fact for audit and lists. Every instance may notice, so its event
+/// id is derived from the key and its expiry and JetStream keeps one copy. (Schema 3.)
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct KeyExpired {
+    pub key_id: String,
+    pub expires_at_ms: u64,
+}
+
+/// The budgets and rate limits of a scope were set, replacing the previous ones (an empty
+/// `limits` removes them). (Schema 3.)
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct LimitsSet {
+    pub scope: Scope,
+    pub limits: Limits,
 }

@@ -8,6 +8,7 @@
 //! one durable about once a second and at stop.
 
 pub mod budgets;
+pub mod directory;
 mod runner;
 
 pub use runner::{ProjectionStatus, RunMode, Runner};

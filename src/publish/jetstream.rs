@@ -134,3 +134,37 @@ mod tests {
         assert!(super::version_ok("3.0.0"));
     }
 }
+
+/// Why [`publish_now`] did not get an acknowledgement.
+#[derive(Debug, thiserror::Error)]
+pub enum DirectError {
+    #[error("JetStream did not take the event: {0}")]
+    Publish(#[from] async_nats::jetstream::context::PublishError),
+    #[error("JetStream did not acknowledge the event within {0:?}")]
+    Timeout(Duration),
+}
+
+/// Publish one event and wait for JetStream's acknowledgement, returning its stream sequence
+/// (the original's, when the event id was a duplicate). For admin events, whose caller must know
+/// the event is in the stream before answering; requests never call this (they go through the
+/// [`super::EventSink`] and the outbox).
+pub async fn publish_now(
+    client: &async_nats::Client,
+    env: &crate::events::Envelope,
+    timeout: Duration,
+) -> Result<u64, DirectError> {
+    let js = jetstream::new(client.clone());
+    let msg = jetstream::message::PublishMessage::build()
+        .message_id(env.id.to_string())
+        .payload(crate::events::encode(env).into());
+    let publish = async {
+        let ack = js
+            .send_publish(crate::events::subject(&env.event), msg)
+            .await?
+            .await?;
+        Ok::<_, DirectError>(ack.sequence)
+    };
+    tokio::time::timeout(timeout, publish)
+        .await
+        .map_err(|_| DirectError::Timeout(timeout))?
+}

@@ -18,8 +18,11 @@ fn assert_complete(events: &[(u64, switchyard::events::Envelope, Vec<u8>)], requ
     }
     let mut kinds: HashMap<ulid::Ulid, (u32, u32, u32)> = HashMap::new();
     for (_, e, _) in events {
-        // a breaker change belongs to no request (its request_id is its own)
-        if matches!(e.event, Event::BreakerChanged(_)) {
+        // breaker changes and admin events belong to no request (their request_id is their own)
+        if !matches!(
+            e.event,
+            Event::RequestAccepted(_) | Event::ResponseCompleted(_) | Event::SpendRecorded(_)
+        ) {
             continue;
         }
         let k = kinds.entry(e.request_id).or_default();
@@ -27,7 +30,7 @@ fn assert_complete(events: &[(u64, switchyard::events::Envelope, Vec<u8>)], requ
             Event::RequestAccepted(_) => k.0 += 1,
             Event::ResponseCompleted(_) => k.1 += 1,
             Event::SpendRecorded(_) => k.2 += 1,
-            Event::BreakerChanged(_) => {}
+            _ => {}
         }
     }
     assert_eq!(kinds.len(), requests, "one request id per request");

@@ -420,18 +420,13 @@ fn golden_v1_bytes_still_decode() {
     }
 }
 
-/// Schema 2 is current: its golden files are written once under SWITCHYARD_BLESS (never
-/// rewritten) and this build must still write them byte for byte.
+/// Schema 2 is no longer written: schema 3 only added event variants, so its golden files decode
+/// to the same events and re-encode as schema 3 with the same body.
 #[test]
 fn golden_v2_bytes_still_decode() {
-    assert_eq!(CURRENT_SCHEMA, 2, "a new schema needs its own golden files");
     let dir = root().join("tests/fixtures/events/v2");
     for (name, env) in golden_v2() {
         let path = dir.join(format!("{name}.bin"));
-        if bless() && !path.exists() {
-            std::fs::create_dir_all(&dir).unwrap();
-            std::fs::write(&path, encode(&env)).unwrap();
-        }
         let bytes = std::fs::read(&path).unwrap_or_else(|_| panic!("{} missing", path.display()));
         assert_eq!(u16::from_le_bytes([bytes[0], bytes[1]]), 2);
         assert_eq!(
@@ -439,10 +434,127 @@ fn golden_v2_bytes_still_decode() {
             env,
             "{name}: v2 bytes decode to the same event"
         );
+        let again = encode(&env);
+        assert_eq!(u16::from_le_bytes([again[0], again[1]]), CURRENT_SCHEMA);
+        assert_eq!(again[2..], bytes[2..], "{name}: the v2 body is a v3 body");
+    }
+}
+
+/// Schema 3: the admin events, with every optional field set.
+fn golden_v3() -> Vec<(&'static str, Envelope)> {
+    let id = |n: u128| ulid::Ulid::from(0x019a_d000_0000_0000_0000_0000_0000_0000u128 + n);
+    let env = |n, event| Envelope {
+        id: id(n),
+        at_ms: 1_764_000_000_000 + n as u64,
+        request_id: id(100 + n),
+        event,
+    };
+    let limits = Limits {
+        budgets: vec![
+            Budget {
+                period: Period::Daily,
+                limit_nanos: 5_000_000_000,
+                alert_at_percent: vec![50, 80],
+            },
+            Budget {
+                period: Period::Lifetime,
+                limit_nanos: 100_000_000_000,
+                alert_at_percent: vec![],
+            },
+        ],
+        rate: RateLimit {
+            requests_per_minute: Some(600),
+            tokens_per_minute: Some(100_000),
+        },
+    };
+    vec![
+        (
+            "key_issued",
+            env(
+                1,
+                Event::KeyIssued(KeyIssued {
+                    key_id: "01kb0000000000000000000001".into(),
+                    name: "search ci".into(),
+                    secret_sha256:
+                        "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad".into(),
+                    user: Some("alice".into()),
+                    team: Some("platform".into()),
+                    project: Some("search".into()),
+                    models: vec!["gpt-4o-mini".into()],
+                    expires_at_ms: Some(1_764_000_900_000),
+                    limits: limits.clone(),
+                    metadata: [("owner".to_owned(), "alice".to_owned())].into(),
+                }),
+            ),
+        ),
+        (
+            "key_rotated",
+            env(
+                2,
+                Event::KeyRotated(KeyRotated {
+                    key_id: "01kb0000000000000000000001".into(),
+                    secret_sha256:
+                        "cb00753f45a35e8bb5a03d699ac65007272c32ab0eded1631a8b605a43ff5bed".into(),
+                    previous_valid_until_ms: 1_764_003_600_000,
+                }),
+            ),
+        ),
+        (
+            "key_revoked",
+            env(
+                3,
+                Event::KeyRevoked(KeyRevoked {
+                    key_id: "01kb0000000000000000000001".into(),
+                    reason: Some("leaked in a log".into()),
+                }),
+            ),
+        ),
+        (
+            "key_expired",
+            env(
+                4,
+                Event::KeyExpired(KeyExpired {
+                    key_id: "01kb0000000000000000000002".into(),
+                    expires_at_ms: 1_764_000_900_000,
+                }),
+            ),
+        ),
+        (
+            "limits_set",
+            env(
+                5,
+                Event::LimitsSet(LimitsSet {
+                    scope: Scope::new(ScopeKind::Team, "platform"),
+                    limits,
+                }),
+            ),
+        ),
+    ]
+}
+
+/// Schema 3 is current: its golden files are written once under SWITCHYARD_BLESS (never
+/// rewritten) and this build must still write them byte for byte.
+#[test]
+fn golden_v3_bytes_still_decode() {
+    assert_eq!(CURRENT_SCHEMA, 3, "a new schema needs its own golden files");
+    let dir = root().join("tests/fixtures/events/v3");
+    for (name, env) in golden_v3() {
+        let path = dir.join(format!("{name}.bin"));
+        if bless() && !path.exists() {
+            std::fs::create_dir_all(&dir).unwrap();
+            std::fs::write(&path, encode(&env)).unwrap();
+        }
+        let bytes = std::fs::read(&path).unwrap_or_else(|_| panic!("{} missing", path.display()));
+        assert_eq!(u16::from_le_bytes([bytes[0], bytes[1]]), 3);
+        assert_eq!(
+            decode(&bytes).unwrap(),
+            env,
+            "{name}: v3 bytes decode to the same event"
+        );
         assert_eq!(
             encode(&env),
             bytes,
-            "{name}: this build still writes v2 identically"
+            "{name}: this build still writes v3 identically"
         );
     }
 }

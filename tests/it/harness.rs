@@ -55,6 +55,7 @@ impl Drop for Mock {
 }
 
 /// Build a validated config for a test. `extra` is TOML appended verbatim (more models, etc.).
+#[derive(Clone)]
 pub struct TestConfig {
     pub nats_url: String,
     pub mock_url: String,
@@ -345,4 +346,65 @@ pub async fn wait_drained(gw: &Gateway) {
         },
     )
     .await;
+}
+
+/// `switchyard serve` as a process of its own (the built binary), for tests of several
+/// instances on one NATS. Its log goes to `gateway.log` in its data dir; it is killed on drop.
+pub struct GatewayProcess {
+    child: std::process::Child,
+    pub base: String,
+    pub log: PathBuf,
+}
+
+impl GatewayProcess {
+    /// Start one on a free port with `cfg` (its own data dir: redb files have one owner) and
+    /// wait until it answers `/healthz`.
+    pub async fn start(cfg: &TestConfig) -> Self {
+        let mut cfg = cfg.clone();
+        let port = free_port();
+        cfg.listen = format!("127.0.0.1:{port}");
+        let path = cfg.data_dir.join("gateway.toml");
+        std::fs::write(&path, cfg.toml()).expect("config file");
+        let log = cfg.data_dir.join("gateway.log");
+        let child = std::process::Command::new(env!("CARGO_BIN_EXE_switchyard"))
+            .arg("serve")
+            .arg("--config")
+            .arg(&path)
+            .env("RUST_LOG", "info")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::fs::File::create(&log).expect("log file"))
+            .spawn()
+            .expect("switchyard binary starts");
+        let base = format!("http://127.0.0.1:{port}");
+        let health = format!("{base}/healthz");
+        wait_for(
+            "the gateway process answers",
+            Duration::from_secs(20),
+            || {
+                let health = health.clone();
+                async move {
+                    let r = client().get(health).send().await.ok()?;
+                    (r.status() == 200).then_some(())
+                }
+            },
+        )
+        .await;
+        GatewayProcess { child, base, log }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+}
+
+impl Drop for GatewayProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// An admin API call with the admin token.
+pub fn admin(method: reqwest::Method, url: String) -> reqwest::RequestBuilder {
+    client().request(method, url).bearer_auth(ADMIN)
 }

@@ -10,6 +10,7 @@ mod durability;
 mod errors;
 mod files;
 mod harness;
+mod keys;
 mod process;
 mod providers;
 mod reliability;

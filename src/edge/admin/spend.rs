@@ -1,46 +1,20 @@
-//! Admin API: spend reports from the budgets projection. Protected by the admin token.
+//! `GET /admin/spend`: spend totals from the budgets projection.
 
 use axum::Json;
 use axum::extract::{Query, State};
 use axum::http::HeaderMap;
 use serde::Deserialize;
 use serde_json::json;
-use std::sync::Arc;
 
-use super::{ApiError, bearer};
-use crate::governance::hash_key;
-use crate::projections::ProjectionStatus;
-use crate::projections::budgets::{BudgetsStore, Dimension, SpendRow};
-
-/// What the admin API reads. Separate from the edge state so a standalone projection process
-/// (`switchyard consume budgets --listen`) can serve it too.
-#[derive(Clone)]
-pub struct AdminState {
-    pub admin_token_hash: Option<[u8; 32]>,
-    pub currency: String,
-    /// The budgets store when this process runs that projection.
-    pub budgets: Option<Arc<BudgetsStore>>,
-    pub budgets_status: Option<Arc<ProjectionStatus>>,
-}
-
-pub fn router(state: AdminState) -> axum::Router {
-    axum::Router::new()
-        .route("/admin/spend", axum::routing::get(spend))
-        .with_state(state)
-}
+use super::money::decimal;
+use super::{AdminState, ApiError, check_admin};
+use crate::projections::budgets::{Dimension, SpendRow};
 
 #[derive(Debug, Deserialize)]
 pub struct SpendQuery {
     group_by: Option<String>,
     from: Option<String>,
     to: Option<String>,
-}
-
-fn check_admin(st: &AdminState, headers: &HeaderMap) -> Result<(), ApiError> {
-    match (st.admin_token_hash, bearer(headers)) {
-        (Some(want), Some(token)) if hash_key(token) == want => Ok(()),
-        _ => Err(ApiError::admin_unauthorized()),
-    }
 }
 
 /// Parse `YYYY-MM-DD` into yyyymmdd.
@@ -51,7 +25,7 @@ fn parse_day(param: &'static str, s: &str) -> Result<u32, ApiError> {
             param,
             format!(
                 "`{param}` must be a date as YYYY-MM-DD, got {:?}",
-                super::error::echo(s)
+                super::super::error::echo(s)
             ),
         )
     })?;
@@ -60,11 +34,6 @@ fn parse_day(param: &'static str, s: &str) -> Result<u32, ApiError> {
 
 fn format_day(d: u32) -> String {
     format!("{:04}-{:02}-{:02}", d / 10_000, d / 100 % 100, d % 100)
-}
-
-/// Nano-units as a decimal string with nine places, e.g. `0.000195000`.
-fn decimal(nanos: u64) -> String {
-    format!("{}.{:09}", nanos / 1_000_000_000, nanos % 1_000_000_000)
 }
 
 /// `GET /admin/spend?group_by=key|user|team|project|model&from=YYYY-MM-DD&to=YYYY-MM-DD`
@@ -83,7 +52,7 @@ pub async fn spend(
                     "group_by",
                     format!(
                         "`group_by` must be one of key, user, team, project, model; got {:?}",
-                        super::error::echo(s)
+                        super::super::error::echo(s)
                     ),
                 )
             })?,
@@ -151,11 +120,9 @@ mod tests {
     use super::*;
 
     #[test]
-    fn days_and_decimals() {
+    fn days() {
         assert_eq!(parse_day("from", "2026-11-25").unwrap(), 20_261_125);
         assert!(parse_day("from", "2026-13-01").is_err());
         assert_eq!(format_day(20_261_125), "2026-11-25");
-        assert_eq!(decimal(195_000), "0.000195000");
-        assert_eq!(decimal(1_500_000_001), "1.500000001");
     }
 }
