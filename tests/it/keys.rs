@@ -31,6 +31,26 @@ async fn chat(base: &str, key: &str, model: &str) -> (u16, Value) {
     (status, r.json().await.unwrap_or(Value::Null))
 }
 
+async fn messages(base: &str, key: &str, model: &str) -> reqwest::Response {
+    client()
+        .post(format!("{base}/v1/messages"))
+        .header("x-api-key", key)
+        .json(&json!({"model": model, "max_tokens": 5, "messages": [{"role": "user", "content": "hi"}]}))
+        .send()
+        .await
+        .unwrap()
+}
+
+async fn get_json(url: String) -> Value {
+    admin(Method::GET, url)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
 fn code(v: &Value) -> &str {
     v["error"]["code"].as_str().unwrap_or_default()
 }
@@ -58,23 +78,10 @@ async fn a_key_is_issued_scoped_rotated_and_revoked() {
     // usable at once, on both surfaces, and only for its models
     let (s, body) = chat(&base, &key, "gpt-4o-mini").await;
     assert_eq!(s, 200, "{body}");
-    let r = client()
-        .post(gw.url("/v1/messages"))
-        .header("x-api-key", &key)
-        .json(&json!({"model": "gpt-4o-mini", "max_tokens": 5, "messages": [{"role": "user", "content": "hi"}]}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
+    assert_eq!(messages(&base, &key, "gpt-4o-mini").await.status(), 200);
     let (s, body) = chat(&base, &key, "text-embedding-3-small").await;
     assert_eq!((s, code(&body)), (403, "model_not_allowed"), "{body}");
-    let r = client()
-        .post(gw.url("/v1/messages"))
-        .header("x-api-key", &key)
-        .json(&json!({"model": "unpriced", "max_tokens": 5, "messages": [{"role": "user", "content": "hi"}]}))
-        .send()
-        .await
-        .unwrap();
+    let r = messages(&base, &key, "unpriced").await;
     assert_eq!(r.status(), 403);
     let body: Value = r.json().await.unwrap();
     assert_eq!(body["error"]["type"], "permission_error", "{body}");
@@ -121,13 +128,7 @@ async fn a_key_is_issued_scoped_rotated_and_revoked() {
     assert_eq!(chat(&base, &new_key, "gpt-4o-mini").await.0, 200);
 
     // list and show never carry a secret
-    let list: Value = admin(Method::GET, gw.url("/admin/keys"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let list: Value = get_json(gw.url("/admin/keys")).await;
     assert_eq!(list["data"].as_array().unwrap().len(), 1);
     assert!(list["data"][0].get("key").is_none());
     assert_eq!(list["data"][0]["metadata"]["ticket"], "OPS-1");
@@ -296,20 +297,8 @@ async fn every_instance_follows_the_key_directory() {
     assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
     let c = GatewayProcess::start(&TestConfig::new(&nats, &mock, &dir.path().join("c"))).await;
     let view = |base: String| async move {
-        let keys: Value = admin(Method::GET, format!("{base}/admin/keys"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        let limits: Value = admin(Method::GET, format!("{base}/admin/limits"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let keys: Value = get_json(format!("{base}/admin/keys")).await;
+        let limits: Value = get_json(format!("{base}/admin/limits")).await;
         (keys, limits)
     };
     let live = view(a.base.clone()).await;

@@ -157,10 +157,19 @@ pub async fn set(
     body: Bytes,
 ) -> Result<Json<Value>, ApiError> {
     check_admin(&st, &headers)?;
-    let gov = governance(&st)?;
-    let scope = scope_of(&kind, &name)?;
     let req: LimitsBody = serde_json::from_slice(&body).map_err(|e| parse_error(&e, &body))?;
-    let limits = req.limits()?;
+    replace(&st, &kind, &name, req.limits()?).await
+}
+
+/// Publish the scope's new limits (empty: none) and show them.
+async fn replace(
+    st: &AdminState,
+    kind: &str,
+    name: &str,
+    limits: Limits,
+) -> Result<Json<Value>, ApiError> {
+    let gov = governance(st)?;
+    let scope = scope_of(kind, name)?;
     if scope.kind == ScopeKind::Key && gov.directory.key(&scope.name).is_none() {
         return Err(ApiError::no_such(
             "key_not_found",
@@ -203,17 +212,7 @@ pub async fn clear(
     Path((kind, name)): Path<(String, String)>,
 ) -> Result<Json<Value>, ApiError> {
     check_admin(&st, &headers)?;
-    let gov = governance(&st)?;
-    let scope = scope_of(&kind, &name)?;
-    publish(
-        gov,
-        Event::LimitsSet(LimitsSet {
-            scope: scope.clone(),
-            limits: Limits::default(),
-        }),
-    )
-    .await?;
-    Ok(Json(scope_json(&scope, &Limits::default())))
+    replace(&st, &kind, &name, Limits::default()).await
 }
 
 /// `GET /admin/limits`: every scope with limits.
