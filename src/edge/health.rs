@@ -61,7 +61,13 @@ pub async fn readyz(State(st): State<Arc<EdgeState>>) -> Response {
         "events_published": s.published.load(Ordering::Relaxed),
         "events_spilled": s.spilled.load(Ordering::Relaxed),
         "setup_error": s.setup_error(),
-        "projections": { "budgets": budgets },
+        "projections": {
+            "budgets": budgets,
+            "keys": {
+                "ready": st.keys.directory.is_ready(),
+                "checkpoint": st.keys.directory.applied(),
+            },
+        },
     });
     (code, Json(body)).into_response()
 }

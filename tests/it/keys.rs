@@ -74,6 +74,9 @@ async fn a_key_is_issued_scoped_rotated_and_revoked() {
     assert!(key.starts_with(&format!("sy-{id}-")), "{key}");
     assert_eq!(k["status"], "active");
     assert_eq!(k["rate_limit"]["requests_per_minute"], 600);
+    let ready = readyz(&gw).await;
+    assert_eq!(ready["projections"]["keys"]["ready"], true, "{ready}");
+    assert!(ready["projections"]["keys"]["checkpoint"].as_u64().unwrap() > 0);
 
     // usable at once, on both surfaces, and only for its models
     let (s, body) = chat(&base, &key, "gpt-4o-mini").await;
