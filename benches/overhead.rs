@@ -9,6 +9,11 @@
 //! throughput phase, default 64), `SWITCHYARD_BENCH_MAX_SECS` (default 10).
 //!
 //! Gateway CPU is read from /proc for the gateway process alone during the fixed-rate blocks.
+//!
+//! The gateway is called with a key issued through the admin API, with a budget and rate limits
+//! of its own and of its team (generous enough never to refuse), so the whole admission path is
+//! measured. `SWITCHYARD_BENCH_KEY=config` uses a bootstrap key from the config file instead (no
+//! limits: what the gateway did before keys had any).
 
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
@@ -19,7 +24,55 @@ use std::time::{Duration, Instant};
 mod harness;
 use harness::{Proc, env_u64, free_port, mock_binary, nats_binary, pct, wait_port};
 
-const KEY: &str = "sk-bench-key";
+/// The bootstrap key in the config file.
+const CONFIG_KEY: &str = "sk-bench-key";
+const ADMIN: &str = "bench-admin";
+/// The key every request presents: [`CONFIG_KEY`] or one issued at start.
+static KEY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
+fn key() -> &'static str {
+    KEY.get().map_or(CONFIG_KEY, String::as_str)
+}
+
+/// Issue a key with generous limits (and give its team some), unless the bootstrap key is asked for.
+async fn issue_key(client: &reqwest::Client, base: &str) {
+    if std::env::var("SWITCHYARD_BENCH_KEY").is_ok_and(|v| v == "config") {
+        return;
+    }
+    let limits = serde_json::json!({
+        "budgets": [{"period": "daily", "limit": "1000000"}, {"period": "monthly", "limit": "10000000"}],
+        "rate_limit": {"requests_per_minute": 100_000_000u64, "tokens_per_minute": 100_000_000_000u64},
+    });
+    let r = client
+        .put(format!("{base}/admin/limits/team/bench"))
+        .bearer_auth(ADMIN)
+        .json(&limits)
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        r.status().is_success(),
+        "team limits: {}",
+        r.text().await.unwrap()
+    );
+    let mut body = limits.clone();
+    body["name"] = "bench".into();
+    body["team"] = "bench".into();
+    let r = client
+        .post(format!("{base}/admin/keys"))
+        .bearer_auth(ADMIN)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        r.status().is_success(),
+        "issue a key: {}",
+        r.text().await.unwrap()
+    );
+    let v: serde_json::Value = r.json().await.unwrap();
+    let _ = KEY.set(v["key"].as_str().unwrap().to_owned());
+}
 const BODY: &str = r#"{"model":"gpt-4o-mini","messages":[{"role":"system","content":"You are terse."},{"role":"user","content":"Summarise the plot of Hamlet in two sentences, please."}],"temperature":0.2,"max_tokens":64}"#;
 /// The same conversation as the gateway sends it to an Anthropic deployment (the direct baseline
 /// of the Anthropic adapter run).
@@ -47,7 +100,7 @@ async fn one(client: &reqwest::Client, target: Target<'_>) -> Option<u64> {
     let t = Instant::now();
     let r = client
         .post(target.url)
-        .bearer_auth(KEY)
+        .bearer_auth(key())
         .header("content-type", "application/json")
         .body(target.body)
         .send()
@@ -173,6 +226,8 @@ listen = "127.0.0.1:{gw_port}"
 data_dir = {data:?}
 [nats]
 url = "nats://127.0.0.1:{nats_port}"
+[admin]
+token_hash = "sha256:{admin}"
 [[keys]]
 id = "bench"
 hash = "sha256:{hash}"
@@ -192,7 +247,8 @@ deployments = [{{ provider = "mock-anthropic", model = "claude-haiku-4-5" }}]
 "#,
             pricing = root.join("config/pricing.toml").display().to_string(),
             data = dir.path().join("var").display().to_string(),
-            hash = hex::encode(switchyard::governance::hash_key(KEY)),
+            hash = hex::encode(switchyard::governance::hash_key(CONFIG_KEY)),
+            admin = hex::encode(switchyard::governance::hash_key(ADMIN)),
         ),
     )
     .unwrap();
@@ -225,6 +281,8 @@ deployments = [{{ provider = "mock-anthropic", model = "claude-haiku-4-5" }}]
         let direct_anthropic = Target { url: &anthropic_url, body: ANTHROPIC_BODY };
         let via_claude = Target { url: &via_url, body: VIA_CLAUDE_BODY };
         let gw_requests = AtomicU64::new(0);
+        issue_key(&client, &format!("http://127.0.0.1:{gw_port}")).await;
+        println!("key: {}", if KEY.get().is_some() { "issued, with key and team budgets and rate limits" } else { "bootstrap (config), no limits" });
 
         // warm both paths (connections, JIT-free but caches and pools)
         for _ in 0..2000 {
