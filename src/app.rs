@@ -11,7 +11,9 @@ use tokio_util::task::TaskTracker;
 use crate::config::Config;
 use crate::edge::listener::{self, Limits};
 use crate::edge::{self, AdminGovernance, AdminState, EdgeState};
+use crate::governance::budgets::Budgets;
 use crate::governance::{Directory, KeyStore};
+use crate::ledger::{self, Ledger, alerts};
 use crate::projections::budgets::BudgetsStore;
 use crate::projections::{ProjectionError, ProjectionStatus, RunMode, Runner};
 use crate::publish::jetstream::{self, SetupError, ensure_stream, is_connected};
@@ -99,9 +101,12 @@ pub async fn serve(
         publish_status: Arc::clone(&services.status),
         models: routes.names().to_vec(),
         rotation_grace: config.rotation_grace,
+        budgets: Arc::clone(&services.accounts),
+        stream: config.nats.stream.clone(),
     });
     let state = Arc::new(EdgeState {
         keys: KeyStore::new(&config.keys, Arc::clone(&services.directory)),
+        budgets: Arc::clone(&services.accounts),
         routes,
         sink,
         pricing: config.pricing.clone(),
@@ -153,6 +158,8 @@ struct Services {
     budgets_status: Option<Arc<ProjectionStatus>>,
     /// Issued keys and scope limits, following the stream's admin events.
     directory: Arc<Directory>,
+    /// This instance's slices of every budget (admission), fed by the ledger task.
+    accounts: Arc<Budgets>,
     client: async_nats::Client,
     /// Each says whether one redb file has been closed (all its handles dropped).
     closed: Vec<Box<dyn Fn() -> bool + Send>>,
@@ -172,6 +179,8 @@ impl Services {
         );
         let tasks = TaskTracker::new();
         let (drain, stop_background) = (CancellationToken::new(), CancellationToken::new());
+        let directory = Arc::new(Directory::default());
+        let (accounts, lease_requests) = Budgets::new(Arc::clone(&directory), &config.budgets);
         let publisher = tasks.spawn(publish::run_publisher(
             rx,
             client.clone(),
@@ -199,7 +208,8 @@ impl Services {
             stop_background,
             budgets: None,
             budgets_status: None,
-            directory: Arc::new(Directory::default()),
+            directory,
+            accounts,
             client: client.clone(),
             closed: Vec::new(),
         };
@@ -221,7 +231,7 @@ impl Services {
             let status = Arc::new(ProjectionStatus::default());
             let runner = Runner {
                 projection: Arc::clone(&store),
-                client,
+                client: client.clone(),
                 stream: config.nats.stream.clone(),
                 batch: config.projections.budgets.batch,
                 status: Arc::clone(&status),
@@ -240,8 +250,48 @@ impl Services {
             services.budgets = Some(store);
             services.budgets_status = Some(status);
         }
+        services.start_ledger(config, lease_requests);
         services.tasks.close();
         Ok((services, sink))
+    }
+
+    /// The budget ledger task (leases for admission, unused money given back) and, where the
+    /// budgets projection runs, the alert watcher and its webhook caller.
+    fn start_ledger(
+        &self,
+        config: &Config,
+        lease_requests: tokio::sync::mpsc::Receiver<crate::governance::budgets::LeaseRequest>,
+    ) {
+        self.tasks.spawn(ledger::run(
+            Ledger::new(self.client.clone(), config.nats.stream.clone()),
+            Arc::clone(&self.accounts),
+            self.budgets.clone(),
+            lease_requests,
+            config.budgets.idle_return,
+            self.stop_background.clone(),
+        ));
+        let (Some(store), Some(status)) = (&self.budgets, &self.budgets_status) else {
+            return;
+        };
+        let webhook = config.budgets.webhook_url.clone().map(|url| {
+            let (tx, rx) = tokio::sync::mpsc::channel(alerts::WEBHOOK_QUEUE);
+            self.tasks.spawn(alerts::deliver(
+                url,
+                config.budgets.clone(),
+                config.pricing.currency.clone(),
+                rx,
+                self.stop_background.clone(),
+            ));
+            tx
+        });
+        self.tasks.spawn(alerts::watch(
+            self.client.clone(),
+            Arc::clone(&self.directory),
+            Arc::clone(store),
+            Arc::clone(status),
+            webhook,
+            self.stop_background.clone(),
+        ));
     }
 
     /// A refused NATS server (too old, or it dropped our settings) stops the edge as shutdown

@@ -3,13 +3,16 @@
 //! Modules in the order a request flows through them:
 //! - [`edge`]: axum routers; auth, body limits, the OpenAI and Anthropic surfaces, the request
 //!   pipeline they share, errors as OpenAI- or Anthropic-shaped JSON.
-//! - [`governance`]: virtual keys (hash lookup in memory).
+//! - [`governance`]: virtual keys (hash lookup in memory), budget admission (reserve from this
+//!   instance's slices in memory, settle at completion).
 //! - [`routing`]: public model → ordered deployments, and the attempt loop.
 //! - [`providers`]: the `Provider` seam and its adapters (OpenAI and every OpenAI-compatible
 //!   server, Azure OpenAI, Anthropic, Gemini, Bedrock).
 //! - [`events`]: the vocabulary published for every request, response and spend.
 //! - [`publish`]: the non-blocking sink, the JetStream publisher and the on-disk outbox.
 //! - [`projections`]: consumers that fold the stream into stores (budgets → redb).
+//! - [`ledger`]: budget slices leased from the stream (one subject per budget window, written
+//!   with an expected-sequence check), and budget alerts.
 //!
 //! Around them: [`config`] (TOML → validated), [`app`] (wiring and task supervision),
 //! [`telemetry`] (logs, metrics). The mock upstream for tests, benchmarks and the quickstart is
@@ -20,6 +23,7 @@ pub mod config;
 pub mod edge;
 pub mod events;
 pub mod governance;
+pub mod ledger;
 pub mod projections;
 pub mod providers;
 pub mod publish;

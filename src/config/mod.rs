@@ -2,12 +2,14 @@
 //! reports every problem with its path and returns a [`Config`] whose cross-references are
 //! resolved. Runtime code holds validated handles, never names to look up again.
 
+mod budgets;
 mod presets;
 mod pricing;
 mod routing;
 mod secret;
 mod validate;
 
+pub use budgets::{BudgetsConfig, LedgerUnavailable};
 pub use presets::Preset;
 pub use pricing::{Price, Pricing, RawPrice, RawPricing};
 pub use routing::{
@@ -53,6 +55,9 @@ pub struct RawConfig {
     /// Retries, retry budget, circuit breakers, live health and content rules.
     #[serde(default)]
     pub routing: RoutingConfig,
+    /// How budgets are enforced: reservations, leases across instances, alerts.
+    #[serde(default)]
+    pub budgets: BudgetsConfig,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
@@ -488,6 +493,7 @@ pub struct Config {
     pub models: Vec<ModelSpec>,
     pub routing: RoutingConfig,
     pub pricing: Pricing,
+    pub budgets: BudgetsConfig,
 }
 
 impl Config {

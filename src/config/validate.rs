@@ -71,6 +71,7 @@ pub fn validate_in(
         .collect();
     let models = models(&raw.models, &providers, &mut problems);
     routing::validate(&raw.routing, &models, &mut problems);
+    super::budgets::validate(&raw.budgets, &mut problems);
     let pricing = Pricing::validate(
         pricing.unwrap_or_else(|| RawPricing {
             currency: "USD".into(),
@@ -93,6 +94,7 @@ pub fn validate_in(
         models,
         routing: raw.routing,
         pricing,
+        budgets: raw.budgets,
     })
 }
 

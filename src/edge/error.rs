@@ -10,6 +10,7 @@ use serde::Serialize;
 use std::borrow::Cow;
 use std::time::Duration;
 
+use crate::governance::budgets::Refusal;
 use crate::providers::{Class, ProviderError};
 
 #[derive(Debug, Clone)]
@@ -173,6 +174,70 @@ impl ApiError {
             format!("This API key may not use the model `{}`.", echo(model)),
         );
         e.param = Some(Cow::Borrowed("model"));
+        e
+    }
+
+    /// A request budget admission refused: 429 `budget_exceeded` or 503 `budget_unavailable`.
+    pub fn budget_refused(refusal: &Refusal, currency: &str) -> Self {
+        match refusal {
+            Refusal::Exceeded { .. } => Self::budget_exceeded(refusal, currency),
+            Refusal::Unavailable { .. } => Self::budget_unavailable(refusal),
+        }
+    }
+
+    /// A request that could take a budget past its limit: 429 `budget_exceeded`, naming the
+    /// budget and when it resets (`Retry-After` until then; none for a lifetime budget).
+    pub fn budget_exceeded(refusal: &Refusal, currency: &str) -> Self {
+        let Refusal::Exceeded {
+            scope,
+            period,
+            limit_nanos,
+            ..
+        } = refusal
+        else {
+            return Self::budget_unavailable(refusal);
+        };
+        let resets = match refusal.resets_at() {
+            Some(at) => format!("resets at {at}"),
+            None => "does not reset".to_owned(),
+        };
+        let mut e = Self::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate_limit_error",
+            "budget_exceeded",
+            format!(
+                "Budget exceeded for {} {:?}: {} limit {} {currency}, {resets}.",
+                scope.kind.as_str(),
+                echo(&scope.name),
+                period.as_str(),
+                super::money::decimal(*limit_nanos),
+            ),
+        );
+        let now = crate::governance::now_ms();
+        e.retry_after = refusal
+            .resets_ms()
+            .map(|at| Duration::from_millis(at.saturating_sub(now)));
+        e
+    }
+
+    /// A lease was needed to admit the request and the budget ledger (NATS) could not be
+    /// reached in time: 503 `budget_unavailable`.
+    pub fn budget_unavailable(refusal: &Refusal) -> Self {
+        let (scope, period) = match refusal {
+            Refusal::Exceeded { scope, period, .. } | Refusal::Unavailable { scope, period } => {
+                (scope, period)
+            }
+        };
+        let mut e = Self::unavailable(
+            "budget_unavailable",
+            format!(
+                "The {} budget of {} {:?} could not be checked: the budget ledger is not reachable. Retry shortly.",
+                period.as_str(),
+                scope.kind.as_str(),
+                echo(&scope.name)
+            ),
+        );
+        e.retry_after = Some(Duration::from_secs(1));
         e
     }
 

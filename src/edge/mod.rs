@@ -12,7 +12,7 @@ mod pipeline;
 mod surface;
 mod validate;
 
-pub use admin::{AdminGovernance, AdminState};
+pub use admin::{AdminGovernance, AdminState, money};
 pub use error::ApiError;
 
 use axum::Router;
@@ -26,6 +26,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::config::{Durability, Pricing};
 use crate::governance::KeyStore;
+use crate::governance::budgets::Budgets;
 use crate::projections::ProjectionStatus;
 use crate::publish::EventSink;
 use crate::routing::RouteTable;
@@ -33,6 +34,8 @@ use crate::routing::RouteTable;
 /// Everything a handler may read. Shared as `Arc<EdgeState>`.
 pub struct EdgeState {
     pub keys: KeyStore,
+    /// Budget admission: this instance's slices of every budget.
+    pub budgets: Arc<Budgets>,
     pub routes: RouteTable,
     pub sink: EventSink,
     pub pricing: Pricing,

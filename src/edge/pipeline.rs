@@ -1,13 +1,16 @@
 //! The life of a request, for every surface, top to bottom in [`handle`]:
 //! 1. authenticate (the [`Authenticated`] extractor, before the body is read);
-//!    *limits and budgets plug in here*;
+//!    *limits plug in here*;
 //! 2. parse: the size-limited body, the surface's request, its canonical form;
-//! 3. resolve the model (content rules first); *request guardrails and the cache lookup plug in
-//!    here, before routing*; publish `RequestAccepted`;
+//! 3. resolve the model (content rules first); admit: reserve the most the request can cost on
+//!    every budget that applies (429 `budget_exceeded` past one); *request guardrails and the
+//!    cache lookup plug in here, before routing*; publish `RequestAccepted`;
 //! 4. route and attempt (retries, fallbacks, hedging) on a tracked task of its own ([`detach`]);
 //! 5. render the answer ([`plain_path`]) or each chunk ([`forward`]) in the surface's shape;
 //!    *response guardrails plug in here*;
-//! 6. close: `ResponseCompleted` and, when a provider answered, `SpendRecorded` ([`finish`]).
+//! 6. close: `ResponseCompleted` and, when a provider answered, `SpendRecorded` ([`finish`]);
+//!    the budget reservation is settled at the real cost (a request that ends any other way
+//!    frees it when its context is dropped).
 //!
 //! Surfaces (`openai.rs`, `anthropic/`) implement the traits of [`super::surface`] and own
 //! nothing else, so none can skip governance or events.
@@ -43,6 +46,7 @@ use crate::events::{
     Attempt, BreakerChanged, Endpoint, Envelope, ErrorInfo, Event, Principal, RequestAccepted,
     ResponseCompleted, SpendRecorded, Usage,
 };
+use crate::governance::budgets::{Reservation, cost};
 use crate::providers::{ChatRequest, ChatStream, ProviderError, tokens};
 use crate::publish::PublishError;
 use crate::routing::{self, Deployment, ModelRoute, Outcome};
@@ -75,6 +79,9 @@ struct Ctx {
     started: Instant,
     /// Cancelled when the client is gone before its answer was handed to the server.
     client_gone: CancellationToken,
+    /// What the request reserved on its budgets; settled in [`finish`], freed if dropped
+    /// unsettled.
+    budget: Reservation,
 }
 
 /// A request on surface `S` whose body is an `R`, from authentication to its response.
@@ -105,6 +112,19 @@ pub async fn handle<S: Surface, R: SurfaceRequest>(
         })
         .ok_or_else(|| ApiError::model_not_found(&model))?;
     let route = resolved.route;
+    // Admit: reserve the most the request can cost on every budget that applies.
+    let budget = st
+        .budgets
+        .admit(&principal, || {
+            let ask = match &canonical {
+                Canonical::Chat(c) => cost::Ask::Chat(c),
+                Canonical::Embeddings(e) => cost::Ask::Embeddings(e),
+            };
+            let most = cost::ceiling(ask, st.budgets.default_max_output_tokens);
+            cost::max_cost(&st.pricing, &st.routes, &route, &model, &most)
+        })
+        .await
+        .map_err(|r| ApiError::budget_refused(&r, &st.pricing.currency))?;
     let request_id = Ulid::generate();
     let accepted = Envelope::new(
         request_id,
@@ -131,6 +151,7 @@ pub async fn handle<S: Surface, R: SurfaceRequest>(
         model,
         started,
         client_gone: CancellationToken::new(),
+        budget,
     };
     // Route, attempt, render and close, on the request's own task.
     Ok(detach::<S, _, _>(ctx, move |ctx| async move {
@@ -425,6 +446,8 @@ async fn finish(ctx: &Ctx, done: Finished) {
         }
         _ => None,
     };
+    ctx.budget
+        .settle(spend.as_ref().map_or(0, |s| s.cost_nanos));
     let completed = Envelope::new(
         ctx.request_id,
         Event::ResponseCompleted(ResponseCompleted {

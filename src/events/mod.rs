@@ -8,7 +8,10 @@ mod codec;
 mod subject;
 
 pub use codec::{CURRENT_SCHEMA, DecodeError, decode, encode};
-pub use subject::{ADMIN_SUBJECT_WILDCARD, EVENT_SUBJECT_WILDCARD, SPEND_SUBJECT, subject};
+pub use subject::{
+    ADMIN_SUBJECT_WILDCARD, BUDGET_LEASE_PREFIX, BUDGET_THRESHOLD_PREFIX, EVENT_SUBJECT_WILDCARD,
+    SPEND_SUBJECT, budget_lease_subject, budget_threshold_subject, subject,
+};
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -57,6 +60,13 @@ pub enum Event {
     KeyRevoked(KeyRevoked),
     KeyExpired(KeyExpired),
     LimitsSet(LimitsSet),
+    /// Budget ledger events (schema 3, added after the admin events): an instance leased a
+    /// slice of a budget window or gave unused money back. Each window's ledger is a subject of
+    /// its own. They belong to no request.
+    BudgetLeased(BudgetLeased),
+    /// A budget window's spend crossed one of its alert thresholds; published once per
+    /// threshold and window. Belongs to no request.
+    BudgetThresholdCrossed(BudgetThresholdCrossed),
 }
 
 impl Event {
@@ -72,6 +82,8 @@ impl Event {
             Event::KeyRevoked(_) => "key_revoked",
             Event::KeyExpired(_) => "key_expired",
             Event::LimitsSet(_) => "limits_set",
+            Event::BudgetLeased(_) => "budget_leased",
+            Event::BudgetThresholdCrossed(_) => "budget_threshold_crossed",
         }
     }
 }
@@ -469,4 +481,45 @@ pub struct KeyExpired {
 pub struct LimitsSet {
     pub scope: Scope,
     pub limits: Limits,
+}
+
+/// One budget's window: whose budget, over which period, and which stretch of the UTC calendar
+/// (`2026-11-30`, ISO week `2026-W49`, `2026-11`, or `lifetime`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+pub struct BudgetWindow {
+    pub scope: Scope,
+    pub period: Period,
+    pub window: String,
+}
+
+/// An instance took a slice of a budget window's money (or gave unused money back), so it can
+/// admit requests from memory. The events of one window are its ledger, on a subject of its
+/// own: each carries the total leased after it, and is written only if the subject's last
+/// sequence is still the one the instance read (`Nats-Expected-Last-Subject-Sequence`), so the
+/// leases of all instances never sum past the limit. (Schema 3.)
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct BudgetLeased {
+    pub window: BudgetWindow,
+    /// The gateway instance (a ULID made at its start) that leased or returned.
+    pub instance: String,
+    /// Nano-units taken from the window's pool, or given back when `returned`.
+    pub amount_nanos: u64,
+    pub returned: bool,
+    /// Leased in the window after this event, by every instance. The window's first lease
+    /// also counts the spend already recorded in the window before it (e.g. before the budget
+    /// was set), so that spend is not available again.
+    pub total_nanos: u64,
+    /// The budget's limit when the lease was made.
+    pub limit_nanos: u64,
+}
+
+/// A budget window's recorded spend reached `percent` of its limit. Published once per window
+/// and threshold however many instances notice (its subject may hold one event). (Schema 3.)
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct BudgetThresholdCrossed {
+    pub window: BudgetWindow,
+    pub percent: u8,
+    /// Spend recorded in the window when the crossing was noticed.
+    pub spent_nanos: u64,
+    pub limit_nanos: u64,
 }

@@ -1,13 +1,17 @@
 //! The one place an event becomes a NATS subject. Nobody formats a subject string elsewhere.
 
-use super::Event;
+use sha2::{Digest, Sha256};
+use std::borrow::Cow;
+
+use super::{BudgetWindow, Event};
 
 /// Every event subject lives under this prefix; the stream binds the wildcard.
 pub const EVENT_SUBJECT_WILDCARD: &str = "switchyard.events.>";
 
-/// The subject an event is published on.
-pub fn subject(event: &Event) -> &'static str {
-    match event {
+/// The subject an event is published on: fixed per kind, except a budget window's ledger and
+/// alerts, which have subjects of their own (see [`budget_lease_subject`]).
+pub fn subject(event: &Event) -> Cow<'static, str> {
+    Cow::Borrowed(match event {
         Event::RequestAccepted(_) => "switchyard.events.request.accepted",
         Event::ResponseCompleted(_) => "switchyard.events.response.completed",
         Event::SpendRecorded(_) => SPEND_SUBJECT,
@@ -17,7 +21,43 @@ pub fn subject(event: &Event) -> &'static str {
         Event::KeyRevoked(_) => "switchyard.events.admin.key.revoked",
         Event::KeyExpired(_) => "switchyard.events.admin.key.expired",
         Event::LimitsSet(_) => "switchyard.events.admin.limits.set",
+        Event::BudgetLeased(e) => return Cow::Owned(budget_lease_subject(&e.window)),
+        Event::BudgetThresholdCrossed(e) => {
+            return Cow::Owned(budget_threshold_subject(&e.window, e.percent));
+        }
+    })
+}
+
+/// Every budget window's ledger lives under this prefix.
+pub const BUDGET_LEASE_PREFIX: &str = "switchyard.events.budget.lease.";
+/// Threshold crossings, one subject per window and threshold.
+pub const BUDGET_THRESHOLD_PREFIX: &str = "switchyard.events.budget.threshold.";
+
+/// A subject token naming a budget window: scope names may hold any character (dots, spaces,
+/// `>`), so the window is hashed (128 bits of SHA-256, hex).
+fn window_token(w: &BudgetWindow) -> String {
+    let mut h = Sha256::new();
+    for part in [
+        w.scope.kind.as_str(),
+        w.scope.name.as_str(),
+        w.period.as_str(),
+        w.window.as_str(),
+    ] {
+        h.update(part.as_bytes());
+        h.update([0]);
     }
+    hex::encode(&h.finalize()[..16])
+}
+
+/// The ledger of one budget window: its [`super::BudgetLeased`] events, the last of which holds
+/// the total leased.
+pub fn budget_lease_subject(w: &BudgetWindow) -> String {
+    format!("{BUDGET_LEASE_PREFIX}{}", window_token(w))
+}
+
+/// Where the crossing of `percent` in window `w` is recorded (at most one event).
+pub fn budget_threshold_subject(w: &BudgetWindow, percent: u8) -> String {
+    format!("{BUDGET_THRESHOLD_PREFIX}{}.{percent}", window_token(w))
 }
 
 /// Every admin event (keys, limits) and nothing else: each instance follows this filter to keep
@@ -36,6 +76,11 @@ mod tests {
     fn every_variant_has_a_distinct_subject_under_the_wildcard() {
         let p = Principal::default();
         let usage = Usage::default();
+        let window = BudgetWindow {
+            scope: Scope::new(ScopeKind::Team, "search > ops"),
+            period: Period::Daily,
+            window: "2026-11-30".into(),
+        };
         let all = [
             Event::RequestAccepted(RequestAccepted {
                 principal: p.clone(),
@@ -113,6 +158,20 @@ mod tests {
                 scope: Scope::new(ScopeKind::Team, ""),
                 limits: Limits::default(),
             }),
+            Event::BudgetLeased(BudgetLeased {
+                window: window.clone(),
+                instance: String::new(),
+                amount_nanos: 0,
+                returned: false,
+                total_nanos: 0,
+                limit_nanos: 0,
+            }),
+            Event::BudgetThresholdCrossed(BudgetThresholdCrossed {
+                window: window.clone(),
+                percent: 80,
+                spent_nanos: 0,
+                limit_nanos: 0,
+            }),
         ];
         let admin = ADMIN_SUBJECT_WILDCARD.trim_end_matches('>');
         let prefix = EVENT_SUBJECT_WILDCARD.trim_end_matches('>');
@@ -122,7 +181,8 @@ mod tests {
             assert!(kinds.insert(e.kind()), "duplicate kind {}", e.kind());
             let s = subject(e);
             assert!(s.starts_with(prefix), "{s}");
-            assert!(seen.insert(s), "duplicate subject {s}");
+            assert!(!s.contains(' '), "{s}");
+            assert!(seen.insert(s), "duplicate subject");
         }
         assert_eq!(subject(&all[2]), SPEND_SUBJECT);
         assert_eq!(subject(&all[3]), "switchyard.events.breaker.changed");
@@ -138,5 +198,23 @@ mod tests {
             );
             assert_eq!(subject(e).starts_with(admin), is_admin, "{}", subject(e));
         }
+        // a window's ledger and its alerts have subjects of their own, one per window (and
+        // threshold), whatever the scope's name holds
+        assert_eq!(subject(&all[9]), budget_lease_subject(&window));
+        assert!(subject(&all[9]).starts_with(BUDGET_LEASE_PREFIX));
+        assert_eq!(subject(&all[10]), budget_threshold_subject(&window, 80));
+        let other = BudgetWindow {
+            window: "2026-12-01".into(),
+            ..window.clone()
+        };
+        assert_ne!(budget_lease_subject(&other), budget_lease_subject(&window));
+        assert_ne!(
+            budget_threshold_subject(&window, 50),
+            budget_threshold_subject(&window, 80)
+        );
+        assert_eq!(
+            budget_lease_subject(&window).split('.').count(),
+            BUDGET_LEASE_PREFIX.split('.').count()
+        );
     }
 }

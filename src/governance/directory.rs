@@ -270,7 +270,9 @@ fn fold(state: &mut State, env: &Envelope) {
         Event::RequestAccepted(_)
         | Event::ResponseCompleted(_)
         | Event::SpendRecorded(_)
-        | Event::BreakerChanged(_) => {}
+        | Event::BreakerChanged(_)
+        | Event::BudgetLeased(_)
+        | Event::BudgetThresholdCrossed(_) => {}
     }
 }
 

@@ -1,7 +1,9 @@
 //! Who may call, read from in-memory views only: the bootstrap keys from config and the key
-//! directory that follows the stream's admin events. Budgets admission and rate limits join
-//! here, reading the views projections keep current.
+//! directory that follows the stream's admin events; and how much they may spend: budget
+//! admission against this instance's leased slices ([`budgets`]). Rate limits join here,
+//! reading the views projections keep current.
 
+pub mod budgets;
 mod directory;
 mod keys;
 

@@ -74,8 +74,13 @@ pub struct Applied {
 /// A store fed by the stream. Methods are blocking (redb, tantivy); the runner calls them on
 /// the blocking pool.
 pub trait Projection: Send + Sync + 'static {
-    /// Durable consumer name, also the projection's name in CLI and metrics.
+    /// The projection's name in CLI and metrics.
     fn name(&self) -> &'static str;
+    /// Its durable consumer's name: one per store, since every store needs every event (two
+    /// gateways on one NATS sharing a durable consumer would each get half of them).
+    fn consumer(&self) -> String {
+        self.name().to_owned()
+    }
     /// The subject filter of its consumer.
     fn filter_subject(&self) -> &'static str;
     /// Last applied stream sequence (0 when empty).

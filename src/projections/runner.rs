@@ -132,7 +132,8 @@ async fn run_once<P: Projection>(
 
     // The checkpoint in the store decides where to start, not the consumer's own ack floor.
     let name = projection.name();
-    let _ = stream.delete_consumer(name).await;
+    let consumer_name = projection.consumer();
+    let _ = stream.delete_consumer(&consumer_name).await;
     let deliver_policy = if checkpoint == 0 {
         consumer::DeliverPolicy::All
     } else {
@@ -142,7 +143,11 @@ async fn run_once<P: Projection>(
     };
     let consumer = stream
         .create_consumer(consumer::pull::Config {
-            durable_name: Some(name.to_owned()),
+            durable_name: Some(consumer_name),
+            // A store that is gone for good (its file deleted) leaves its consumer behind: the
+            // server drops it after a day without a subscriber. A store coming back later
+            // re-creates its consumer from its checkpoint anyway.
+            inactive_threshold: Duration::from_secs(24 * 3600),
             filter_subject: projection.filter_subject().to_owned(),
             deliver_policy,
             ack_policy: consumer::AckPolicy::All,

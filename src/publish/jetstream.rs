@@ -159,7 +159,7 @@ pub async fn publish_now(
         .payload(crate::events::encode(env).into());
     let publish = async {
         let ack = js
-            .send_publish(crate::events::subject(&env.event), msg)
+            .send_publish(crate::events::subject(&env.event).into_owned(), msg)
             .await?
             .await?;
         Ok::<_, DirectError>(ack.sequence)

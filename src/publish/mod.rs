@@ -79,7 +79,8 @@ impl PublishStatus {
 /// An encoded event on its way to JetStream.
 pub struct Pending {
     id: Ulid,
-    subject: &'static str,
+    /// Borrowed for every event a request publishes (no allocation on the hot path).
+    subject: std::borrow::Cow<'static, str>,
     payload: Bytes,
     ack: Option<oneshot::Sender<Result<(), PublishError>>>,
 }
@@ -159,8 +160,8 @@ impl EventSink {
 
     async fn store_directly(&self, mut p: Pending) {
         let outbox = Arc::clone(&self.outbox);
-        let (id, subject, payload) = (p.id, p.subject, p.payload.clone());
-        let res = tokio::task::spawn_blocking(move || outbox.put(&[(id, subject, &payload[..])]))
+        let (id, subject, payload) = (p.id, p.subject.clone(), p.payload.clone());
+        let res = tokio::task::spawn_blocking(move || outbox.put(&[(id, &subject, &payload[..])]))
             .await
             .map_err(|e| PublishError::Task(Arc::new(e)))
             .and_then(|r| r.map_err(|e| PublishError::Store(Arc::new(e))));

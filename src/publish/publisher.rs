@@ -5,6 +5,7 @@ use async_nats::jetstream::{Context, ContextBuilder, message::PublishMessage};
 use futures::future::BoxFuture;
 use futures::stream::FuturesUnordered;
 use futures::{FutureExt, StreamExt};
+use std::borrow::Cow;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
@@ -131,7 +132,7 @@ pub async fn run_publisher(
                     inflight.push(
                         async move {
                             let res =
-                                publish(&js, p.id, p.subject, p.payload.clone(), timeout).await;
+                                publish(&js, p.id, &p.subject, p.payload.clone(), timeout).await;
                             (p, res)
                         }
                         .boxed(),
@@ -155,15 +156,15 @@ pub async fn run_publisher(
 }
 
 async fn flush_spill(outbox: &Arc<Outbox>, status: &PublishStatus, spill: &mut Vec<Pending>) {
-    let batch: Vec<(Ulid, &'static str, bytes::Bytes)> = spill
+    let batch: Vec<(Ulid, Cow<'static, str>, bytes::Bytes)> = spill
         .iter()
-        .map(|p| (p.id, p.subject, p.payload.clone()))
+        .map(|p| (p.id, p.subject.clone(), p.payload.clone()))
         .collect();
     let n = batch.len() as u64;
     let outbox = Arc::clone(outbox);
     let res = tokio::task::spawn_blocking(move || {
         let items: Vec<(Ulid, &str, &[u8])> =
-            batch.iter().map(|(i, s, p)| (*i, *s, &p[..])).collect();
+            batch.iter().map(|(i, s, p)| (*i, &**s, &p[..])).collect();
         outbox.put(&items)
     })
     .await;

@@ -126,6 +126,14 @@ pub struct ModelRoute {
 }
 
 impl ModelRoute {
+    /// The models a request for this one may fall back to (by error class, then in order).
+    pub fn fallback_models(&self) -> impl Iterator<Item = &str> {
+        self.fallback_on
+            .iter()
+            .map(|(_, m)| m.as_str())
+            .chain(self.fallbacks.iter().map(String::as_str))
+    }
+
     /// The order to try the deployments in for one request.
     pub fn order(&self, now: Instant) -> Vec<usize> {
         let n = self.deployments.len();

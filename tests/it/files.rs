@@ -529,6 +529,40 @@ fn golden_v3() -> Vec<(&'static str, Envelope)> {
                 }),
             ),
         ),
+        (
+            "budget_leased",
+            env(
+                6,
+                Event::BudgetLeased(BudgetLeased {
+                    window: BudgetWindow {
+                        scope: Scope::new(ScopeKind::Team, "platform"),
+                        period: Period::Daily,
+                        window: "2025-11-24".into(),
+                    },
+                    instance: "01KB0000000000000000000009".into(),
+                    amount_nanos: 500_000_000,
+                    returned: false,
+                    total_nanos: 1_750_000_000,
+                    limit_nanos: 5_000_000_000,
+                }),
+            ),
+        ),
+        (
+            "budget_threshold_crossed",
+            env(
+                7,
+                Event::BudgetThresholdCrossed(BudgetThresholdCrossed {
+                    window: BudgetWindow {
+                        scope: Scope::new(ScopeKind::Key, "01kb0000000000000000000001"),
+                        period: Period::Lifetime,
+                        window: "lifetime".into(),
+                    },
+                    percent: 80,
+                    spent_nanos: 80_000_000_123,
+                    limit_nanos: 100_000_000_000,
+                }),
+            ),
+        ),
     ]
 }
 

@@ -68,6 +68,8 @@ pub struct TestConfig {
     pub listen: String,
     /// TOML appended to the `[server]` section (timeouts, connection cap).
     pub server: String,
+    /// The pricing table (default: the shipped `config/pricing.toml`).
+    pub pricing: PathBuf,
 }
 
 impl TestConfig {
@@ -82,18 +84,15 @@ impl TestConfig {
             budgets_in_process: true,
             listen: "127.0.0.1:0".into(),
             server: String::new(),
+            pricing: Path::new(env!("CARGO_MANIFEST_DIR")).join("config/pricing.toml"),
         }
     }
 
     pub fn build(&self) -> Config {
         let raw: RawConfig = toml::from_str(&self.toml()).expect("test config parses");
-        let pricing: RawPricing = toml::from_str(
-            &std::fs::read_to_string(
-                Path::new(env!("CARGO_MANIFEST_DIR")).join("config/pricing.toml"),
-            )
-            .expect("pricing file"),
-        )
-        .expect("pricing parses");
+        let pricing: RawPricing =
+            toml::from_str(&std::fs::read_to_string(&self.pricing).expect("pricing file"))
+                .expect("pricing parses");
         config::validate(raw, Some(pricing), |r| r.resolve()).expect("test config is valid")
     }
 
@@ -178,10 +177,7 @@ deployments = [{{ provider = "mock", model = "some-unpriced-model" }}]
             mock = self.mock_url,
             secret = secret_file.display().to_string(),
             extra = self.extra,
-            pricing = Path::new(env!("CARGO_MANIFEST_DIR"))
-                .join("config/pricing.toml")
-                .display()
-                .to_string(),
+            pricing = self.pricing.display().to_string(),
         )
     }
 }

@@ -170,6 +170,12 @@ async fn replace(
 ) -> Result<Json<Value>, ApiError> {
     let gov = governance(st)?;
     let scope = scope_of(kind, name)?;
+    if scope.kind == ScopeKind::Model && !limits.budgets.is_empty() {
+        return Err(ApiError::bad_param(
+            "budgets",
+            "budgets apply to keys, users, teams and projects; a model takes rate limits only",
+        ));
+    }
     if scope.kind == ScopeKind::Key && gov.directory.key(&scope.name).is_none() {
         return Err(ApiError::no_such(
             "key_not_found",

@@ -1,12 +1,14 @@
 //! Admin API, protected by the admin token: spend reports from the budgets projection
-//! ([`spend`]), virtual keys ([`keys`]) and the limits of users, teams, projects and models
-//! ([`limits`]). Key and limit changes are admin events: a call publishes its event, waits for
-//! JetStream's acknowledgement and for this instance's directory to apply it, then answers, so
-//! what it returns is already in force here and reaches every other instance through the stream.
+//! ([`spend`]), the state of every budget ([`budgets`]), virtual keys ([`keys`]) and the limits
+//! of users, teams, projects and models ([`limits`]). Key and limit changes are admin events: a
+//! call publishes its event, waits for JetStream's acknowledgement and for this instance's
+//! directory to apply it, then answers, so what it returns is already in force here and reaches
+//! every other instance through the stream.
 
+mod budgets;
 mod keys;
 mod limits;
-mod money;
+pub mod money;
 mod spend;
 
 use axum::http::HeaderMap;
@@ -43,11 +45,15 @@ pub struct AdminGovernance {
     pub models: Vec<String>,
     /// Default grace of a rotation.
     pub rotation_grace: Duration,
+    /// This instance's budget accounts, and the stream their ledgers are in.
+    pub budgets: Arc<crate::governance::budgets::Budgets>,
+    pub stream: String,
 }
 
 pub fn router(state: AdminState) -> axum::Router {
     axum::Router::new()
         .route("/admin/spend", get(spend::spend))
+        .route("/admin/budgets", get(budgets::list))
         .route("/admin/keys", post(keys::create).get(keys::list))
         .route("/admin/keys/{id}", get(keys::show).delete(keys::revoke))
         .route("/admin/keys/{id}/rotate", post(keys::rotate))

@@ -13,6 +13,10 @@ impl Projection for BudgetsStore {
         "budgets"
     }
 
+    fn consumer(&self) -> String {
+        self.consumer_name()
+    }
+
     fn filter_subject(&self) -> &'static str {
         SPEND_SUBJECT
     }

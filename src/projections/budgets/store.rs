@@ -1,11 +1,12 @@
-//! redb tables of the budgets projection, and the queries the admin API asks.
+//! redb tables of the budgets projection, and the queries the admin API and budget alerts ask.
 
 use redb::{Database, Durability, ReadableDatabase, ReadableTable, TableDefinition};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use crate::events::{Event, SpendRecorded};
+use crate::events::{Event, Period, Scope, ScopeKind, SpendRecorded};
+use crate::governance::budgets::Window;
 use crate::projections::{Applied, ProjectionError};
 
 /// (day as yyyymmdd, dimension, name)
@@ -13,9 +14,20 @@ type SpendKey<'a> = (u32, u8, &'a str);
 /// (requests, input, output, cached input, cost nanos)
 type SpendValue = (u64, u64, u64, u64, u64);
 const SPEND: TableDefinition<SpendKey, SpendValue> = TableDefinition::new("spend");
-/// "checkpoint" → last applied stream sequence
+/// (dimension, name, period, window code) → (requests, cost nanos): spend per weekly, monthly
+/// and lifetime budget window of every key, user, team and project, so a budget's spend is one
+/// lookup (a day's is read from `spend`).
+type WindowKey<'a> = (u8, &'a str, u8, u32);
+const WINDOWS: TableDefinition<WindowKey, (u64, u64)> = TableDefinition::new("windows");
+/// "checkpoint" → last applied stream sequence; "store_id" → this store's random id (names its
+/// consumer); "windows" → 1 once `windows` holds every applied event (stores made before it
+/// existed are brought up to date from `spend` when opened).
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 const CHECKPOINT: &str = "checkpoint";
+const STORE_ID: &str = "store_id";
+const WINDOWS_BUILT: &str = "windows";
+/// The periods kept in `windows`.
+const WINDOW_PERIODS: [Period; 3] = [Period::Weekly, Period::Monthly, Period::Lifetime];
 
 fn store_err(e: impl Into<redb::Error>) -> ProjectionError {
     ProjectionError::Store(e.into())
@@ -43,6 +55,22 @@ impl Dimension {
 
     fn code(self) -> u8 {
         self as u8
+    }
+
+    /// The dimension spend of a scope is grouped by.
+    pub fn of(kind: ScopeKind) -> Self {
+        match kind {
+            ScopeKind::Key => Dimension::Key,
+            ScopeKind::User => Dimension::User,
+            ScopeKind::Team => Dimension::Team,
+            ScopeKind::Project => Dimension::Project,
+            ScopeKind::Model => Dimension::Model,
+        }
+    }
+
+    /// Whether budgets can be set on this dimension (and `windows` keeps its spend).
+    fn has_budgets(self) -> bool {
+        self != Dimension::Model
     }
 
     pub fn as_str(self) -> &'static str {
@@ -115,6 +143,45 @@ pub struct SpendRow {
 
 pub struct BudgetsStore {
     db: Database,
+    /// Random, made when the file is created: names this store's durable consumer, so that
+    /// several gateways on one NATS (each with its own store) each get every event.
+    id: u64,
+}
+
+fn period_code(p: Period) -> u8 {
+    p as u8
+}
+
+/// Add one event's (requests, cost) to the weekly, monthly and lifetime windows of `name` along
+/// `dim`, for the day `day` (yyyymmdd).
+fn add_to_windows(
+    windows: &mut redb::Table<WindowKey, (u64, u64)>,
+    dim: Dimension,
+    name: &str,
+    day: u32,
+    requests: u64,
+    cost: u64,
+) -> Result<(), ProjectionError> {
+    if !dim.has_budgets() || name.is_empty() {
+        return Ok(());
+    }
+    let at = Window::from_code(Period::Daily, day).map_or(0, |w| w.starts_ms());
+    for period in WINDOW_PERIODS {
+        let key = (
+            dim.code(),
+            name,
+            period_code(period),
+            Window::at(period, at).code(),
+        );
+        let (r, c) = windows
+            .get(key)
+            .map_err(store_err)?
+            .map_or((0, 0), |v| v.value());
+        windows
+            .insert(key, (r + requests, c + cost))
+            .map_err(store_err)?;
+    }
+    Ok(())
 }
 
 /// yyyymmdd of a Unix millisecond timestamp, in UTC.
@@ -146,10 +213,47 @@ impl BudgetsStore {
             other => store_err(other),
         })?;
         let tx = db.begin_write().map_err(store_err)?;
-        tx.open_table(SPEND).map_err(store_err)?;
-        tx.open_table(META).map_err(store_err)?;
+        let id;
+        {
+            let spend = tx.open_table(SPEND).map_err(store_err)?;
+            let mut windows = tx.open_table(WINDOWS).map_err(store_err)?;
+            let mut meta = tx.open_table(META).map_err(store_err)?;
+            let existing = meta.get(STORE_ID).map_err(store_err)?.map(|v| v.value());
+            id = match existing {
+                Some(id) => id,
+                None => {
+                    let id = rand::random::<u64>();
+                    meta.insert(STORE_ID, id).map_err(store_err)?;
+                    id
+                }
+            };
+            if meta.get(WINDOWS_BUILT).map_err(store_err)?.is_none() {
+                // A store from before `windows`: derive them from the daily rows, once.
+                for row in spend.iter().map_err(store_err)? {
+                    let (k, v) = row.map_err(store_err)?;
+                    let (day, dim, name) = k.value();
+                    let totals = SpendTotals::from_tuple(v.value());
+                    if let Some(dim) = Dimension::ALL.into_iter().find(|d| d.code() == dim) {
+                        add_to_windows(
+                            &mut windows,
+                            dim,
+                            name,
+                            day,
+                            totals.requests,
+                            totals.cost_nanos,
+                        )?;
+                    }
+                }
+                meta.insert(WINDOWS_BUILT, 1).map_err(store_err)?;
+            }
+        }
         tx.commit().map_err(store_err)?;
-        Ok(Self { db })
+        Ok(Self { db, id })
+    }
+
+    /// The name of this store's durable consumer.
+    pub fn consumer_name(&self) -> String {
+        format!("budgets-{:016x}", self.id)
     }
 
     /// Commit nothing, durably: makes every earlier non-durable commit durable.
@@ -166,9 +270,15 @@ impl BudgetsStore {
     pub fn reset(&self) -> Result<(), ProjectionError> {
         let tx = self.db.begin_write().map_err(store_err)?;
         tx.delete_table(SPEND).map_err(store_err)?;
+        tx.delete_table(WINDOWS).map_err(store_err)?;
         tx.delete_table(META).map_err(store_err)?;
         tx.open_table(SPEND).map_err(store_err)?;
-        tx.open_table(META).map_err(store_err)?;
+        tx.open_table(WINDOWS).map_err(store_err)?;
+        {
+            let mut meta = tx.open_table(META).map_err(store_err)?;
+            meta.insert(STORE_ID, self.id).map_err(store_err)?;
+            meta.insert(WINDOWS_BUILT, 1).map_err(store_err)?;
+        }
         tx.commit().map_err(store_err)
     }
 
@@ -190,6 +300,7 @@ impl BudgetsStore {
         {
             let mut meta = tx.open_table(META).map_err(store_err)?;
             let mut spend = tx.open_table(SPEND).map_err(store_err)?;
+            let mut windows = tx.open_table(WINDOWS).map_err(store_err)?;
             let mut checkpoint = meta
                 .get(CHECKPOINT)
                 .map_err(store_err)?
@@ -219,11 +330,36 @@ impl BudgetsStore {
                         .map_or_else(SpendTotals::default, |v| SpendTotals::from_tuple(v.value()));
                     totals.add(&delta);
                     spend.insert(key, totals.tuple()).map_err(store_err)?;
+                    add_to_windows(&mut windows, dim, dim.label(s), day, 1, s.cost_nanos)?;
                 }
             }
             meta.insert(CHECKPOINT, checkpoint).map_err(store_err)?;
         }
         tx.commit().map_err(store_err)
+    }
+
+    /// The spend recorded in each budget window of `items` (nano-units), in one read.
+    pub fn window_spend(&self, items: &[(Scope, Window)]) -> Result<Vec<u64>, ProjectionError> {
+        let tx = self.db.begin_read().map_err(store_err)?;
+        let spend = tx.open_table(SPEND).map_err(store_err)?;
+        let windows = tx.open_table(WINDOWS).map_err(store_err)?;
+        items
+            .iter()
+            .map(|(scope, w)| {
+                let dim = Dimension::of(scope.kind).code();
+                let name = scope.name.as_str();
+                Ok(match w.period {
+                    Period::Daily => spend
+                        .get((w.code(), dim, name))
+                        .map_err(store_err)?
+                        .map_or(0, |v| v.value().4),
+                    p => windows
+                        .get((dim, name, period_code(p), w.code()))
+                        .map_err(store_err)?
+                        .map_or(0, |v| v.value().1),
+                })
+            })
+            .collect()
     }
 
     /// Totals per group over the days `from..=to` (yyyymmdd), sorted by name.
@@ -340,5 +476,89 @@ mod tests {
                 .unwrap()
                 .is_empty()
         );
+    }
+
+    #[test]
+    fn budget_windows_sum_days_weeks_months_and_lifetime() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("b.redb");
+        let store = BudgetsStore::open(&path).unwrap();
+        let at = |env: Envelope, ms: u64| Envelope { at_ms: ms, ..env };
+        // Tuesday 2025-11-25, Monday 2025-12-01 (next ISO week, next month), 2025-12-02
+        let (d1, d2, d3) = (1_764_028_800_000, 1_764_547_200_000, 1_764_633_600_000);
+        let batch = vec![
+            Applied {
+                seq: 1,
+                envelope: Some(at(spend("k1", Some("t"), 100), d1)),
+            },
+            Applied {
+                seq: 2,
+                envelope: Some(at(spend("k1", Some("t"), 20), d2)),
+            },
+            Applied {
+                seq: 3,
+                envelope: Some(at(spend("k1", None, 3), d3)),
+            },
+        ];
+        store.apply(&batch, true).unwrap();
+        let key = Scope::new(ScopeKind::Key, "k1");
+        let team = Scope::new(ScopeKind::Team, "t");
+        let ask = |scope: &Scope, p, ms| (scope.clone(), Window::at(p, ms));
+        let got = store
+            .window_spend(&[
+                ask(&key, Period::Daily, d1),
+                ask(&key, Period::Daily, d3),
+                ask(&key, Period::Weekly, d1),
+                ask(&key, Period::Weekly, d3),
+                ask(&key, Period::Monthly, d1),
+                ask(&key, Period::Monthly, d2),
+                ask(&key, Period::Lifetime, d1),
+                ask(&team, Period::Monthly, d3),
+                ask(&team, Period::Lifetime, 0),
+                ask(&Scope::new(ScopeKind::User, "nobody"), Period::Lifetime, 0),
+            ])
+            .unwrap();
+        assert_eq!(got, vec![100, 3, 100, 23, 100, 23, 123, 20, 120, 0]);
+        // a replay (reset, then the same events) gives the same windows; the store keeps its id
+        let consumer = store.consumer_name();
+        store.reset().unwrap();
+        assert_eq!(
+            store
+                .window_spend(&[ask(&key, Period::Lifetime, 0)])
+                .unwrap(),
+            vec![0]
+        );
+        store.apply(&batch, true).unwrap();
+        assert_eq!(
+            store
+                .window_spend(&[ask(&key, Period::Lifetime, 0)])
+                .unwrap(),
+            vec![123]
+        );
+        assert_eq!(store.consumer_name(), consumer);
+        drop(store);
+
+        // a store written before the windows table existed is brought up to date when opened
+        {
+            let db = Database::create(&path).unwrap();
+            let tx = db.begin_write().unwrap();
+            tx.delete_table(WINDOWS).unwrap();
+            tx.open_table(META).unwrap().remove(WINDOWS_BUILT).unwrap();
+            tx.commit().unwrap();
+        }
+        let store = BudgetsStore::open(&path).unwrap();
+        assert_eq!(store.consumer_name(), consumer);
+        assert_eq!(
+            store
+                .window_spend(&[
+                    ask(&key, Period::Weekly, d3),
+                    ask(&team, Period::Lifetime, 0)
+                ])
+                .unwrap(),
+            vec![23, 120]
+        );
+        // and two stores have two consumers
+        let other = BudgetsStore::open(&dir.path().join("c.redb")).unwrap();
+        assert_ne!(other.consumer_name(), consumer);
     }
 }

@@ -161,6 +161,7 @@ fn cluster_config(cluster: &NatsCluster, mock: &Mock, dir: &std::path::Path) -> 
         budgets_in_process: true,
         listen: "127.0.0.1:0".into(),
         server: String::new(),
+        pricing: std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config/pricing.toml"),
     };
     let toml = cfg.toml().replacen(
         "stream = \"SWITCHYARD\"",
