@@ -115,12 +115,12 @@ pub async fn handle<S: Surface, R: SurfaceRequest>(
     // Admit: reserve the most the request can cost on every budget that applies.
     let budget = st
         .budgets
-        .admit(&principal, || {
+        .admit(&principal, |estimate| {
             let ask = match &canonical {
                 Canonical::Chat(c) => cost::Ask::Chat(c),
                 Canonical::Embeddings(e) => cost::Ask::Embeddings(e),
             };
-            let most = cost::ceiling(ask, st.budgets.default_max_output_tokens);
+            let most = cost::ceiling(ask, st.budgets.default_max_output_tokens, estimate);
             cost::max_cost(&st.pricing, &st.routes, &route, &model, &most)
         })
         .await

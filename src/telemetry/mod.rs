@@ -145,4 +145,32 @@ fn describe() {
         "switchyard_hedges_total",
         "Second attempts started because the first was slow to answer."
     );
+    describe_counter!(
+        "switchyard_budget_refusals_total",
+        "Requests refused by budget admission, by reason (exceeded, ledger_unavailable), scope kind and period."
+    );
+    describe_counter!(
+        "switchyard_budget_admitted_on_credit_total",
+        "Budget reservations admitted without a lease while the ledger was unreachable (when_ledger_unavailable = allow)."
+    );
+    describe_counter!(
+        "switchyard_budget_leases_total",
+        "Budget lease attempts answered by the ledger, by whether money was granted."
+    );
+    describe_counter!(
+        "switchyard_budget_lease_failures_total",
+        "Budget lease attempts that could not reach the ledger."
+    );
+    describe_counter!(
+        "switchyard_budget_lease_conflicts_total",
+        "Budget ledger writes refused because another instance wrote first (then read again)."
+    );
+    describe_counter!(
+        "switchyard_budget_alerts_total",
+        "Budget threshold crossings this instance recorded, by period and scope kind."
+    );
+    describe_counter!(
+        "switchyard_budget_webhook_calls_total",
+        "Budget webhook deliveries, by result (delivered, failed after every attempt)."
+    );
 }

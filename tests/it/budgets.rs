@@ -608,14 +608,17 @@ async fn concurrent_leases_from_several_instances_never_sum_past_the_limit() {
         let client = switchyard::publish::jetstream::connect(&nats.url())
             .await
             .unwrap();
-        wait_for("connected", Duration::from_secs(5), || {
-            let c = client.clone();
-            async move { switchyard::publish::jetstream::is_connected(&c).then_some(()) }
+        // connected, and the server's INFO read (its version is checked)
+        wait_for("the stream is set up", Duration::from_secs(5), || {
+            let (c, nats_cfg) = (client.clone(), cfg.nats.clone());
+            async move {
+                switchyard::publish::jetstream::ensure_stream(&c, &nats_cfg)
+                    .await
+                    .ok()
+                    .map(|_| ())
+            }
         })
         .await;
-        switchyard::publish::jetstream::ensure_stream(&client, &cfg.nats)
-            .await
-            .unwrap();
         ledgers.push(Ledger::new(client, cfg.nats.stream.clone()));
     }
     let window = BudgetWindow {

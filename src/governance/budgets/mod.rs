@@ -229,17 +229,25 @@ fn count_refusal(r: &Refusal) {
     metrics::counter!("switchyard_budget_refusals_total", "reason" => reason, "scope" => scope.kind.as_str(), "period" => period.as_str()).increment(1);
 }
 
-/// Money reserved on one account.
-struct Hold {
-    account: Arc<Account>,
-    window: Window,
-    amount: u64,
+/// The budgets that bind one key's requests, as of one state of the directory: worked out
+/// once per key (and again after any admin event), so admission does no directory lookup.
+struct BudgetSet {
+    /// The directory's last applied sequence when this was made.
+    applied: u64,
+    principal: Principal,
+    /// Each budget's account and limit.
+    accounts: Vec<(Arc<Account>, u64)>,
 }
 
-/// A request's reservations. [`settle`](Self::settle) with the real cost when the request is
-/// done; dropped unsettled (a failure, a panic, a task cancelled), it frees everything.
+/// A request's reservations: `amount` on each account of `set` up to `held`.
+/// [`settle`](Self::settle) with the real cost when the request is done; dropped unsettled (a
+/// failure, a panic, a task cancelled), it frees everything.
 pub struct Reservation {
-    holds: Vec<Hold>,
+    set: Option<Arc<BudgetSet>>,
+    /// The windows the money was reserved in, by period.
+    windows: [Window; 4],
+    amount: u64,
+    held: usize,
     settled: AtomicBool,
 }
 
@@ -247,14 +255,25 @@ impl Reservation {
     /// No budget applies.
     pub fn none() -> Self {
         Self {
-            holds: Vec::new(),
+            set: None,
+            windows: [Window::at(Period::Lifetime, 0); 4],
+            amount: 0,
+            held: 0,
             settled: AtomicBool::new(false),
         }
     }
 
     /// The money reserved on each budget (the request's maximum cost), 0 when none applies.
     pub fn amount(&self) -> u64 {
-        self.holds.first().map_or(0, |h| h.amount)
+        if self.held == 0 { 0 } else { self.amount }
+    }
+
+    fn holds(&self) -> impl Iterator<Item = (&Account, Window)> {
+        self.set
+            .iter()
+            .flat_map(|s| s.accounts.iter())
+            .take(self.held)
+            .map(|(a, _)| (&**a, self.windows[period_index(a.period)]))
     }
 
     /// The request cost `actual`: count it as spent and free the reservation. Only the first
@@ -264,10 +283,10 @@ impl Reservation {
         if self.settled.swap(true, Ordering::AcqRel) {
             return;
         }
-        for h in &self.holds {
-            let mut s = h.account.slice();
-            if s.window == h.window {
-                s.reserved = s.reserved.saturating_sub(h.amount);
+        for (account, window) in self.holds() {
+            let mut s = account.slice();
+            if s.window == window {
+                s.reserved = s.reserved.saturating_sub(self.amount);
             }
             s.spent = s.spent.saturating_add(actual);
         }
@@ -277,7 +296,7 @@ impl Reservation {
 impl std::fmt::Debug for Reservation {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Reservation")
-            .field("budgets", &self.holds.len())
+            .field("budgets", &self.held)
             .field("amount", &self.amount())
             .finish()
     }
@@ -288,26 +307,31 @@ impl Drop for Reservation {
         if self.settled.swap(true, Ordering::AcqRel) {
             return;
         }
-        for h in &self.holds {
-            let mut s = h.account.slice();
-            if s.window == h.window {
-                s.reserved = s.reserved.saturating_sub(h.amount);
+        for (account, window) in self.holds() {
+            let mut s = account.slice();
+            if s.window == window {
+                s.reserved = s.reserved.saturating_sub(self.amount);
             }
         }
     }
 }
 
-/// One budget that applies to a request.
-struct Applicable {
-    account: Arc<Account>,
-    limit: u64,
+/// How precisely admission asks for a request's cost.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Estimate {
+    /// A quick upper bound (prompt bytes for prompt tokens): enough while a slice has room.
+    Bound,
+    /// Counted (the tokenizer, tens of microseconds): when the slice is short, so a budget's
+    /// last money is not held back by a loose bound.
+    Exact,
 }
 
 /// How reserving on every applicable budget went.
 enum Attempt {
     Reserved(Reservation),
     Refused(Refusal),
-    /// Budget `index` is short by `shortfall`; a lease is under way.
+    /// Budget `index` is short by `shortfall`; a lease is under way (none is asked, and
+    /// nothing refused, when only probing with a bound).
     Wait {
         index: usize,
         shortfall: u64,
@@ -329,6 +353,8 @@ pub struct LocalView {
 pub struct Budgets {
     directory: Arc<Directory>,
     accounts: RwLock<HashMap<Scope, [Arc<Account>; 4]>>,
+    /// Per key id: the budgets its requests are bound by.
+    sets: RwLock<HashMap<String, Arc<BudgetSet>>>,
     leases: mpsc::Sender<LeaseRequest>,
     lease_timeout: Duration,
     when_unavailable: LedgerUnavailable,
@@ -346,6 +372,7 @@ impl Budgets {
         let budgets = Self {
             directory,
             accounts: RwLock::new(HashMap::new()),
+            sets: RwLock::new(HashMap::new()),
             leases: tx,
             lease_timeout: cfg.lease_timeout,
             when_unavailable: cfg.when_ledger_unavailable,
@@ -384,9 +411,21 @@ impl Budgets {
             .clone()
     }
 
-    /// Every budget set on the caller's key, user, team and project.
-    fn applicable(&self, p: &Principal) -> Vec<Applicable> {
-        let mut out = Vec::new();
+    /// Every budget set on the caller's key, user, team and project: from the per-key cache
+    /// while the directory has not changed, else worked out again. `None` when none applies.
+    fn applicable(&self, p: &Principal) -> Option<Arc<BudgetSet>> {
+        let applied = self.directory.applied();
+        if let Some(set) = self
+            .sets
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(p.key_id.as_str())
+            && set.applied == applied
+            && set.principal == *p
+        {
+            return (!set.accounts.is_empty()).then(|| Arc::clone(set));
+        }
+        let mut accounts = Vec::new();
         let names = [
             Some(&p.key_id),
             p.user.as_ref(),
@@ -402,42 +441,54 @@ impl Budgets {
             if limits.budgets.is_empty() {
                 continue;
             }
-            let accounts = self.accounts_of(scope);
+            let of_scope = self.accounts_of(scope);
             for b in &limits.budgets {
-                out.push(Applicable {
-                    account: Arc::clone(&accounts[period_index(b.period)]),
-                    limit: b.limit_nanos,
-                });
+                accounts.push((Arc::clone(&of_scope[period_index(b.period)]), b.limit_nanos));
             }
         }
-        out
+        let set = Arc::new(BudgetSet {
+            applied,
+            principal: p.clone(),
+            accounts,
+        });
+        self.sets
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(p.key_id.clone(), Arc::clone(&set));
+        (!set.accounts.is_empty()).then_some(set)
     }
 
-    /// Reserve the most the request can cost (`cost`, asked only when a budget applies: it
-    /// counts tokens) on every budget of `p`, or refuse. Waits for a lease when a slice is
-    /// short, at most `lease_timeout`; otherwise answers from memory.
+    /// Reserve the most the request can cost on every budget of `p`, or refuse. `cost` is
+    /// asked only when a budget applies: first for a quick bound, and for the exact figure
+    /// only when the bound does not fit. Waits for a lease when a slice is short, at most
+    /// `lease_timeout`; otherwise answers from memory.
     pub async fn admit(
         &self,
         p: &Principal,
-        cost: impl FnOnce() -> u64,
+        cost: impl Fn(Estimate) -> u64,
     ) -> Result<Reservation, Refusal> {
-        let applicable = self.applicable(p);
-        if applicable.is_empty() {
+        let Some(set) = self.applicable(p) else {
             return Ok(Reservation::none());
-        }
-        let cost = cost();
-        let windows = Window::all_at(crate::governance::now_ms());
+        };
+        let windows = Window::all_at_cached(crate::governance::now_ms());
+        let mut amount = cost(Estimate::Bound);
+        let mut exact = false;
         let mut deadline = None;
         loop {
-            let (index, shortfall) = match self.try_reserve(&applicable, cost, &windows) {
+            let (index, shortfall) = match self.try_reserve(&set, amount, windows, exact) {
                 Attempt::Reserved(r) => return Ok(r),
                 Attempt::Refused(r) => {
                     count_refusal(&r);
                     return Err(r);
                 }
+                Attempt::Wait { .. } if !exact => {
+                    exact = true;
+                    amount = cost(Estimate::Exact).min(amount);
+                    continue;
+                }
                 Attempt::Wait { index, shortfall } => (index, shortfall),
             };
-            let account = &applicable[index].account;
+            let account = &set.accounts[index].0;
             let deadline =
                 *deadline.get_or_insert_with(|| tokio::time::Instant::now() + self.lease_timeout);
             let woken = account.changed.notified();
@@ -460,19 +511,29 @@ impl Budgets {
         }
     }
 
-    /// Reserve `cost` on every applicable budget, or none of them.
-    fn try_reserve(&self, applicable: &[Applicable], cost: u64, windows: &[Window; 4]) -> Attempt {
+    /// Reserve `cost` on every budget of `set`, or on none. With `decide` false (a bound being
+    /// probed), a short budget only says so: no lease is asked and nothing is refused.
+    fn try_reserve(
+        &self,
+        set: &Arc<BudgetSet>,
+        cost: u64,
+        windows: [Window; 4],
+        decide: bool,
+    ) -> Attempt {
         // Dropped on an early return, it frees what was reserved on the budgets before.
         let mut reservation = Reservation {
-            holds: Vec::with_capacity(applicable.len()),
+            set: Some(Arc::clone(set)),
+            windows,
+            amount: cost,
+            held: 0,
             settled: AtomicBool::new(false),
         };
         let now = Instant::now();
-        for (index, a) in applicable.iter().enumerate() {
-            let window = windows[period_index(a.account.period)];
-            let mut s = a.account.slice();
+        for (index, (account, limit)) in set.accounts.iter().enumerate() {
+            let window = windows[period_index(account.period)];
+            let mut s = account.slice();
             s.roll(window);
-            s.limit = a.limit;
+            s.limit = *limit;
             s.last_admit = now;
             let available = s.available();
             let shortfall = i128::from(cost) - available;
@@ -481,26 +542,29 @@ impl Budgets {
             } else {
                 // invariant: 0 < shortfall ≤ cost + spent + reserved, all u64.
                 let shortfall = u64::try_from(shortfall).unwrap_or(u64::MAX);
+                if !decide {
+                    return Attempt::Wait { index, shortfall };
+                }
                 if s.fresh_pool(now).is_some_and(|left| left < shortfall) {
                     return Attempt::Refused(Refusal::Exceeded {
-                        scope: a.account.scope.clone(),
-                        period: a.account.period,
-                        limit_nanos: a.limit,
+                        scope: account.scope.clone(),
+                        period: account.period,
+                        limit_nanos: *limit,
                         window,
                     });
                 }
                 let outage = s.fresh_outage(now) && !s.leasing;
                 if outage && self.when_unavailable == LedgerUnavailable::Refuse {
                     return Attempt::Refused(Refusal::Unavailable {
-                        scope: a.account.scope.clone(),
-                        period: a.account.period,
+                        scope: account.scope.clone(),
+                        period: account.period,
                     });
                 }
                 if !outage {
-                    if !s.leasing && !self.ask_lease(&mut s, &a.account, window, shortfall) {
+                    if !s.leasing && !self.ask_lease(&mut s, account, window, shortfall) {
                         return Attempt::Refused(Refusal::Unavailable {
-                            scope: a.account.scope.clone(),
-                            period: a.account.period,
+                            scope: account.scope.clone(),
+                            period: account.period,
                         });
                     }
                     s.waiting = s.waiting.saturating_add(shortfall);
@@ -512,14 +576,10 @@ impl Budgets {
             };
             s.reserved = s.reserved.saturating_add(cost);
             if !credit {
-                self.maybe_prefetch(&mut s, &a.account, window, cost, now);
+                self.maybe_prefetch(&mut s, account, window, cost, now);
             }
             drop(s);
-            reservation.holds.push(Hold {
-                account: Arc::clone(&a.account),
-                window,
-                amount: cost,
-            });
+            reservation.held += 1;
         }
         Attempt::Reserved(reservation)
     }

@@ -137,7 +137,7 @@ async fn no_budget_no_reservation_and_no_token_count() {
     let d = directory(&[]);
     let (b, _rx) = Budgets::new(d, &config());
     let r = b
-        .admit(&principal("k", Some("t")), || {
+        .admit(&principal("k", Some("t")), |_| {
             panic!("cost asked without a budget")
         })
         .await
@@ -161,7 +161,7 @@ async fn concurrent_requests_never_pass_the_cap() {
         for i in 0..400 {
             let b = Arc::clone(&all[i % instances]);
             tasks.push(tokio::spawn(async move {
-                let r = b.admit(&principal("k", None), || cent).await;
+                let r = b.admit(&principal("k", None), |_| cent).await;
                 tokio::time::sleep(Duration::from_millis(1)).await;
                 match r {
                     Ok(r) => {
@@ -213,15 +213,15 @@ async fn every_budget_or_none_and_the_refusal_names_it() {
     let pool = Arc::new(Pool::default());
     let (b, _) = instance(&d, &pool, &config());
     let p = principal("k", Some("search"));
-    let r = b.admit(&p, || DOLLAR / 2).await.unwrap();
+    let r = b.admit(&p, |_| DOLLAR / 2).await.unwrap();
     assert_eq!(view(&b, &key, Period::Lifetime).reserved, DOLLAR / 2);
     assert_eq!(view(&b, &team, Period::Monthly).reserved, DOLLAR / 2);
     r.settle(DOLLAR / 4);
     // 0.75 more fits the team's day exactly (0.25 of 1.00 is spent) …
-    let r = b.admit(&p, || DOLLAR * 3 / 4).await.unwrap();
+    let r = b.admit(&p, |_| DOLLAR * 3 / 4).await.unwrap();
     drop(r);
     // … 0.80 is not: refused by the team's daily budget, and nothing stays reserved anywhere
-    let refused = b.admit(&p, || DOLLAR * 4 / 5).await.unwrap_err();
+    let refused = b.admit(&p, |_| DOLLAR * 4 / 5).await.unwrap_err();
     let Refusal::Exceeded {
         scope,
         period,
@@ -256,12 +256,12 @@ async fn a_dropped_reservation_frees_everything_and_settles_once() {
     let pool = Arc::new(Pool::default());
     let (b, _) = instance(&d, &pool, &config());
     let p = principal("k", None);
-    let r = b.admit(&p, || DOLLAR / 10).await.unwrap();
+    let r = b.admit(&p, |_| DOLLAR / 10).await.unwrap();
     assert_eq!(view(&b, &key, Period::Daily).reserved, DOLLAR / 10);
     drop(r); // a failed request, a cancelled stream
     assert_eq!(view(&b, &key, Period::Daily).reserved, 0);
     assert_eq!(view(&b, &key, Period::Daily).spent, 0);
-    let r = b.admit(&p, || DOLLAR / 10).await.unwrap();
+    let r = b.admit(&p, |_| DOLLAR / 10).await.unwrap();
     r.settle(3);
     r.settle(5);
     drop(r);
@@ -278,7 +278,7 @@ async fn an_unreachable_ledger_refuses_or_admits_on_credit_as_configured() {
     down.store(true, Ordering::Relaxed);
     let p = principal("k", None);
     assert!(matches!(
-        b.admit(&p, || 10).await,
+        b.admit(&p, |_| 10).await,
         Err(Refusal::Unavailable { .. })
     ));
     let cfg = BudgetsConfig {
@@ -287,12 +287,12 @@ async fn an_unreachable_ledger_refuses_or_admits_on_credit_as_configured() {
     };
     let (b, down) = instance(&d, &pool, &cfg);
     down.store(true, Ordering::Relaxed);
-    let r = b.admit(&p, || 10).await.expect("admitted on credit");
+    let r = b.admit(&p, |_| 10).await.expect("admitted on credit");
     r.settle(10);
     // once the ledger is back, the next lease takes the overdraft too
     down.store(false, Ordering::Relaxed);
     tokio::time::sleep(LEDGER_FRESH).await;
-    let r = b.admit(&p, || 10).await.unwrap();
+    let r = b.admit(&p, |_| 10).await.unwrap();
     r.settle(10);
     let v = view(&b, &key, Period::Daily);
     assert!(v.held >= 20, "{v:?}");
@@ -305,26 +305,25 @@ async fn the_calendar_rolls_slices_into_a_new_window() {
     let pool = Arc::new(Pool::default());
     let (b, _) = instance(&d, &pool, &config());
     let p = principal("k", None);
-    let early = b.admit(&p, || DOLLAR / 10).await.unwrap();
-    // pretend the slice was from yesterday
+    let mut early = b.admit(&p, |_| DOLLAR / 10).await.unwrap();
+    // pretend that slice, and that reservation, were yesterday's (and the day spent out)
     let account = Arc::clone(&b.accounts.read().unwrap()[&key][period_index(Period::Daily)]);
     let today = account.slice().window;
-    let yesterday = Window::at(Period::Daily, today.starts_ms() - 1);
+    let yesterday_ms = today.starts_ms() - 1;
+    early.windows = Window::all_at(yesterday_ms);
     {
         let mut s = account.slice();
-        s.window = yesterday;
+        s.window = Window::at(Period::Daily, yesterday_ms);
         s.held = DOLLAR;
-        s.spent = DOLLAR;
-    }
-    for h in &early.holds {
-        assert_eq!(h.window, today);
+        s.spent = DOLLAR - DOLLAR / 10;
     }
     let r = b
-        .admit(&p, || DOLLAR / 10)
+        .admit(&p, |_| DOLLAR / 10)
         .await
         .expect("a new day, a new budget");
     assert_eq!(account.slice().window, today);
-    // yesterday's reservation settles into today, as its spend event is dated today
+    assert_eq!(view(&b, &key, Period::Daily).reserved, DOLLAR / 10);
+    // yesterday's reservation settles its cost into today, as its spend event is dated today
     early.settle(7);
     r.settle(1);
     let v = view(&b, &key, Period::Daily);
@@ -338,7 +337,7 @@ async fn unused_money_is_taken_back_only_when_idle_and_kept_on_failure() {
     let pool = Arc::new(Pool::default());
     let (b, _) = instance(&d, &pool, &config());
     let r = b
-        .admit(&principal("k", None), || DOLLAR / 100)
+        .admit(&principal("k", None), |_| DOLLAR / 100)
         .await
         .unwrap();
     // let any prefetch finish
@@ -356,6 +355,48 @@ async fn unused_money_is_taken_back_only_when_idle_and_kept_on_failure() {
     b.keep(account, *window, *amount);
     assert_eq!(view(&b, &key, Period::Daily).held, held);
     r.settle(DOLLAR / 100);
+}
+
+/// A loose bound is enough while the slice has room; the exact count is asked only when it
+/// does not fit, so a budget's last money goes to requests that really fit.
+#[tokio::test]
+async fn the_exact_cost_is_counted_only_when_the_bound_does_not_fit() {
+    let key = Scope::new(ScopeKind::Key, "k");
+    let d = directory(&[(key.clone(), vec![budget(Period::Lifetime, 100)])]);
+    let pool = Arc::new(Pool::default());
+    let (b, _) = instance(&d, &pool, &config());
+    let p = principal("k", None);
+    let asked = Mutex::new(Vec::new());
+    let cost = |e: Estimate| {
+        asked.lock().unwrap().push(e);
+        if e == Estimate::Bound { 80 } else { 30 }
+    };
+    // no slice yet: the bound does not fit, the exact cost is reserved
+    let r = b.admit(&p, cost).await.unwrap();
+    assert_eq!(r.amount(), 30);
+    assert_eq!(*asked.lock().unwrap(), [Estimate::Bound, Estimate::Exact]);
+    r.settle(30);
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    // 70 left: the next two fit only counted; a fourth does not fit at all
+    for _ in 0..2 {
+        b.admit(&p, cost).await.unwrap().settle(30);
+    }
+    assert!(matches!(
+        b.admit(&p, cost).await,
+        Err(Refusal::Exceeded { .. })
+    ));
+    assert_eq!(view(&b, &key, Period::Lifetime).spent, 90);
+    // with room to spare, the bound alone is asked
+    let d = directory(&[(key.clone(), vec![budget(Period::Lifetime, DOLLAR)])]);
+    let (b, _) = instance(&d, &pool, &config());
+    b.admit(&p, |_| 1).await.unwrap().settle(1);
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    asked.lock().unwrap().clear();
+    let r = b.admit(&p, cost).await.unwrap();
+    assert_eq!(
+        (r.amount(), asked.lock().unwrap().clone()),
+        (80, vec![Estimate::Bound])
+    );
 }
 
 #[test]

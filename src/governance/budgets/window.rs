@@ -69,6 +69,24 @@ impl Window {
         Period::ALL.map(|p| Window::at(p, at_ms))
     }
 
+    /// [`all_at`](Self::all_at), worked out once per UTC day and thread: every window of a
+    /// day is the same, and admission asks for them on every request.
+    pub fn all_at_cached(at_ms: u64) -> [Window; 4] {
+        use std::cell::Cell;
+        thread_local! {
+            static TODAY: Cell<Option<(u64, [Window; 4])>> = const { Cell::new(None) };
+        }
+        let day = at_ms / DAY_MS;
+        TODAY.with(|t| match t.get() {
+            Some((d, w)) if d == day => w,
+            _ => {
+                let w = Window::all_at(at_ms);
+                t.set(Some((day, w)));
+                w
+            }
+        })
+    }
+
     /// A window from its code, as stored (`None` for a code no window has).
     pub fn from_code(period: Period, code: u32) -> Option<Self> {
         let w = Self { period, code };
@@ -234,6 +252,11 @@ mod tests {
         );
         assert_eq!(w, Window::at(Period::Lifetime, 0));
         let at = ms(2026, 2, 14, 10, 0, 0);
+        assert_eq!(Window::all_at_cached(at), Window::all_at(at));
+        assert_eq!(
+            Window::all_at_cached(at + DAY_MS),
+            Window::all_at(at + DAY_MS)
+        );
         for w in Window::all_at(at) {
             assert_eq!(Window::from_code(w.period, w.code()), Some(w));
         }
