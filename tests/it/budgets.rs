@@ -386,8 +386,8 @@ deployments = [{{ provider = "broken", model = "metered-2" }}]
     gw.stop().await;
 }
 
-/// A team's budget binds every key of the team; the refusal names the team's budget, on both
-/// surfaces; `/admin/budgets` after `replay budgets` is the live one.
+/// A team's (and a user's) budget binds every key of the team (the user); the refusal names the
+/// budget, on both surfaces; `/admin/budgets` after `replay budgets` is the live one.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_team_budget_binds_all_its_keys_and_replays_to_the_same_state() {
     let nats = Nats::start();
@@ -458,6 +458,25 @@ async fn a_team_budget_binds_all_its_keys_and_replays_to_the_same_state() {
     );
     // another team is not bound by it
     assert_eq!(chat(&client, &base, &other, &cent_body(false)).await.0, 200);
+    // a user's budget binds every key of the user the same way
+    let r = admin(Method::PUT, gw.url("/admin/limits/user/zed"))
+        .json(&json!({"budgets": [{"period": "weekly", "limit": "0.02"}]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let (_, zed1) = issue(&base, json!({"name": "zed laptop", "user": "zed"})).await;
+    let (_, zed2) = issue(&base, json!({"name": "zed ci", "user": "zed"})).await;
+    for key in [&zed1, &zed2] {
+        assert_eq!(chat(&client, &base, key, &cent_body(false)).await.0, 200);
+    }
+    let (s, body) = chat(&client, &base, &zed1, &cent_body(false)).await;
+    assert_eq!(s, 429, "{body}");
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("user \"zed\": weekly limit 0.020000000 USD"),
+        "{message}"
+    );
 
     let live = wait_for(
         "the projection has the spend",
