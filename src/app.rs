@@ -93,14 +93,16 @@ pub async fn serve(
     drop(tokio::task::spawn_blocking(
         crate::providers::tokens::warm_up,
     ));
-    // Before anything else: a reference that cannot be fetched stops the start, naming it.
+    // Before anything else: a reference that cannot be fetched stops the start, naming it; then
+    // the adapters, which need every credential in hand, so nothing is left running if either
+    // fails.
     let fetcher = Arc::new(Fetcher::new(&config.secrets).map_err(AppError::SecretsClient)?);
     secrets::resolve_pending(&config.credentials, &fetcher)
         .await
         .map_err(AppError::Secrets)?;
+    let providers = build_providers(&config.providers)?;
     let (mut services, sink) = Services::start(&config).await?;
     services.keep_secrets_fresh(&config.credentials, &fetcher);
-    let providers = build_providers(&config.providers)?;
     let requests = TaskTracker::new();
     // Cancelled by shutdown, or when the NATS server is refused.
     let stop_edge = shutdown.child_token();

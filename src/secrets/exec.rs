@@ -10,8 +10,8 @@ use super::FetchError;
 use super::credential::{Fetched, redact};
 use crate::config::Secret;
 
-/// The most a command may print: a credential is short, and a runaway command should not grow
-/// the gateway.
+/// The most a command may print on either stream: a credential is short, so more is refused as
+/// a mistake (the run itself is bounded by the fetch's time limit).
 const MAX_OUTPUT_BYTES: usize = 64 * 1024;
 /// The most of stderr quoted in a failure.
 const QUOTED_STDERR_CHARS: usize = 200;
