@@ -64,6 +64,7 @@ async fn a_secret_rotated_in_secrets_manager_is_used_by_the_next_request_after_t
     let streamed = tokio::spawn(async move { (stream.text().await, Instant::now()) });
 
     // Rotate in Secrets Manager; the provider stops accepting the old key at once.
+    let rotated_at = Instant::now();
     let version = moto.secretsmanager(
         "print(sm.put_secret_value(SecretId=sys.argv[1], SecretString=sys.argv[2])['VersionId'])",
         &[
@@ -71,8 +72,8 @@ async fn a_secret_rotated_in_secrets_manager_is_used_by_the_next_request_after_t
             &serde_json::json!({ "api_key": V2, "org": "o-1" }).to_string(),
         ],
     );
+    let put_took = rotated_at.elapsed();
     mock.state.set_config(streaming(&[V2]));
-    let rotated_at = Instant::now();
     let line = wait_for(
         "the gateway to take the new value",
         Duration::from_secs(10),
@@ -80,9 +81,13 @@ async fn a_secret_rotated_in_secrets_manager_is_used_by_the_next_request_after_t
     )
     .await;
     let took = rotated_at.elapsed();
+    eprintln!(
+        "the rotated secret was in use {took:?} after the write began (the write took {put_took:?}; refresh = 1s)"
+    );
     assert!(
-        took < Duration::from_millis(2500),
-        "taken within the 1 s refresh interval (plus a fetch): {took:?}"
+        took < put_took + Duration::from_secs(2),
+        "taken within the 1 s refresh interval of the write, plus a fetch and slack for a loaded \
+         machine: {took:?} (the write took {put_took:?})"
     );
     assert!(
         line.contains(&format!("version=\"{}\"", version.trim())),
