@@ -11,11 +11,13 @@
 //! - [`publish`]: the non-blocking sink, the JetStream publisher and the on-disk outbox.
 //! - [`projections`]: consumers that fold the stream into stores (budgets → redb).
 //!
-//! Around them: [`config`] (TOML → validated), [`app`] (wiring and task supervision),
-//! [`telemetry`] (logs, metrics). The mock upstream for tests, benchmarks and the quickstart is
+//! Around them: [`config`] (TOML → validated), [`secrets`] (provider credentials fetched from
+//! their references and kept fresh), [`aws`] (SigV4 signing), [`app`] (wiring and task
+//! supervision), [`telemetry`] (logs, metrics). The mock upstream for tests, benchmarks and the quickstart is
 //! its own crate, `crates/switchyard-mock`.
 
 pub mod app;
+pub mod aws;
 pub mod config;
 pub mod edge;
 pub mod events;
@@ -24,4 +26,5 @@ pub mod projections;
 pub mod providers;
 pub mod publish;
 pub mod routing;
+pub mod secrets;
 pub mod telemetry;
