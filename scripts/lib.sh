@@ -39,6 +39,23 @@ ensure_nats_server() {
   export SWITCHYARD_NATS_SERVER="$bin"
 }
 
+# python_venv DIR: create a Python venv at DIR (installing Debian's python3-venv when root and
+# needed).
+python_venv() {
+  local venv="$1"
+  rm -rf "$venv"
+  if ! python3 -m venv "$venv" >&2; then
+    # Debian splits venv out of python3.
+    if command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
+      apt-get update -qq >&2 && apt-get install -y -qq python3-venv >&2
+      rm -rf "$venv" && python3 -m venv "$venv" >&2
+    else
+      echo "python3 -m venv failed; install python3-venv" >&2
+      return 1
+    fi
+  fi
+}
+
 # ensure_sdk_venv: the official OpenAI and Anthropic Python SDKs, pinned, in tools/sdk-venv, for
 # the test that drives the gateway with unmodified SDK clients. Exports SWITCHYARD_SDK_PYTHON.
 SDK_PINS="openai==3.57.0 anthropic==2.14.0"
@@ -47,20 +64,27 @@ ensure_sdk_venv() {
   local stamp="$venv/.pins"
   if [ ! -x "$venv/bin/python" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$SDK_PINS" ]; then
     echo "installing the OpenAI and Anthropic Python SDKs into tools/sdk-venv ($SDK_PINS)" >&2
-    rm -rf "$venv"
-    if ! python3 -m venv "$venv" >&2; then
-      # Debian splits venv out of python3.
-      if command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
-        apt-get update -qq >&2 && apt-get install -y -qq python3-venv >&2
-        rm -rf "$venv" && python3 -m venv "$venv" >&2
-      else
-        echo "python3 -m venv failed; install python3-venv" >&2
-        return 1
-      fi
-    fi
+    python_venv "$venv"
     # shellcheck disable=SC2086
     "$venv/bin/python" -m pip install --quiet --disable-pip-version-check $SDK_PINS >&2
     echo "$SDK_PINS" > "$stamp"
   fi
   export SWITCHYARD_SDK_PYTHON="$venv/bin/python"
+}
+
+# ensure_moto: moto's server (a real implementation of the AWS Secrets Manager API), pinned, in
+# tools/moto-venv with boto3, for the tests of `aws` secret references. Exports
+# SWITCHYARD_MOTO_PYTHON (the venv's python: `-m moto.server`, and boto3 for the tests' own calls).
+MOTO_PINS="moto[server]==5.2.5"
+ensure_moto() {
+  local venv="$ROOT/tools/moto-venv"
+  local stamp="$venv/.pins"
+  if [ ! -x "$venv/bin/python" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$MOTO_PINS" ]; then
+    echo "installing moto's server into tools/moto-venv ($MOTO_PINS)" >&2
+    python_venv "$venv"
+    # shellcheck disable=SC2086
+    "$venv/bin/python" -m pip install --quiet --disable-pip-version-check $MOTO_PINS >&2
+    echo "$MOTO_PINS" > "$stamp"
+  fi
+  export SWITCHYARD_MOTO_PYTHON="$venv/bin/python"
 }

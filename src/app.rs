@@ -1,6 +1,7 @@
 //! Wiring and supervision: the only place long-lived tasks are spawned. Every task is tracked,
 //! and shutdown runs in dependency order: stop accepting requests, let in-flight requests and
-//! streams finish, drain the publisher (JetStream or outbox), stop the outbox and projections.
+//! streams finish, drain the publisher (JetStream or outbox), stop the outbox, projections and
+//! secret refreshers.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -20,6 +21,7 @@ use crate::publish::jetstream::{self, SetupError, ensure_stream, is_connected};
 use crate::publish::outbox::{Outbox, OutboxError};
 use crate::publish::{self, EventSink, PublishStatus};
 use crate::routing::{RouteTable, build_providers};
+use crate::secrets::{self, Fetcher};
 
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
@@ -37,6 +39,10 @@ pub enum AppError {
     Projection(#[from] ProjectionError),
     #[error("provider adapters: {0}")]
     Providers(#[from] crate::providers::BuildError),
+    #[error("cannot fetch secrets:\n  {}", .0.join("\n  "))]
+    Secrets(Vec<String>),
+    #[error("secrets HTTP client: {0}")]
+    SecretsClient(reqwest::Error),
     #[error("server: {0}")]
     Serve(#[from] std::io::Error),
 }
@@ -89,8 +95,16 @@ pub async fn serve(
     drop(tokio::task::spawn_blocking(
         crate::providers::tokens::warm_up,
     ));
-    let (mut services, sink) = Services::start(&config).await?;
+    // Before anything else: a reference that cannot be fetched stops the start, naming it; then
+    // the adapters, which need every credential in hand, so nothing is left running if either
+    // fails.
+    let fetcher = Arc::new(Fetcher::new(&config.secrets).map_err(AppError::SecretsClient)?);
+    secrets::resolve_pending(&config.credentials, &fetcher)
+        .await
+        .map_err(AppError::Secrets)?;
     let providers = build_providers(&config.providers)?;
+    let (mut services, sink) = Services::start(&config).await?;
+    services.keep_secrets_fresh(&config.credentials, &fetcher);
     let requests = TaskTracker::new();
     // Cancelled by shutdown, or when the NATS server is refused.
     let stop_edge = shutdown.child_token();
@@ -118,6 +132,7 @@ pub async fn serve(
         budgets_status: services.budgets_status.clone(),
         tasks: requests.clone(),
         metrics: crate::telemetry::metrics(),
+        credentials: config.credentials.clone(),
     });
     let admin = AdminState {
         admin_token_hash: config.admin_token_hash,
@@ -292,6 +307,17 @@ impl Services {
             webhook,
             self.stop_background.clone(),
         ));
+    }
+
+    /// One task per refreshable secret reference, stopped with the background tasks.
+    fn keep_secrets_fresh(&self, credentials: &[secrets::Credential], fetcher: &Arc<Fetcher>) {
+        for credential in credentials.iter().filter(|c| c.refresh_every().is_some()) {
+            self.tasks.spawn(secrets::keep_fresh(
+                credential.clone(),
+                Arc::clone(fetcher),
+                self.stop_background.clone(),
+            ));
+        }
     }
 
     /// A refused NATS server (too old, or it dropped our settings) stops the edge as shutdown

@@ -14,11 +14,13 @@
 //! - [`ledger`]: budget slices leased from the stream (one subject per budget window, written
 //!   with an expected-sequence check), and budget alerts.
 //!
-//! Around them: [`config`] (TOML → validated), [`app`] (wiring and task supervision),
-//! [`telemetry`] (logs, metrics). The mock upstream for tests, benchmarks and the quickstart is
+//! Around them: [`config`] (TOML → validated), [`secrets`] (provider credentials fetched from
+//! their references and kept fresh), [`aws`] (SigV4 signing), [`app`] (wiring and task
+//! supervision), [`telemetry`] (logs, metrics). The mock upstream for tests, benchmarks and the quickstart is
 //! its own crate, `crates/switchyard-mock`.
 
 pub mod app;
+pub mod aws;
 pub mod config;
 pub mod edge;
 pub mod events;
@@ -28,4 +30,5 @@ pub mod projections;
 pub mod providers;
 pub mod publish;
 pub mod routing;
+pub mod secrets;
 pub mod telemetry;

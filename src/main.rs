@@ -11,7 +11,7 @@ use tokio_util::sync::CancellationToken;
 mod keys_cmd;
 
 use switchyard::telemetry::LogFormat;
-use switchyard::{app, config, governance, telemetry};
+use switchyard::{app, config, governance, secrets, telemetry};
 
 #[derive(Parser)]
 #[command(name = "switchyard", version, about = "An event-sourced LLM gateway")]
@@ -57,9 +57,9 @@ enum Command {
     CheckConfig {
         #[command(flatten)]
         config: ConfigArg,
-        /// Report secrets (env variables, files) that cannot be read as warnings, not errors:
-        /// checks a file on a machine that does not hold the secrets. Every other problem stays
-        /// fatal.
+        /// Report secrets that cannot be read or fetched (env variables, files, commands, Vault,
+        /// AWS Secrets Manager) as warnings, not errors: checks a file on a machine that does not
+        /// hold the secrets or cannot reach the vault. Every other problem stays fatal.
         #[arg(long)]
         allow_missing_secrets: bool,
     },
@@ -249,6 +249,16 @@ async fn run(cli: Cli) -> Result<()> {
             };
             for m in missing.borrow().iter() {
                 eprintln!("warning: missing secret: {m}");
+            }
+            // `exec`, `vault` and `aws` references are fetched too, as `serve` would at start.
+            let fetcher = secrets::Fetcher::new(&cfg.secrets)?;
+            if let Err(problems) = secrets::resolve_pending(&cfg.credentials, &fetcher).await {
+                if !allow_missing_secrets {
+                    return Err(config::ConfigError::Invalid(problems).into());
+                }
+                for p in problems {
+                    eprintln!("warning: cannot fetch secret: {p}");
+                }
             }
             println!(
                 "{}: ok ({} providers, {} models, {} keys)",

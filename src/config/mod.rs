@@ -16,7 +16,7 @@ pub use routing::{
     BreakerConfig, ErrorClass, HealthConfig, RawClassFallback, RawCondition, RawHedge, RawRule,
     RetryBudgetConfig, RetryConfig, RoutingConfig, Strategy,
 };
-pub use secret::{Secret, SecretRef};
+pub use secret::{AwsSecretRef, ExecRef, Secret, SecretRef, SecretsConfig, VaultRef};
 pub use validate::{Environment, validate, validate_in};
 
 use schemars::JsonSchema;
@@ -26,6 +26,8 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
+
+use crate::secrets::Credential;
 
 /// The config file as written.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
@@ -58,6 +60,9 @@ pub struct RawConfig {
     /// How budgets are enforced: reservations, leases across instances, alerts.
     #[serde(default)]
     pub budgets: BudgetsConfig,
+    /// How often secret references are fetched again, and how long a fetch may take.
+    #[serde(default)]
+    pub secrets: SecretsConfig,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
@@ -314,7 +319,8 @@ pub struct RawProvider {
     /// Base URL including the version path, e.g. `https://api.openai.com/v1`; for Azure the
     /// resource endpoint, e.g. `https://my-resource.openai.azure.com`.
     pub base_url: Option<String>,
-    /// Credential, from an environment variable or a file; omit for servers without auth.
+    /// Credential: a reference to an environment variable, a file, a command's output, a Vault
+    /// KV v2 field or an AWS Secrets Manager secret; omit for servers without auth.
     pub api_key: Option<SecretRef>,
     /// A pool of credentials for the same provider instead of `api_key`: requests use the
     /// first that is not cooling down after a 429, so a rate limit on one key moves to the next.
@@ -400,13 +406,13 @@ fn default_weight() -> u32 {
     1
 }
 
-/// A provider after validation (secret resolved).
+/// A provider after validation (credentials as live cells, see [`Credential`]).
 #[derive(Debug, Clone)]
 pub struct ProviderSpec {
     pub name: String,
     pub kind: ProviderKind,
     pub base_url: String,
-    pub api_key: Option<Secret>,
+    pub api_key: Option<Credential>,
     /// Azure only.
     pub api_version: String,
     /// Bedrock only: the region requests are signed for.
@@ -414,7 +420,7 @@ pub struct ProviderSpec {
     /// Bedrock only: SigV4 credentials; `None` when `api_key` (a Bedrock API key) is used.
     pub aws: Option<AwsCredentials>,
     /// Every credential of a key pool (`api_key` is the one this spec's adapter uses).
-    pub key_pool: Vec<Secret>,
+    pub key_pool: Vec<Credential>,
     pub connect_timeout: Duration,
     pub timeout: Duration,
     pub first_token_timeout: Duration,
@@ -442,12 +448,57 @@ impl ProviderSpec {
     }
 }
 
-/// AWS credentials for SigV4 signing, resolved at start.
+impl ProviderSpec {
+    /// Its distinct credentials (a key pool's first key is also `api_key`).
+    pub fn credentials(&self) -> Vec<&Credential> {
+        let keys = if self.key_pool.is_empty() {
+            self.api_key.iter().collect()
+        } else {
+            self.key_pool.iter().collect::<Vec<_>>()
+        };
+        let aws = self.aws.iter().flat_map(|a| {
+            [
+                Some(&a.access_key_id),
+                Some(&a.secret_access_key),
+                a.session_token.as_ref(),
+            ]
+            .into_iter()
+            .flatten()
+        });
+        keys.into_iter().chain(aws).collect()
+    }
+}
+
+/// AWS credentials for SigV4 signing, each a live cell.
 #[derive(Debug, Clone)]
 pub struct AwsCredentials {
-    pub access_key_id: Secret,
-    pub secret_access_key: Secret,
-    pub session_token: Option<Secret>,
+    pub access_key_id: Credential,
+    pub secret_access_key: Credential,
+    pub session_token: Option<Credential>,
+}
+
+impl AwsCredentials {
+    /// Fixed credentials (tests, benchmarks).
+    pub fn fixed(
+        access_key_id: &str,
+        secret_access_key: &str,
+        session_token: Option<&str>,
+    ) -> Self {
+        Self {
+            access_key_id: Credential::fixed(Secret::new(access_key_id)),
+            secret_access_key: Credential::fixed(Secret::new(secret_access_key)),
+            session_token: session_token.map(|t| Credential::fixed(Secret::new(t))),
+        }
+    }
+
+    /// The values to sign the request being built with.
+    pub fn current(&self) -> crate::aws::AwsKeys {
+        crate::aws::AwsKeys {
+            access_key_id: self.access_key_id.current(),
+            secret_access_key: self.secret_access_key.current(),
+            session_token: self.session_token.as_ref().map(Credential::current),
+        }
+    }
 }
 
 /// A deployment after validation: a handle to its provider.
@@ -494,6 +545,10 @@ pub struct Config {
     pub routing: RoutingConfig,
     pub pricing: Pricing,
     pub budgets: BudgetsConfig,
+    pub secrets: SecretsConfig,
+    /// Every secret reference of the file, each once, named by its path: what the gateway
+    /// fetches before serving and keeps fresh.
+    pub credentials: Vec<Credential>,
 }
 
 impl Config {
@@ -532,8 +587,10 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
     load_with(path, SecretRef::resolve)
 }
 
-/// [`load`] with secrets resolved by `resolve`: `check-config --allow-missing-secrets` passes one
-/// that records a missing secret instead of failing, to check a file on a machine without them.
+/// [`load`] with `env` and `file` secrets read by `resolve`: `check-config
+/// --allow-missing-secrets` passes one that records a missing secret instead of failing, to check
+/// a file on a machine without them. The other references are fetched later
+/// (`secrets::resolve_pending`), as they need the network or a command.
 pub fn load_with(
     path: &Path,
     resolve: impl Fn(&SecretRef) -> Result<Secret, String>,

@@ -195,3 +195,154 @@ fn validation_reads_variables_from_the_environment_it_is_given() {
         "{problems:?}"
     );
 }
+
+/// The secret references of providers `p` (api_key) and `q` (a key pool), as validated with
+/// `vars` and every `env`/`file` secret readable.
+fn secret_refs(
+    providers: &str,
+    vars: &'static [(&'static str, &'static str)],
+) -> Result<Config, Vec<String>> {
+    let raw: RawConfig = toml::from_str(providers).unwrap();
+    match validate_in(raw, None, &FakeEnv(vars)) {
+        Ok(cfg) => Ok(cfg),
+        Err(ConfigError::Invalid(problems)) => Err(problems),
+        Err(e) => panic!("{e}"),
+    }
+}
+
+#[test]
+fn every_kind_of_secret_reference_validates_into_a_source_with_its_refresh() {
+    use crate::secrets::Source;
+    use std::time::Duration;
+    let cfg = secret_refs(
+        r#"
+        [secrets]
+        refresh = "1m"
+        [providers.p]
+        base_url = "http://127.0.0.1:1/v1"
+        api_keys = [
+            { env = "K" },
+            { file = "/run/secrets/k" },
+            { exec = { command = ["vault", "kv", "get", "-field=key", "secret/k"], refresh = "0s" } },
+            { vault = { path = "team a/openai", field = "api_key", refresh = "30s" } },
+            { aws = { secret_id = "prod/openai", field = "api_key" } },
+        ]
+        "#,
+        &[
+            ("VAULT_ADDR", "https://vault.internal:8200/"),
+            ("AWS_REGION", "eu-west-3"),
+        ],
+    )
+    .unwrap();
+    let names: Vec<_> = cfg.credentials.iter().map(|c| c.name()).collect();
+    assert_eq!(
+        names,
+        (0..5)
+            .map(|i| format!("providers.p.api_keys[{i}]"))
+            .collect::<Vec<_>>()
+    );
+    let refresh: Vec<_> = cfg.credentials.iter().map(|c| c.refresh_every()).collect();
+    let s = Duration::from_secs;
+    assert_eq!(refresh, [None, Some(s(60)), None, Some(s(30)), Some(s(60))]);
+    let resolved: Vec<_> = cfg.credentials.iter().map(|c| c.is_resolved()).collect();
+    assert_eq!(resolved, [true, true, false, false, false]);
+    let Some(Source::Vault { url, token, at, .. }) = cfg.credentials[3].source() else {
+        panic!("a vault source")
+    };
+    assert_eq!(
+        url.as_str(),
+        "https://vault.internal:8200/v1/secret/data/team%20a/openai"
+    );
+    assert_eq!(*token, SecretRef::Env("VAULT_TOKEN".into()));
+    assert_eq!(at, "secret/team a/openai#api_key");
+    let Some(Source::Aws {
+        endpoint, region, ..
+    }) = cfg.credentials[4].source()
+    else {
+        panic!("an aws source")
+    };
+    assert_eq!(
+        endpoint.as_str(),
+        "https://secretsmanager.eu-west-3.amazonaws.com/"
+    );
+    assert_eq!(region, "eu-west-3");
+    assert_eq!(cfg.providers["p"].key_pool.len(), 5);
+}
+
+#[test]
+fn a_bad_secret_reference_is_named_by_its_path() {
+    let problems = secret_refs(
+        r#"
+        [providers.p]
+        base_url = "http://127.0.0.1:1/v1"
+        api_key = { vault = { addr = "vault:8200", mount = "", path = "x", field = "", token = { exec = { command = ["t"] } } } }
+        [providers.q]
+        base_url = "http://127.0.0.1:1/v1"
+        api_keys = [{ exec = { command = [] } }, { aws = { secret_id = "", endpoint = "ftp://x" } }, { vault = { path = "x", field = "f" } }]
+        "#,
+        &[],
+    )
+    .unwrap_err();
+    let joined = problems.join("\n");
+    for needle in [
+        "providers.p.api_key.vault.addr: must be an http:// or https:// URL",
+        "providers.p.api_key.vault.mount: must not be empty",
+        "providers.p.api_key.vault.field: must not be empty",
+        "providers.p.api_key.vault.token: must be { env = … } or { file = … }, not exec",
+        "providers.q.api_keys[0].exec.command: needs a program",
+        "providers.q.api_keys[1].aws.secret_id: must not be empty",
+        "providers.q.api_keys[1].aws.region: required (or set AWS_REGION)",
+        "providers.q.api_keys[1].aws.endpoint: must be an http:// or https:// URL",
+        "providers.q.api_keys[2].vault.addr: required (or set VAULT_ADDR)",
+    ] {
+        assert!(joined.contains(needle), "missing {needle:?} in\n{joined}");
+    }
+    let unknown = toml::from_str::<RawConfig>(
+        "[providers.p]\nbase_url = \"http://x\"\napi_key = { vault = { path = \"x\", field = \"f\", feild = \"g\" } }\n",
+    )
+    .unwrap_err();
+    assert!(unknown.to_string().contains("feild"), "{unknown}");
+}
+
+#[test]
+fn secrets_the_remote_references_need_are_checked_at_load() {
+    let raw: RawConfig = toml::from_str(
+        r#"
+        [providers.p]
+        base_url = "http://127.0.0.1:1/v1"
+        api_keys = [
+            { vault = { addr = "http://v:8200", path = "x", field = "f", token = { file = "/no/token" } } },
+            { aws = { secret_id = "s", region = "us-east-1" } },
+        ]
+        "#,
+    )
+    .unwrap();
+    let err = validate(raw, None, |r| match r {
+        SecretRef::Env(v) => Err(format!("environment variable {v} is not set")),
+        SecretRef::File(f) => Err(format!("cannot read secret file {}", f.display())),
+        other => panic!("only env/file are read at load, not {other:?}"),
+    })
+    .unwrap_err()
+    .to_string();
+    for needle in [
+        "providers.p.api_keys[0].vault.token: cannot read secret file /no/token",
+        "providers.p.api_keys[1].aws: environment variable AWS_ACCESS_KEY_ID is not set",
+        "providers.p.api_keys[1].aws: environment variable AWS_SECRET_ACCESS_KEY is not set",
+    ] {
+        assert!(err.contains(needle), "missing {needle:?} in\n{err}");
+    }
+}
+
+#[test]
+fn a_local_secret_must_fit_a_header() {
+    let raw: RawConfig =
+        toml::from_str("[providers.p]\nbase_url = \"http://x\"\napi_key = { env = \"K\" }\n")
+            .unwrap();
+    let err = validate(raw, None, |_| Ok(Secret::new("two\nlines")))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("providers.p.api_key: not usable as a credential"),
+        "{err}"
+    );
+}

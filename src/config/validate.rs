@@ -8,12 +8,15 @@ use std::sync::Arc;
 use super::{
     AwsCredentials, Config, ConfigError, Deployment, KeySpec, ModelSpec, Pricing, ProviderKind,
     ProviderSpec, RawConfig, RawKey, RawModel, RawPricing, RawProvider, Secret, SecretRef,
-    Strategy, nats_url_problems, parse_hash, presets::Preset, routing,
+    SecretsConfig, Strategy, nats_url_problems, parse_hash, presets::Preset, routing,
 };
+use crate::secrets::Credential;
 
 /// What validation reads from outside the file.
 pub trait Environment {
-    /// A secret's value, or why it cannot be had (never the value).
+    /// The value of an `env` or `file` secret reference, or why it cannot be had (never the
+    /// value). Also asked about the `env`/`file` references other kinds depend on (a Vault
+    /// token, the AWS credentials), whose values are then read again at every fetch.
     fn secret(&self, r: &SecretRef) -> Result<Secret, String>;
     /// A plain variable (`AWS_REGION`…), if set.
     fn var(&self, name: &str) -> Option<String>;
@@ -31,8 +34,9 @@ impl<F: Fn(&SecretRef) -> Result<Secret, String>> Environment for ProcessVars<F>
     }
 }
 
-/// [`validate_in`] with secrets from `resolve` (`|r| r.resolve()`, or one that records missing
-/// secrets instead) and variables from the process: what `load` and most callers use.
+/// [`validate_in`] with `env`/`file` secrets from `resolve` (`|r| r.resolve()`, or one that
+/// records missing secrets instead) and variables from the process: what `load` and most callers
+/// use.
 pub fn validate(
     raw: RawConfig,
     pricing: Option<RawPricing>,
@@ -59,15 +63,22 @@ pub fn validate_in(
         parsed
     });
     let keys = keys(&raw.keys, &mut problems);
+    if raw.secrets.timeout.is_zero() {
+        problems.push("secrets.timeout: must be greater than 0".into());
+    }
     let providers: BTreeMap<String, Arc<ProviderSpec>> = raw
         .providers
         .iter()
         .map(|(name, p)| {
             (
                 name.clone(),
-                Arc::new(provider(name, p, env, &mut problems)),
+                Arc::new(provider(name, p, &raw.secrets, env, &mut problems)),
             )
         })
+        .collect();
+    let credentials = providers
+        .values()
+        .flat_map(|p| p.credentials().into_iter().cloned())
         .collect();
     let models = models(&raw.models, &providers, &mut problems);
     routing::validate(&raw.routing, &models, &mut problems);
@@ -95,6 +106,8 @@ pub fn validate_in(
         routing: raw.routing,
         pricing,
         budgets: raw.budgets,
+        secrets: raw.secrets,
+        credentials,
     })
 }
 
@@ -191,6 +204,7 @@ fn keys(raw: &[RawKey], problems: &mut Vec<String>) -> Vec<KeySpec> {
 fn provider(
     name: &str,
     p: &RawProvider,
+    secrets: &SecretsConfig,
     env: &impl Environment,
     problems: &mut Vec<String>,
 ) -> ProviderSpec {
@@ -217,7 +231,7 @@ fn provider(
         String::new()
     };
     let base_url = base_url(p, &path, &region, problems);
-    let (api_key, key_pool) = api_keys(p, &path, env, problems);
+    let (api_key, key_pool) = api_keys(p, &path, secrets, env, problems);
     for (field, d) in [
         ("timeout", p.timeout),
         ("first_token_timeout", p.first_token_timeout),
@@ -229,7 +243,7 @@ fn provider(
         }
     }
     let aws = if is_bedrock && api_key.is_none() {
-        bedrock_credentials(p, &path, env, problems)
+        bedrock_credentials(p, &path, secrets, env, problems)
     } else {
         None
     };
@@ -265,7 +279,7 @@ fn bedrock_region(
             .find_map(|v| env.var(v).filter(|r| !r.is_empty()))
     });
     match region {
-        Some(r) if !r.is_empty() && r.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') => r,
+        Some(r) if is_aws_region(&r) => r,
         Some(r) => {
             problems.push(format!("{path}.region: {r:?} is not an AWS region"));
             String::new()
@@ -277,6 +291,11 @@ fn bedrock_region(
             String::new()
         }
     }
+}
+
+/// Whether `r` can be an AWS region name (`us-east-1`): it goes into hostnames and signatures.
+pub(super) fn is_aws_region(r: &str) -> bool {
+    !r.is_empty() && r.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
 }
 
 /// The base URL: configured, else the preset's, else Bedrock's regional endpoint.
@@ -307,21 +326,21 @@ fn base_url(p: &RawProvider, path: &str, region: &str, problems: &mut Vec<String
 fn api_keys(
     p: &RawProvider,
     path: &str,
+    secrets: &SecretsConfig,
     env: &impl Environment,
     problems: &mut Vec<String>,
-) -> (Option<Secret>, Vec<Secret>) {
+) -> (Option<Credential>, Vec<Credential>) {
     if p.api_key.is_some() && !p.api_keys.is_empty() {
         problems.push(format!(
             "{path}.api_keys: give api_key or api_keys, not both"
         ));
     }
-    let mut pool = Vec::new();
-    for (j, r) in p.api_keys.iter().enumerate() {
-        match env.secret(r) {
-            Ok(s) => pool.push(s),
-            Err(e) => problems.push(format!("{path}.api_keys[{j}]: {e}")),
-        }
-    }
+    let pool: Vec<Credential> = p
+        .api_keys
+        .iter()
+        .enumerate()
+        .filter_map(|(j, r)| r.credential(&format!("{path}.api_keys[{j}]"), secrets, env, problems))
+        .collect();
     let key_ref = p.api_key.clone().or_else(|| {
         p.preset
             .and_then(Preset::key_env)
@@ -329,13 +348,7 @@ fn api_keys(
     });
     let key = match &key_ref {
         _ if !pool.is_empty() => pool.first().cloned(),
-        Some(r) => match env.secret(r) {
-            Ok(s) => Some(s),
-            Err(e) => {
-                problems.push(format!("{path}.api_key: {e}"));
-                None
-            }
-        },
+        Some(r) => r.credential(&format!("{path}.api_key"), secrets, env, problems),
         None => None,
     };
     (key, pool)
@@ -346,19 +359,21 @@ fn api_keys(
 fn bedrock_credentials(
     p: &RawProvider,
     path: &str,
+    secrets: &SecretsConfig,
     env: &impl Environment,
     problems: &mut Vec<String>,
 ) -> Option<AwsCredentials> {
     let var = |name: &str| SecretRef::Env(name.to_owned());
     let mut required = |given: &Option<SecretRef>, field: &str, name: &str| {
         let r = given.clone().unwrap_or_else(|| var(name));
-        env.secret(&r)
-            .map_err(|e| {
-                problems.push(format!(
-                    "{path}.{field}: {e} (or give api_key, a Bedrock API key)"
-                ))
-            })
-            .ok()
+        let mut found = Vec::new();
+        let credential = r.credential(&format!("{path}.{field}"), secrets, env, &mut found);
+        problems.extend(
+            found
+                .into_iter()
+                .map(|e| format!("{e} (or give api_key, a Bedrock API key)")),
+        );
+        credential
     };
     let access_key_id = required(
         &p.aws_access_key_id,
@@ -370,19 +385,14 @@ fn bedrock_credentials(
         "aws_secret_access_key",
         "AWS_SECRET_ACCESS_KEY",
     );
+    let token_path = format!("{path}.aws_session_token");
     let session_token = match &p.aws_session_token {
-        Some(r) => match env.secret(r) {
-            Ok(s) => Some(s),
-            Err(e) => {
-                problems.push(format!("{path}.aws_session_token: {e}"));
-                None
-            }
-        },
+        Some(r) => r.credential(&token_path, secrets, env, problems),
         // Optional: only looked up when set, so a resolver that reports missing secrets (see
         // `load_with`) is never told about one nobody asked for.
-        None => env
-            .var("AWS_SESSION_TOKEN")
-            .and_then(|_| env.secret(&var("AWS_SESSION_TOKEN")).ok()),
+        None => env.var("AWS_SESSION_TOKEN").and_then(|_| {
+            var("AWS_SESSION_TOKEN").credential(&token_path, secrets, env, &mut Vec::new())
+        }),
     };
     Some(AwsCredentials {
         access_key_id: access_key_id?,

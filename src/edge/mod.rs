@@ -51,6 +51,8 @@ pub struct EdgeState {
     /// Tracks per-request background work (stream forwarders) so shutdown can wait for it.
     pub tasks: TaskTracker,
     pub metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
+    /// Every provider secret reference, for `/readyz` and the metrics.
+    pub credentials: Vec<crate::secrets::Credential>,
 }
 
 /// The full edge router.

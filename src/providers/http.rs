@@ -1,5 +1,5 @@
 //! The HTTP plumbing every adapter shares, written once: the client (timeouts, pool, no Nagle),
-//! credential headers kept out of Debug output, sending a request and turning a non-2xx answer
+//! credential headers (read from their cell per request, kept out of Debug output), sending a request and turning a non-2xx answer
 //! into a classified [`ProviderError`] (with the gateway's credentials never quoted back), the
 //! time limits, and the clock the converted answers are stamped with. An adapter adds only what
 //! its provider does differently: URLs, signing, and how its error bodies read
@@ -10,7 +10,8 @@ use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderValue};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use super::{BuildError, ProviderError, transport_error};
-use crate::config::{ProviderSpec, Secret};
+use crate::config::ProviderSpec;
+use crate::secrets::Credential;
 
 /// What an adapter read of a provider's error answer.
 #[derive(Debug, Default)]
@@ -39,10 +40,22 @@ pub fn client(spec: &ProviderSpec, headers: HeaderMap) -> Result<reqwest::Client
         .build()?)
 }
 
-/// A credential as a header value, marked sensitive so reqwest's Debug output hides it.
-pub fn secret_header(spec: &ProviderSpec, secret: &Secret) -> Result<HeaderValue, BuildError> {
-    let mut value = HeaderValue::from_str(secret.expose())
-        .map_err(|_| BuildError::ApiKey(spec.name.clone()))?;
+/// The current value of `credential` (after `prefix`, e.g. `Bearer `) as a header value for
+/// the request being built, marked sensitive so reqwest's Debug output hides it. Read per
+/// request, so a refreshed credential is used by the next request and never changes one in
+/// flight.
+pub fn credential_header(
+    prefix: &str,
+    credential: &Credential,
+) -> Result<HeaderValue, ProviderError> {
+    let secret = credential.current();
+    // invariant: every value was checked to fit a header when it was read or fetched
+    // (`secrets::usable`); should one not, the request goes nowhere and another deployment
+    // is tried, as for any failure of ours to reach the provider.
+    let mut value =
+        HeaderValue::try_from(format!("{prefix}{}", secret.expose())).map_err(|_| {
+            ProviderError::Connect("the credential is not a valid header value".to_owned())
+        })?;
     value.set_sensitive(true);
     Ok(value)
 }

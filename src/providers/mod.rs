@@ -181,10 +181,20 @@ pub enum BuildError {
     Url(String),
     #[error("provider {0}: the API key is not a valid HTTP header value")]
     ApiKey(String),
+    #[error("{0} has not been fetched")]
+    Unresolved(String),
 }
 
-/// Build the adapter for a validated provider spec.
+/// Build the adapter for a validated provider spec, whose credentials must hold a value.
 pub fn build(spec: Arc<ProviderSpec>) -> Result<Arc<dyn Provider>, BuildError> {
+    for credential in spec.credentials() {
+        if !credential.is_resolved() {
+            return Err(BuildError::Unresolved(credential.name().to_owned()));
+        }
+        if crate::secrets::usable(&credential.current()).is_err() {
+            return Err(BuildError::ApiKey(spec.name.clone()));
+        }
+    }
     match spec.kind {
         ProviderKind::Openai | ProviderKind::Azure => Ok(Arc::new(openai::OpenAi::new(spec)?)),
         ProviderKind::Anthropic => Ok(Arc::new(anthropic::Anthropic::new(spec)?)),

@@ -173,4 +173,20 @@ fn describe() {
         "switchyard_budget_webhook_calls_total",
         "Budget webhook deliveries, by result (delivered, failed after every attempt)."
     );
+    describe_counter!(
+        "switchyard_secret_refreshes_total",
+        "Successful fetches of a provider secret reference (at start and on refresh), by config path (secret)."
+    );
+    describe_counter!(
+        "switchyard_secret_refresh_failures_total",
+        "Failed refreshes of a provider secret reference, by config path (secret); the last good value stays in use."
+    );
+    describe_gauge!(
+        "switchyard_secret_age_seconds",
+        "Seconds since the value in use of a provider secret reference was fetched; grows past the refresh interval while fetches fail."
+    );
+    describe_gauge!(
+        "switchyard_secret_stale",
+        "1 when the last fetch of a provider secret reference failed (the last good value is in use)."
+    );
 }

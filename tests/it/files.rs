@@ -63,6 +63,7 @@ fn example_configs_parse_and_validate() {
         "docker-cluster.toml",
         "providers.example.toml",
         "routing.example.toml",
+        "secrets.example.toml",
     ] {
         let path = root().join("config").join(name);
         let raw: RawConfig = toml::from_str(&std::fs::read_to_string(&path).unwrap())

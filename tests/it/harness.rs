@@ -196,7 +196,26 @@ impl Gateway {
             .expect("bind");
         let addr = listener.local_addr().expect("addr");
         let stop = CancellationToken::new();
-        let handle = tokio::spawn(switchyard::app::serve(cfg, listener, stop.clone()));
+        let mut handle = tokio::spawn(switchyard::app::serve(cfg, listener, stop.clone()));
+        // Serving starts at once; a gateway that stopped during start-up instead says why here,
+        // not as a refused connection later.
+        let health = format!("http://{addr}/healthz");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Ok(Ok(r)) =
+                tokio::time::timeout(Duration::from_secs(1), client().get(&health).send()).await
+                && r.status() == 200
+            {
+                break;
+            }
+            if let Ok(ended) = tokio::time::timeout(Duration::from_millis(20), &mut handle).await {
+                panic!("the gateway stopped while starting: {ended:?}");
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the gateway did not answer /healthz"
+            );
+        }
         Gateway { addr, stop, handle }
     }
 

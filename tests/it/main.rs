@@ -16,5 +16,6 @@ mod process;
 mod providers;
 mod reliability;
 mod sdk;
+mod secrets;
 mod spend;
 mod validation;

@@ -38,6 +38,11 @@ pub struct MockConfig {
     pub context_window: Option<u64>,
     /// Gemini: answer without `responseId`, as Vertex AI and older Gemini versions do.
     pub omit_response_id: bool,
+    /// Upstream keys accepted (empty: any, or none). A request carrying none of them (as
+    /// `Authorization: Bearer`, `api-key`, `x-api-key` or `x-goog-api-key`) is answered 401, as
+    /// a provider answers a revoked key; SigV4-signed Bedrock requests are left to their own
+    /// check. Lets a test see which key a gateway sends, and a rotation take effect.
+    pub api_keys: Vec<String>,
 }
 
 /// Defaults shared by [`MockConfig::default`] and the CLI flags, so the two cannot drift.
@@ -61,6 +66,7 @@ impl Default for MockConfig {
             omit_usage: false,
             context_window: None,
             omit_response_id: false,
+            api_keys: Vec::new(),
         }
     }
 }

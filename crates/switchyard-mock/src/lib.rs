@@ -133,6 +133,9 @@ pub struct MockArgs {
     /// Gemini: answer without `responseId`.
     #[arg(long)]
     pub omit_response_id: bool,
+    /// Accept only this upstream key (repeat for several); others are answered 401.
+    #[arg(long = "api-key")]
+    pub api_keys: Vec<String>,
 }
 
 fn parse_rate(s: &str) -> Result<f64, String> {
@@ -160,6 +163,7 @@ impl MockArgs {
             omit_usage: self.omit_usage,
             context_window: self.context_window,
             omit_response_id: self.omit_response_id,
+            api_keys: self.api_keys.clone(),
         }
     }
 }
@@ -178,6 +182,9 @@ pub struct MockStats {
     pub embeddings: u64,
     /// Injected `fail_status` answers.
     pub faults: u64,
+    /// Requests answered 401 because they carried none of `api_keys`.
+    #[serde(default)]
+    pub unauthorized: u64,
 }
 
 /// Shared runtime state: the current config (swappable at run time) and request counters.
@@ -197,6 +204,7 @@ struct Shared {
     streams: AtomicU64,
     embeddings: AtomicU64,
     faults: AtomicU64,
+    unauthorized: AtomicU64,
     /// Numbers completion ids; not reset with the stats, so ids stay unique per process.
     seq: AtomicU64,
     /// Cancelled at shutdown so hangs and slow streams do not hold graceful shutdown hostage.
@@ -213,6 +221,7 @@ impl MockState {
                 streams: AtomicU64::new(0),
                 embeddings: AtomicU64::new(0),
                 faults: AtomicU64::new(0),
+                unauthorized: AtomicU64::new(0),
                 seq: AtomicU64::new(0),
                 halt: CancellationToken::new(),
             }),
@@ -249,12 +258,20 @@ impl MockState {
             streams: s.streams.load(Ordering::Relaxed),
             embeddings: s.embeddings.load(Ordering::Relaxed),
             faults: s.faults.load(Ordering::Relaxed),
+            unauthorized: s.unauthorized.load(Ordering::Relaxed),
         }
     }
 
     fn reset_stats(&self) {
         let s = &self.inner;
-        for counter in [&s.requests, &s.chat, &s.streams, &s.embeddings, &s.faults] {
+        for counter in [
+            &s.requests,
+            &s.chat,
+            &s.streams,
+            &s.embeddings,
+            &s.faults,
+            &s.unauthorized,
+        ] {
             counter.store(0, Ordering::Relaxed);
         }
     }
@@ -306,6 +323,10 @@ pub fn router(state: MockState) -> Router {
             "/openai/deployments/{deployment}/embeddings",
             post(azure_embed),
         )
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            require_key,
+        ))
         .route("/_mock/config", get(config_get).put(config_put))
         .route("/_mock/stats", get(stats))
         .route("/_mock/stats/reset", post(stats_reset))
@@ -350,6 +371,39 @@ fn unix_now() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs())
+}
+
+/// With `api_keys` configured, a request must carry one of them, in whichever header its
+/// provider uses; a SigV4-signed request is left to the Bedrock handlers' own check.
+async fn require_key(
+    State(state): State<MockState>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let cfg = state.config();
+    let headers = request.headers();
+    let text = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    let authorization = text("authorization").unwrap_or_default();
+    let presented = authorization
+        .strip_prefix("Bearer ")
+        .or_else(|| text("api-key"))
+        .or_else(|| text("x-api-key"))
+        .or_else(|| text("x-goog-api-key"));
+    let accepted = cfg.api_keys.is_empty()
+        || authorization.starts_with("AWS4-HMAC-SHA256 ")
+        || presented.is_some_and(|k| cfg.api_keys.iter().any(|a| a == k));
+    if accepted {
+        return next.run(request).await;
+    }
+    bump(&state.inner.requests);
+    bump(&state.inner.unauthorized);
+    openai::error(
+        StatusCode::UNAUTHORIZED,
+        "invalid_request_error",
+        Some("invalid_api_key"),
+        None,
+        "Incorrect API key provided.",
+    )
 }
 
 /// Azure OpenAI's shape of the same endpoints: the deployment in the path, an `api-version`

@@ -433,3 +433,54 @@ async fn shutdown_cuts_a_hanging_request_short() {
     conn.read_to_string(&mut answer).await.unwrap();
     assert!(answer.starts_with("HTTP/1.1 503"), "{answer}");
 }
+
+#[tokio::test]
+async fn with_api_keys_only_those_keys_are_served_in_any_provider_header() {
+    let st = state(MockConfig {
+        api_keys: vec!["sk-good".into()],
+        ..MockConfig::default()
+    });
+    let chat = json!({"model": "m", "messages": [{"role": "user", "content": "hi"}]}).to_string();
+    let gemini = json!({"contents": [{"role": "user", "parts": [{"text": "hi"}]}]}).to_string();
+    let send = |header: (&'static str, &'static str), uri: &'static str, body: &str| {
+        let req = Request::builder()
+            .method(Method::POST)
+            .uri(uri)
+            .header(header::CONTENT_TYPE, "application/json")
+            .header(header.0, header.1)
+            .body(Body::from(body.to_owned()))
+            .unwrap();
+        let st = st.clone();
+        async move { router(st).oneshot(req).await.unwrap().status() }
+    };
+    let openai = "/v1/chat/completions";
+    let good = ("authorization", "Bearer sk-good");
+    assert_eq!(send(good, openai, &chat).await, 200);
+    assert_eq!(
+        send(("authorization", "Bearer sk-old"), openai, &chat).await,
+        401
+    );
+    assert_eq!(
+        send(("x-api-key", "sk-old"), "/v1/messages", &chat).await,
+        401
+    );
+    let generate = "/v1beta/models/g:generateContent";
+    assert_eq!(
+        send(("x-goog-api-key", "sk-good"), generate, &gemini).await,
+        200
+    );
+    let stats = st.stats();
+    assert_eq!((stats.unauthorized, stats.chat), (2, 2));
+    // Open by default; the control endpoints never ask.
+    let open = state(MockConfig::default());
+    assert_eq!(
+        post_json(&open, openai, serde_json::from_str(&chat).unwrap())
+            .await
+            .0,
+        200
+    );
+    assert_eq!(
+        call(&st, Method::GET, "/_mock/stats", "").await.status(),
+        200
+    );
+}

@@ -158,3 +158,91 @@ impl Drop for Nats {
         self.stop();
     }
 }
+
+/// `SWITCHYARD_MOTO_PYTHON`, else the venv `scripts/test` installs under `tools/moto-venv`: a
+/// Python with moto's server and boto3.
+pub fn moto_python() -> PathBuf {
+    let python = std::env::var_os("SWITCHYARD_MOTO_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace_root().join("tools/moto-venv/bin/python"));
+    let ok = Command::new(&python)
+        .args(["-c", "import moto.server, boto3"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(
+        ok,
+        "moto's server not found with {}: run the README's test command (scripts/test), which installs moto[server] into tools/moto-venv",
+        python.display()
+    );
+    python
+}
+
+/// moto's server (a real implementation of AWS APIs, Secrets Manager among them) that this
+/// process started on a free loopback port; stopped on drop. Its log goes to a temporary file.
+pub struct Moto {
+    _proc: Proc,
+    pub port: u16,
+    python: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Moto {
+    pub fn start() -> Self {
+        let python = moto_python();
+        let port = free_port();
+        let dir = tempfile::tempdir().expect("tempdir");
+        let log = std::fs::File::create(dir.path().join("moto.log")).expect("log file");
+        let child = Command::new(&python)
+            .args([
+                "-m",
+                "moto.server",
+                "-H",
+                "127.0.0.1",
+                "-p",
+                &port.to_string(),
+            ])
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("log file"))
+            .stderr(log)
+            .spawn()
+            .expect("spawn moto server");
+        let proc = Proc(child);
+        wait_port(port);
+        Moto {
+            _proc: proc,
+            port,
+            python,
+            _dir: dir,
+        }
+    }
+
+    /// `http://127.0.0.1:PORT`.
+    pub fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// Run `script` with boto3's Secrets Manager client as `sm` (region `us-east-1`, moto's dummy
+    /// credentials) and `args` as `sys.argv[1:]`; panics with its stderr if it fails. Returns
+    /// what it printed.
+    pub fn secretsmanager(&self, script: &str, args: &[&str]) -> String {
+        let prelude = format!(
+            "import sys, boto3\nsm = boto3.client('secretsmanager', region_name='us-east-1', \
+             endpoint_url='{}', aws_access_key_id='testing', aws_secret_access_key='testing')\n",
+            self.endpoint()
+        );
+        let out = Command::new(&self.python)
+            .arg("-c")
+            .arg(prelude + script)
+            .args(args)
+            .output()
+            .expect("run python");
+        assert!(
+            out.status.success(),
+            "boto3 call failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+}

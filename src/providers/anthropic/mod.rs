@@ -27,15 +27,13 @@ pub struct Anthropic {
 
 impl Anthropic {
     pub fn new(spec: Arc<ProviderSpec>) -> Result<Self, BuildError> {
-        // The key and version ride on every request, so they are set once on the client.
+        // The version rides on every request, so it is set once on the client; the key is read
+        // per request, as it may be refreshed.
         let mut headers = HeaderMap::new();
         headers.insert(
             "anthropic-version",
             HeaderValue::from_static(ANTHROPIC_VERSION),
         );
-        if let Some(key) = &spec.api_key {
-            headers.insert("x-api-key", http::secret_header(&spec, key)?);
-        }
         let client = http::client(&spec, headers)?;
         let messages_url = reqwest::Url::parse(&format!("{}/messages", spec.base_url))
             .map_err(|e| BuildError::Url(e.to_string()))?;
@@ -51,7 +49,10 @@ impl Anthropic {
     }
 
     async fn send(&self, body: Vec<u8>) -> Result<reqwest::Response, ProviderError> {
-        let request = http::post_json(&self.client, self.messages_url.clone(), body);
+        let mut request = http::post_json(&self.client, self.messages_url.clone(), body);
+        if let Some(key) = &self.spec.api_key {
+            request = request.header("x-api-key", http::credential_header("", key)?);
+        }
         http::send(request, read_error).await
     }
 }

@@ -9,6 +9,7 @@
 use super::*;
 use crate::config::{ProviderKind, Secret};
 use crate::providers::StreamChunk;
+use crate::secrets::Credential;
 use futures::StreamExt;
 use serde_json::{Value, json};
 use std::time::Duration;
@@ -33,7 +34,7 @@ async fn upstream(cfg: MockConfig) -> Upstream {
 /// A spec for this adapter; every field the adapter does not read keeps a neutral value.
 fn spec(base_url: &str, api_key: Option<&str>, timeout: Duration) -> ProviderSpec {
     ProviderSpec {
-        api_key: api_key.map(Secret::new),
+        api_key: api_key.map(|k| Credential::fixed(Secret::new(k))),
         timeout,
         idle_timeout: timeout,
         first_token_timeout: timeout,
@@ -353,7 +354,10 @@ fn error_bodies_keep_type_and_message_but_never_auth_text() {
 fn a_key_that_is_not_a_header_value_fails_the_build() {
     let url = "https://api.anthropic.com/v1";
     let bad = spec(url, Some("bad\nkey"), Duration::from_secs(1));
-    assert!(Anthropic::new(Arc::new(bad)).is_err());
+    assert!(matches!(
+        crate::providers::build(Arc::new(bad)),
+        Err(crate::providers::BuildError::ApiKey(_))
+    ));
     let ok = Anthropic::new(Arc::new(spec(url, None, Duration::from_secs(1)))).unwrap();
     assert_eq!(
         ok.messages_url.as_str(),

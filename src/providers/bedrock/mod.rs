@@ -1,14 +1,14 @@
 //! The Amazon Bedrock adapter: speaks the Bedrock runtime API (`POST
 //! {base_url}/model/{modelId}/converse`, `/converse-stream`, and `/invoke` for embeddings) and
 //! converts to and from the OpenAI shape the gateway works in. Owns its HTTP client, URLs,
-//! authentication (SigV4 in `sign.rs`, or a Bedrock API key as a bearer token), timeouts and
+//! authentication (SigV4 by [`crate::aws::SigV4`], or a Bedrock API key as a bearer token, both
+//! read from their credentials per request), timeouts and
 //! error mapping; the conversions are in `convert/` (chat, pure), `embed.rs` (embeddings, pure)
 //! and `stream/` (event-stream framing). It never sees virtual keys, events or routing
 //! decisions, and never retries: the router does.
 
 mod convert;
 mod embed;
-mod sign;
 mod stream;
 mod wire;
 
@@ -23,10 +23,10 @@ use super::{
     Adapter, BuildError, ChatRequest, ChatResponse, ChatStream, EmbeddingsRequest,
     EmbeddingsResponse, ProviderError,
 };
-use crate::config::{ProviderSpec, Secret};
+use crate::aws::SigV4;
+use crate::config::ProviderSpec;
 use crate::events::Usage;
 use embed::Family;
-use sign::SigV4;
 use wire::ErrorBody;
 
 /// Titan embeds one text per call; this many calls run at once for one request, so a batch of
@@ -38,24 +38,21 @@ pub struct Bedrock {
     client: reqwest::Client,
     /// Parsed once; a request's URL is this plus `/model/{modelId}/{operation}`.
     base: reqwest::Url,
-    /// `None` with a Bedrock API key (a default header of the client) or no credentials.
+    /// `None` with a Bedrock API key (sent as a bearer token) or no credentials.
     signer: Option<SigV4>,
 }
 
+/// The Bedrock runtime's SigV4 signing name.
+const SERVICE: &str = "bedrock";
+
 impl Bedrock {
     pub fn new(spec: Arc<ProviderSpec>) -> Result<Self, BuildError> {
-        let mut headers = HeaderMap::new();
         // A Bedrock API key rides on every request as a bearer token, and nothing is signed.
         let signer = match (&spec.api_key, &spec.aws) {
-            (Some(key), _) => {
-                let bearer = Secret::new(format!("Bearer {}", key.expose()));
-                headers.insert(AUTHORIZATION, http::secret_header(&spec, &bearer)?);
-                None
-            }
-            (None, Some(aws)) => Some(SigV4::new(aws, &spec.region)),
-            (None, None) => None,
+            (None, Some(_)) => Some(SigV4::new(&spec.region, SERVICE)),
+            _ => None,
         };
-        let client = http::client(&spec, headers)?;
+        let client = http::client(&spec, HeaderMap::new())?;
         let base =
             reqwest::Url::parse(&spec.base_url).map_err(|e| BuildError::Url(e.to_string()))?;
         if base.cannot_be_a_base() || base.query().is_some() {
@@ -70,17 +67,16 @@ impl Bedrock {
             base,
             signer,
         };
-        // Credentials that cannot go in a header fail here, once, rather than on every request.
-        if let Some(signer) = &adapter.signer {
-            let mut probe = adapter
-                .client
-                .post(adapter.base.clone())
-                .body(Vec::new())
-                .build()?;
-            signer
-                .sign(&mut probe, SystemTime::now())
-                .map_err(|_| BuildError::ApiKey(adapter.spec.name.clone()))?;
-        }
+        // Credentials that cannot go in a header fail here, at start, rather than on the first
+        // request (a refreshed value is checked before it is taken).
+        let mut probe = adapter
+            .client
+            .post(adapter.base.clone())
+            .body(Vec::new())
+            .build()?;
+        adapter
+            .authenticate(&mut probe)
+            .map_err(|_| BuildError::ApiKey(adapter.spec.name.clone()))?;
         Ok(adapter)
     }
 
@@ -120,12 +116,22 @@ impl Bedrock {
         let mut req = http::post_json(&self.client, url, body)
             .build()
             .map_err(|e| ProviderError::Invalid(super::short_cause(&e)))?;
-        if let Some(signer) = &self.signer {
+        self.authenticate(&mut req)?;
+        http::execute(&self.client, req, read_error).await
+    }
+
+    /// Add the credentials as they are now: the API key as a bearer token, or a SigV4
+    /// signature.
+    fn authenticate(&self, req: &mut reqwest::Request) -> Result<(), ProviderError> {
+        if let Some(key) = &self.spec.api_key {
+            let bearer = http::credential_header("Bearer ", key)?;
+            req.headers_mut().insert(AUTHORIZATION, bearer);
+        } else if let (Some(signer), Some(aws)) = (&self.signer, &self.spec.aws) {
             signer
-                .sign(&mut req, SystemTime::now())
+                .sign(req, &aws.current(), SystemTime::now())
                 .map_err(|e| ProviderError::Invalid(e.to_string()))?;
         }
-        http::execute(&self.client, req, read_error).await
+        Ok(())
     }
 
     /// Send and read the whole answer (with its headers) within the provider's timeout.

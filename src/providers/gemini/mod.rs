@@ -33,12 +33,7 @@ pub struct Gemini {
 
 impl Gemini {
     pub fn new(spec: Arc<ProviderSpec>) -> Result<Self, BuildError> {
-        // The key rides on every request, so it is set once on the client.
-        let mut headers = HeaderMap::new();
-        if let Some(key) = &spec.api_key {
-            headers.insert("x-goog-api-key", http::secret_header(&spec, key)?);
-        }
-        let client = http::client(&spec, headers)?;
+        let client = http::client(&spec, HeaderMap::new())?;
         let base =
             reqwest::Url::parse(&spec.base_url).map_err(|e| BuildError::Url(e.to_string()))?;
         if base.cannot_be_a_base() {
@@ -83,7 +78,12 @@ impl Gemini {
         url: reqwest::Url,
         body: Vec<u8>,
     ) -> Result<reqwest::Response, ProviderError> {
-        http::send(http::post_json(&self.client, url, body), read_error).await
+        let mut request = http::post_json(&self.client, url, body);
+        // Read per request, as it may be refreshed.
+        if let Some(key) = &self.spec.api_key {
+            request = request.header("x-goog-api-key", http::credential_header("", key)?);
+        }
+        http::send(request, read_error).await
     }
 
     /// Send and read the whole answer within the provider's timeout.

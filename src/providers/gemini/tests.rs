@@ -1,6 +1,7 @@
 use super::*;
 use crate::config::{ProviderKind, Secret};
 use crate::providers::StreamChunk;
+use crate::secrets::Credential;
 use futures::StreamExt;
 use serde_json::{Value, json};
 use switchyard_mock::{MockConfig, MockState, TestUpstream};
@@ -24,7 +25,7 @@ async fn upstream(cfg: MockConfig) -> Upstream {
 /// A spec for this adapter; every field the adapter does not read keeps a neutral value.
 fn spec(base_url: &str, api_key: Option<&str>, timeout: Duration) -> ProviderSpec {
     ProviderSpec {
-        api_key: api_key.map(Secret::new),
+        api_key: api_key.map(|k| Credential::fixed(Secret::new(k))),
         timeout,
         idle_timeout: timeout,
         first_token_timeout: timeout,
@@ -492,7 +493,7 @@ fn a_key_that_is_not_a_header_value_or_a_bad_base_url_fails_the_build() {
     let url = "https://generativelanguage.googleapis.com/v1beta";
     let bad = spec(url, Some("bad\nkey"), Duration::from_secs(1));
     assert!(matches!(
-        Gemini::new(Arc::new(bad)),
+        crate::providers::build(Arc::new(bad)),
         Err(BuildError::ApiKey(_))
     ));
     let no_base = spec("mailto:someone@example.com", None, Duration::from_secs(1));

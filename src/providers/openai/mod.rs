@@ -100,8 +100,11 @@ impl OpenAi {
         let mut rb = http::post_json(&self.client, self.url(op, model)?, body);
         if let Some(key) = &self.spec.api_key {
             rb = match self.endpoints {
-                Endpoints::Azure { .. } => rb.header("api-key", key.expose()),
-                Endpoints::Fixed { .. } => rb.bearer_auth(key.expose()),
+                Endpoints::Azure { .. } => rb.header("api-key", http::credential_header("", key)?),
+                Endpoints::Fixed { .. } => rb.header(
+                    reqwest::header::AUTHORIZATION,
+                    http::credential_header("Bearer ", key)?,
+                ),
             };
         }
         http::send(rb, read_error).await

@@ -9,8 +9,9 @@
 )]
 
 use super::*;
-use crate::config::{AwsCredentials, ProviderKind};
+use crate::config::{AwsCredentials, ProviderKind, Secret};
 use crate::providers::StreamChunk;
+use crate::secrets::Credential;
 use axum::body::Body;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -167,15 +168,8 @@ enum Auth<'a> {
 
 fn spec(base_url: &str, auth: Auth<'_>, timeout: Duration) -> ProviderSpec {
     let (api_key, aws) = match auth {
-        Auth::Key(key) => (Some(Secret::new(key)), None),
-        Auth::Aws(token) => (
-            None,
-            Some(AwsCredentials {
-                access_key_id: Secret::new(AKID),
-                secret_access_key: Secret::new(SECRET),
-                session_token: token.map(Secret::new),
-            }),
-        ),
+        Auth::Key(key) => (Some(Credential::fixed(Secret::new(key))), None),
+        Auth::Aws(token) => (None, Some(AwsCredentials::fixed(AKID, SECRET, token))),
     };
     ProviderSpec {
         api_key,

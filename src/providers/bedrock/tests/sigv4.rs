@@ -153,11 +153,7 @@ async fn sigv4_signs_what_is_sent_for_ids_with_colons_and_arns() {
 async fn a_wrong_secret_is_refused_and_the_refusal_says_nothing_of_it() {
     let up = server(verify).await;
     let mut bad = spec(&up.base_url, Auth::Aws(None), Duration::from_secs(5));
-    bad.aws = Some(AwsCredentials {
-        access_key_id: Secret::new(AKID),
-        secret_access_key: Secret::new("not-the-secret"),
-        session_token: None,
-    });
+    bad.aws = Some(AwsCredentials::fixed(AKID, "not-the-secret", None));
     let p = Bedrock::new(Arc::new(bad)).unwrap();
     let e = p.chat(&hi(), HAIKU).await.unwrap_err();
     let (code, kind, message) = status(&e);

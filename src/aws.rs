@@ -1,10 +1,12 @@
-//! AWS Signature Version 4 for Bedrock requests, with the aws-sigv4 crate. Signs exactly what
+//! AWS Signature Version 4 with the aws-sigv4 crate, for every AWS API the gateway calls: the
+//! Bedrock runtime (`providers::bedrock`) and Secrets Manager (`secrets`). Signs exactly what
 //! goes on the wire: the method, the URL as sent (its path already percent-encoded; SigV4's
 //! canonical URI encodes it once more, as every AWS service but S3 expects), the `host`, the
-//! `content-type`, and the SHA-256 of the body bytes; the signer adds `x-amz-date` and, for
-//! temporary credentials, `x-amz-security-token`, both signed.
+//! `content-type`, every `x-amz-*` header the caller set (Secrets Manager's `x-amz-target`), and
+//! the SHA-256 of the body bytes; the signer adds `x-amz-date` and, for temporary credentials,
+//! `x-amz-security-token`, both signed.
 //!
-//! Secrets stay secret: this type has no `Debug`, the `authorization` and
+//! Secrets stay secret: [`AwsKeys`] has no `Debug`, the `authorization` and
 //! `x-amz-security-token` values are marked sensitive (reqwest leaves them out of its Debug
 //! output), signing errors never carry a credential, and the signer's own trace events (whose
 //! canonical request quotes the session token) are not emitted.
@@ -14,17 +16,23 @@ use aws_sigv4::http_request::{SignableBody, SignableRequest, SigningSettings, si
 use aws_sigv4::sign::v4::SigningParams;
 use aws_smithy_runtime_api::client::identity::Identity;
 use reqwest::header::{CONTENT_TYPE, HeaderName, HeaderValue};
+use std::sync::Arc;
 use std::time::SystemTime;
 
-use crate::config::AwsCredentials;
+use crate::config::Secret;
 
-/// The signing name of the Bedrock runtime.
-const SERVICE: &str = "bedrock";
+/// The credentials of one signature, read from their cells when a request is built, so a
+/// rotation takes effect with the next request and never midway through one.
+pub struct AwsKeys {
+    pub access_key_id: Arc<Secret>,
+    pub secret_access_key: Arc<Secret>,
+    pub session_token: Option<Arc<Secret>>,
+}
 
-/// SigV4 credentials and the region requests are signed for.
+/// Signs requests for one AWS service in one region.
 pub struct SigV4 {
-    identity: Identity,
     region: String,
+    service: &'static str,
 }
 
 /// Why a request could not be signed: its parts, never the credentials.
@@ -33,25 +41,30 @@ pub struct SigV4 {
 pub struct SignError(String);
 
 impl SigV4 {
-    pub fn new(credentials: &AwsCredentials, region: &str) -> Self {
-        let credentials = Credentials::new(
-            credentials.access_key_id.expose(),
-            credentials.secret_access_key.expose(),
-            credentials
-                .session_token
-                .as_ref()
-                .map(|t| t.expose().to_owned()),
-            None,
-            "switchyard",
-        );
+    /// A signer for `service` (its signing name: `bedrock`, `secretsmanager`) in `region`.
+    pub fn new(region: &str, service: &'static str) -> Self {
         Self {
-            identity: credentials.into(),
             region: region.to_owned(),
+            service,
         }
     }
 
-    /// Add the signature headers to `req`, a POST whose body is in memory, as of `time`.
-    pub fn sign(&self, req: &mut reqwest::Request, time: SystemTime) -> Result<(), SignError> {
+    /// Add the signature headers to `req`, a POST whose body is in memory, made with `keys` as
+    /// of `time`.
+    pub fn sign(
+        &self,
+        req: &mut reqwest::Request,
+        keys: &AwsKeys,
+        time: SystemTime,
+    ) -> Result<(), SignError> {
+        let identity: Identity = Credentials::new(
+            keys.access_key_id.expose(),
+            keys.secret_access_key.expose(),
+            keys.session_token.as_ref().map(|t| t.expose().to_owned()),
+            None,
+            "switchyard",
+        )
+        .into();
         let body = req
             .body()
             .map(|b| b.as_bytes().ok_or("a streaming body cannot be signed"))
@@ -63,7 +76,14 @@ impl SigV4 {
             .get(CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
             .unwrap_or("application/json");
-        let headers = [("content-type", content_type)];
+        let mut headers = vec![("content-type", content_type)];
+        for (name, value) in req.headers() {
+            if name.as_str().starts_with("x-amz-")
+                && let Ok(value) = value.to_str()
+            {
+                headers.push((name.as_str(), value));
+            }
+        }
         let signable = SignableRequest::new(
             req.method().as_str(),
             req.url().as_str(),
@@ -72,9 +92,9 @@ impl SigV4 {
         )
         .map_err(|e| SignError(e.to_string()))?;
         let params = SigningParams::builder()
-            .identity(&self.identity)
+            .identity(&identity)
             .region(&self.region)
-            .name(SERVICE)
+            .name(self.service)
             .time(time)
             .settings(SigningSettings::default())
             .build()
@@ -106,14 +126,13 @@ impl SigV4 {
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
-    use crate::config::Secret;
     use std::time::{Duration, UNIX_EPOCH};
 
-    fn creds(token: Option<&str>) -> AwsCredentials {
-        AwsCredentials {
-            access_key_id: Secret::new("AKIAMOCKSWITCHYARD01"),
-            secret_access_key: Secret::new("mock/secret/key/for/tests/only/0123456789"),
-            session_token: token.map(Secret::new),
+    fn creds(token: Option<&str>) -> AwsKeys {
+        AwsKeys {
+            access_key_id: Arc::new(Secret::new("AKIAMOCKSWITCHYARD01")),
+            secret_access_key: Arc::new(Secret::new("mock/secret/key/for/tests/only/0123456789")),
+            session_token: token.map(|t| Arc::new(Secret::new(t))),
         }
     }
 
@@ -133,11 +152,11 @@ mod tests {
 
     #[test]
     fn signs_host_content_type_and_date_for_the_region_and_service() {
-        let signer = SigV4::new(&creds(None), "us-east-1");
+        let (signer, keys) = (SigV4::new("us-east-1", "bedrock"), creds(None));
         let mut req = request(
             "https://bedrock-runtime.us-east-1.amazonaws.com/model/anthropic.claude-3-haiku-20240307-v1%3A0/converse",
         );
-        signer.sign(&mut req, at()).unwrap();
+        signer.sign(&mut req, &keys, at()).unwrap();
         let auth = req.headers()["authorization"].to_str().unwrap();
         assert!(
             auth.starts_with(
@@ -153,7 +172,7 @@ mod tests {
         let mut again = request(
             "https://bedrock-runtime.us-east-1.amazonaws.com/model/anthropic.claude-3-haiku-20240307-v1%3A0/converse",
         );
-        signer.sign(&mut again, at()).unwrap();
+        signer.sign(&mut again, &keys, at()).unwrap();
         assert_eq!(
             req.headers()["authorization"],
             again.headers()["authorization"]
@@ -162,9 +181,12 @@ mod tests {
 
     #[test]
     fn a_session_token_is_sent_signed_and_hidden() {
-        let signer = SigV4::new(&creds(Some("FQoGZXIvYXdzEXAMPLE")), "eu-west-3");
+        let (signer, keys) = (
+            SigV4::new("eu-west-3", "bedrock"),
+            creds(Some("FQoGZXIvYXdzEXAMPLE")),
+        );
         let mut req = request("http://127.0.0.1:9/model/m/converse");
-        signer.sign(&mut req, at()).unwrap();
+        signer.sign(&mut req, &keys, at()).unwrap();
         let auth = req.headers()["authorization"].to_str().unwrap();
         assert!(
             auth.contains("/eu-west-3/bedrock/aws4_request, SignedHeaders=content-type;host;x-amz-date;x-amz-security-token,"),
@@ -200,16 +222,39 @@ mod tests {
             .with_max_level(tracing::Level::TRACE)
             .with_writer(move || writer.clone())
             .finish();
-        let signer = SigV4::new(&creds(Some("FQoGZXIvYXdzEXAMPLE")), "us-east-1");
+        let (signer, keys) = (
+            SigV4::new("us-east-1", "bedrock"),
+            creds(Some("FQoGZXIvYXdzEXAMPLE")),
+        );
         tracing::subscriber::with_default(subscriber, || {
             tracing::trace!("before");
             let mut req = request("http://127.0.0.1:9/model/m/converse");
-            signer.sign(&mut req, at()).unwrap();
+            signer.sign(&mut req, &keys, at()).unwrap();
             tracing::trace!("after");
         });
         let log = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
         assert!(log.contains("before") && log.contains("after"), "{log}");
         assert!(!log.contains("FQoGZXIvYXdzEXAMPLE"), "{log}");
         assert!(!log.contains("canonical_request"), "{log}");
+    }
+
+    #[test]
+    fn x_amz_headers_the_caller_set_are_signed_for_the_service() {
+        let (signer, keys) = (SigV4::new("us-east-1", "secretsmanager"), creds(None));
+        let mut req = reqwest::Client::new()
+            .post("http://127.0.0.1:9/")
+            .header(CONTENT_TYPE, "application/x-amz-json-1.1")
+            .header("x-amz-target", "secretsmanager.GetSecretValue")
+            .body(r#"{"SecretId":"s"}"#)
+            .build()
+            .unwrap();
+        signer.sign(&mut req, &keys, at()).unwrap();
+        let auth = req.headers()["authorization"].to_str().unwrap();
+        assert!(
+            auth.contains(
+                "/20150830/us-east-1/secretsmanager/aws4_request, SignedHeaders=content-type;host;x-amz-date;x-amz-target,"
+            ),
+            "{auth}"
+        );
     }
 }
