@@ -60,15 +60,7 @@ pub async fn fetch(
     SigV4::new(region, SERVICE)
         .sign(&mut request, &keys, SystemTime::now())
         .map_err(|e| fail(e.to_string()))?;
-    let answer = http
-        .execute(request)
-        .await
-        .map_err(|e| fail(format!("no answer: {}", crate::providers::short_cause(&e))))?;
-    let status = answer.status().as_u16();
-    let body = answer
-        .bytes()
-        .await
-        .map_err(|e| fail(format!("answer cut: {}", crate::providers::short_cause(&e))))?;
+    let (status, body) = super::answer(http.execute(request)).await.map_err(fail)?;
     read(status, &body, field).map_err(fail)
 }
 

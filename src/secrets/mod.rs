@@ -119,6 +119,22 @@ async fn local(r: &SecretRef) -> Result<Secret, String> {
         .map_err(|e| format!("the read did not finish: {e}"))?
 }
 
+/// The status and body of a secret store's answer to `request`, or why there is none, in words
+/// that never quote the body (a store's error body can carry the value).
+async fn answer(
+    request: impl Future<Output = Result<reqwest::Response, reqwest::Error>>,
+) -> Result<(u16, bytes::Bytes), String> {
+    let answer = request
+        .await
+        .map_err(|e| format!("no answer: {}", crate::providers::short_cause(&e)))?;
+    let status = answer.status().as_u16();
+    let body = answer
+        .bytes()
+        .await
+        .map_err(|e| format!("answer cut: {}", crate::providers::short_cause(&e)))?;
+    Ok((status, body))
+}
+
 /// Whether a value can be a credential: not empty, and sendable in an HTTP header (where every
 /// adapter puts it). Checked for every fetched value, so a bad rotation keeps the last good one.
 pub fn usable(value: &Secret) -> Result<(), &'static str> {

@@ -62,15 +62,7 @@ pub async fn fetch(
     if let Some(ns) = namespace {
         request = request.header("x-vault-namespace", ns);
     }
-    let answer = request
-        .send()
-        .await
-        .map_err(|e| fail(format!("no answer: {}", crate::providers::short_cause(&e))))?;
-    let status = answer.status().as_u16();
-    let body = answer
-        .bytes()
-        .await
-        .map_err(|e| fail(format!("answer cut: {}", crate::providers::short_cause(&e))))?;
+    let (status, body) = super::answer(request.send()).await.map_err(fail)?;
     read(status, &body, field).map_err(fail)
 }
 
