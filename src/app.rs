@@ -13,7 +13,9 @@ use crate::config::Config;
 use crate::edge::listener::{self, Limits};
 use crate::edge::{self, AdminGovernance, AdminState, EdgeState};
 use crate::governance::budgets::Budgets;
+use crate::governance::rate::Rates;
 use crate::governance::{Directory, KeyStore};
+use crate::ledger::rates::RateLedger;
 use crate::ledger::{self, Ledger, alerts};
 use crate::projections::budgets::BudgetsStore;
 use crate::projections::{ProjectionError, ProjectionStatus, RunMode, Runner};
@@ -121,6 +123,7 @@ pub async fn serve(
     let state = Arc::new(EdgeState {
         keys: KeyStore::new(&config.keys, Arc::clone(&services.directory)),
         budgets: Arc::clone(&services.accounts),
+        rates: Arc::clone(&services.rates),
         routes,
         sink,
         pricing: config.pricing.clone(),
@@ -175,6 +178,8 @@ struct Services {
     directory: Arc<Directory>,
     /// This instance's slices of every budget (admission), fed by the ledger task.
     accounts: Arc<Budgets>,
+    /// This instance's stretches of every rate limit (admission), fed by the rate ledger task.
+    rates: Arc<Rates>,
     client: async_nats::Client,
     /// Each says whether one redb file has been closed (all its handles dropped).
     closed: Vec<Box<dyn Fn() -> bool + Send>>,
@@ -196,6 +201,7 @@ impl Services {
         let (drain, stop_background) = (CancellationToken::new(), CancellationToken::new());
         let directory = Arc::new(Directory::default());
         let (accounts, lease_requests) = Budgets::new(Arc::clone(&directory), &config.budgets);
+        let (rates, rate_requests) = Rates::new(Arc::clone(&directory), &config.rate_limits);
         let publisher = tasks.spawn(publish::run_publisher(
             rx,
             client.clone(),
@@ -225,6 +231,7 @@ impl Services {
             budgets_status: None,
             directory,
             accounts,
+            rates,
             client: client.clone(),
             closed: Vec::new(),
         };
@@ -266,6 +273,12 @@ impl Services {
             services.budgets_status = Some(status);
         }
         services.start_ledger(config, lease_requests);
+        services.tasks.spawn(ledger::rates::run(
+            RateLedger::new(client.clone(), &config.rate_limits, &config.nats),
+            Arc::clone(&services.rates),
+            rate_requests,
+            services.stop_background.clone(),
+        ));
         services.tasks.close();
         Ok((services, sink))
     }

@@ -5,6 +5,7 @@
 mod budgets;
 mod presets;
 mod pricing;
+mod rate;
 mod routing;
 mod secret;
 mod validate;
@@ -12,6 +13,7 @@ mod validate;
 pub use budgets::{BudgetsConfig, LedgerUnavailable};
 pub use presets::Preset;
 pub use pricing::{Price, Pricing, RawPrice, RawPricing};
+pub use rate::{RateLedgerUnavailable, RateLimitsConfig};
 pub use routing::{
     BreakerConfig, ErrorClass, HealthConfig, RawClassFallback, RawCondition, RawHedge, RawRule,
     RetryBudgetConfig, RetryConfig, RoutingConfig, Strategy,
@@ -60,6 +62,9 @@ pub struct RawConfig {
     /// How budgets are enforced: reservations, leases across instances, alerts.
     #[serde(default)]
     pub budgets: BudgetsConfig,
+    /// How requests- and tokens-per-minute limits are enforced, across instances too.
+    #[serde(default)]
+    pub rate_limits: RateLimitsConfig,
     /// How often secret references are fetched again, and how long a fetch may take.
     #[serde(default)]
     pub secrets: SecretsConfig,
@@ -545,6 +550,7 @@ pub struct Config {
     pub routing: RoutingConfig,
     pub pricing: Pricing,
     pub budgets: BudgetsConfig,
+    pub rate_limits: RateLimitsConfig,
     pub secrets: SecretsConfig,
     /// Every secret reference of the file, each once, named by its path: what the gateway
     /// fetches before serving and keeps fresh.

@@ -83,6 +83,7 @@ pub fn validate_in(
     let models = models(&raw.models, &providers, &mut problems);
     routing::validate(&raw.routing, &models, &mut problems);
     super::budgets::validate(&raw.budgets, &mut problems);
+    super::rate::validate(&raw.rate_limits, &raw.nats.stream, &mut problems);
     let pricing = Pricing::validate(
         pricing.unwrap_or_else(|| RawPricing {
             currency: "USD".into(),
@@ -106,6 +107,7 @@ pub fn validate_in(
         routing: raw.routing,
         pricing,
         budgets: raw.budgets,
+        rate_limits: raw.rate_limits,
         secrets: raw.secrets,
         credentials,
     })

@@ -11,6 +11,7 @@ use std::borrow::Cow;
 use std::time::Duration;
 
 use crate::governance::budgets::Refusal;
+use crate::governance::rate::{RateRefusal, Unit};
 use crate::providers::{Class, ProviderError};
 
 #[derive(Debug, Clone)]
@@ -239,6 +240,51 @@ impl ApiError {
         );
         e.retry_after = Some(Duration::from_secs(1));
         e
+    }
+
+    /// A request over a rate limit: 429 `rate_limit_exceeded` (type `requests` or `tokens`, as
+    /// OpenAI sends it), naming the limit; `Retry-After` says when it would be admitted.
+    /// The ledger unreachable under policy `refuse`: 503 `rate_limit_unavailable`.
+    pub fn rate_refused(refusal: &RateRefusal) -> Self {
+        match refusal {
+            RateRefusal::Exceeded {
+                scope,
+                unit,
+                limit,
+                retry_after,
+            } => {
+                let (kind, short) = match unit {
+                    Unit::Requests => ("requests", "RPM"),
+                    Unit::Tokens => ("tokens", "TPM"),
+                };
+                let mut e = Self::new(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    kind,
+                    "rate_limit_exceeded",
+                    format!(
+                        "Rate limit reached for {} {:?} on {kind} per min ({short}): limit {limit}. Please try again in {}.",
+                        scope.kind.as_str(),
+                        echo(&scope.name),
+                        crate::edge::ratelimit::duration_text(*retry_after),
+                    ),
+                );
+                e.retry_after = Some(*retry_after);
+                e
+            }
+            RateRefusal::Unavailable { scope, unit } => {
+                let mut e = Self::unavailable(
+                    "rate_limit_unavailable",
+                    format!(
+                        "The {} per minute limit of {} {:?} could not be checked: the rate-limit ledger is not reachable. Retry shortly.",
+                        unit.as_str(),
+                        scope.kind.as_str(),
+                        echo(&scope.name)
+                    ),
+                );
+                e.retry_after = Some(Duration::from_secs(1));
+                e
+            }
+        }
     }
 
     pub fn admin_unauthorized() -> Self {

@@ -9,6 +9,7 @@ mod health;
 pub mod listener;
 mod openai;
 mod pipeline;
+pub mod ratelimit;
 mod surface;
 mod validate;
 
@@ -36,6 +37,8 @@ pub struct EdgeState {
     pub keys: KeyStore,
     /// Budget admission: this instance's slices of every budget.
     pub budgets: Arc<Budgets>,
+    /// This instance's part of every rate limit (admission), fed by the rate ledger task.
+    pub rates: Arc<crate::governance::rate::Rates>,
     pub routes: RouteTable,
     pub sink: EventSink,
     pub pricing: Pricing,

@@ -1,9 +1,10 @@
 //! The life of a request, for every surface, top to bottom in [`handle`]:
 //! 1. authenticate (the [`Authenticated`] extractor, before the body is read);
-//!    *limits plug in here*;
 //! 2. parse: the size-limited body, the surface's request, its canonical form;
-//! 3. resolve the model (content rules first); admit: reserve the most the request can cost on
-//!    every budget that applies (429 `budget_exceeded` past one); *request guardrails and the
+//! 3. resolve the model (content rules first); admit: take one request and its tokens from
+//!    every rate limit that applies (429 `rate_limit_exceeded`, `x-ratelimit-*` headers on
+//!    every answer), then reserve the most the request can cost on every budget that applies
+//!    (429 `budget_exceeded` past one); *request guardrails and the
 //!    cache lookup plug in here, before routing*; publish `RequestAccepted`;
 //! 4. route and attempt (retries, fallbacks, hedging) on a tracked task of its own ([`detach`]);
 //! 5. render the answer ([`plain_path`]) or each chunk ([`forward`]) in the surface's shape;
@@ -40,13 +41,13 @@ use ulid::Ulid;
 
 use super::error::char_prefix;
 use super::surface::{Authenticated, Canonical, Framer, Surface, SurfaceError, SurfaceRequest};
-use super::{ApiError, EdgeState, read_body, validate};
+use super::{ApiError, EdgeState, ratelimit, read_body, validate};
 use crate::config::Durability;
 use crate::events::{
     Attempt, BreakerChanged, Endpoint, Envelope, ErrorInfo, Event, Principal, RequestAccepted,
     ResponseCompleted, SpendRecorded, Usage,
 };
-use crate::governance::budgets::{Reservation, cost};
+use crate::governance::budgets::{Estimate, Reservation, cost};
 use crate::providers::{ChatRequest, ChatStream, ProviderError, tokens};
 use crate::publish::PublishError;
 use crate::routing::{self, Deployment, ModelRoute, Outcome};
@@ -112,14 +113,30 @@ pub async fn handle<S: Surface, R: SurfaceRequest>(
         })
         .ok_or_else(|| ApiError::model_not_found(&model))?;
     let route = resolved.route;
-    // Admit: reserve the most the request can cost on every budget that applies.
+    let ask = match &canonical {
+        Canonical::Chat(c) => cost::Ask::Chat(c),
+        Canonical::Embeddings(e) => cost::Ask::Embeddings(e),
+    };
+    // Admit: one request and its tokens from every rate limit that applies, then the most the
+    // request can cost from every budget.
+    let rate = st
+        .rates
+        .admit(&principal, &model, || {
+            let most = cost::ceiling(ask, st.budgets.default_max_output_tokens, Estimate::Exact);
+            most.input_tokens.saturating_add(most.output_tokens)
+        })
+        .await;
+    let rate = match rate {
+        Ok(view) => view,
+        Err(refusal) => {
+            let mut r = S::error(ApiError::rate_refused(&refusal));
+            ratelimit::write_refusal(r.headers_mut(), &refusal);
+            return Ok(r);
+        }
+    };
     let budget = st
         .budgets
         .admit(&principal, |estimate| {
-            let ask = match &canonical {
-                Canonical::Chat(c) => cost::Ask::Chat(c),
-                Canonical::Embeddings(e) => cost::Ask::Embeddings(e),
-            };
             let most = cost::ceiling(ask, st.budgets.default_max_output_tokens, estimate);
             cost::max_cost(&st.pricing, &st.routes, &route, &model, &most)
         })
@@ -154,7 +171,7 @@ pub async fn handle<S: Surface, R: SurfaceRequest>(
         budget,
     };
     // Route, attempt, render and close, on the request's own task.
-    Ok(detach::<S, _, _>(ctx, move |ctx| async move {
+    let mut response = detach::<S, _, _>(ctx, move |ctx| async move {
         match canonical {
             Canonical::Chat(req) if stream => stream_path::<S>(ctx, req, accepted).await,
             Canonical::Chat(req) => {
@@ -186,7 +203,9 @@ pub async fn handle<S: Surface, R: SurfaceRequest>(
             }
         }
     })
-    .await)
+    .await;
+    ratelimit::write(response.headers_mut(), &rate);
+    Ok(response)
 }
 
 /// Run the rest of an admitted request's life (`life`: publish RequestAccepted, attempts,

@@ -6,6 +6,7 @@
 pub mod budgets;
 mod directory;
 mod keys;
+pub mod rate;
 
 pub use directory::{AuthError, Directory, KeyEntry};
 pub use keys::{Caller, KEY_PREFIX, KeyStore, NewKey, hash_key, split_key};

@@ -17,8 +17,13 @@
 //! [`alerts`] watches spend against the alert thresholds and calls the webhook.
 
 pub mod alerts;
+mod cas;
+pub mod rates;
 
-use async_nats::jetstream::{self, context::PublishErrorKind, message::PublishMessage};
+use cas::Conflict;
+pub use cas::LedgerError;
+
+use async_nats::jetstream;
 use futures::StreamExt;
 use futures::stream::FuturesUnordered;
 use std::future::Future;
@@ -34,34 +39,12 @@ use crate::events::{
 use crate::governance::budgets::{Budgets, LeaseOutcome, LeaseRequest, LeaseTerms, Window};
 use crate::governance::instance_id;
 use crate::projections::budgets::BudgetsStore;
-use crate::publish::jetstream::is_connected;
 
-/// Time limit of one read or write of a ledger.
-const OP_TIMEOUT: Duration = Duration::from_secs(2);
-/// Writes refused because another instance wrote first, before a lease gives up.
-const CONTENTION_TRIES: usize = 32;
+use cas::CONTENTION_TRIES;
 /// How often idle windows are looked for.
 const IDLE_TICK: Duration = Duration::from_secs(1);
 /// How long shutdown spends giving unused money back.
 const RETURN_AT_STOP: Duration = Duration::from_secs(5);
-
-#[derive(Debug, thiserror::Error)]
-pub enum LedgerError {
-    #[error("NATS is not connected")]
-    Disconnected,
-    #[error("the ledger did not answer within {0:?}")]
-    Timeout(Duration),
-    #[error("JetStream: {0}")]
-    Nats(String),
-    /// Another instance wrote first, every time.
-    #[error("the ledger kept changing under {0} attempts")]
-    Contention(usize),
-    #[error("the ledger's last event is not a lease: {0}")]
-    Corrupt(String),
-}
-
-/// Another instance wrote the ledger since it was read.
-struct Conflict;
 
 /// Reads and writes budget ledgers in one stream.
 #[derive(Clone)]
@@ -92,38 +75,18 @@ impl Ledger {
     /// The last event of a window's ledger and its stream sequence; `(0, None)` when nothing
     /// was leased in the window yet.
     pub async fn last(&self, w: &BudgetWindow) -> Result<(u64, Option<BudgetLeased>), LedgerError> {
-        if !is_connected(&self.client) {
-            return Err(LedgerError::Disconnected);
-        }
         let subject = budget_lease_subject(w);
-        let read = async {
-            let stream = self
-                .js
-                .get_stream_no_info(&self.stream)
-                .await
-                .map_err(|e| LedgerError::Nats(e.to_string()))?;
-            match stream.get_last_raw_message_by_subject(&subject).await {
-                Ok(m) => match decode(&m.payload).map(|e| e.event) {
-                    Ok(Event::BudgetLeased(l)) => Ok((m.sequence, Some(l))),
-                    Ok(other) => Err(LedgerError::Corrupt(other.kind().to_owned())),
-                    Err(e) => Err(LedgerError::Corrupt(e.to_string())),
-                },
-                Err(e)
-                    if e.kind() == jetstream::stream::LastRawMessageErrorKind::NoMessageFound =>
-                {
-                    Ok((0, None))
-                }
-                Err(e) => Err(LedgerError::Nats(e.to_string())),
-            }
-        };
-        tokio::time::timeout(OP_TIMEOUT, read)
-            .await
-            .map_err(|_| LedgerError::Timeout(OP_TIMEOUT))?
+        match cas::last(&self.client, &self.js, &self.stream, &subject).await? {
+            (seq, Some(payload)) => match decode(&payload).map(|e| e.event) {
+                Ok(Event::BudgetLeased(l)) => Ok((seq, Some(l))),
+                Ok(other) => Err(LedgerError::Corrupt(other.kind().to_owned())),
+                Err(e) => Err(LedgerError::Corrupt(e.to_string())),
+            },
+            (seq, None) => Ok((seq, None)),
+        }
     }
 
     /// Append `event` to its window's ledger if the ledger's last sequence is still `seq`.
-    /// A write whose answer was lost is sent again with the same id: JetStream's Msg-Id
-    /// de-duplication (checked before the sequence) then answers for the first.
     async fn append(
         &self,
         event: BudgetLeased,
@@ -132,26 +95,15 @@ impl Ledger {
         let env = Envelope::new(Ulid::generate(), Event::BudgetLeased(event));
         let subject = crate::events::subject(&env.event).into_owned();
         let payload = bytes::Bytes::from(encode(&env));
-        for _ in 0..3 {
-            if !is_connected(&self.client) {
-                return Err(LedgerError::Disconnected);
-            }
-            let msg = PublishMessage::build()
-                .message_id(env.id.to_string())
-                .expected_last_subject_sequence(seq)
-                .payload(payload.clone());
-            let write = async { self.js.send_publish(subject.clone(), msg).await?.await };
-            match tokio::time::timeout(OP_TIMEOUT, write).await {
-                Ok(Ok(_)) => return Ok(Ok(())),
-                Ok(Err(e)) if e.kind() == PublishErrorKind::WrongLastSequence => {
-                    return Ok(Err(Conflict));
-                }
-                Ok(Err(e)) if e.kind() == PublishErrorKind::TimedOut => continue,
-                Ok(Err(e)) => return Err(LedgerError::Nats(e.to_string())),
-                Err(_) => continue,
-            }
-        }
-        Err(LedgerError::Timeout(OP_TIMEOUT))
+        cas::append(
+            &self.client,
+            &self.js,
+            subject,
+            &env.id.to_string(),
+            payload,
+            seq,
+        )
+        .await
     }
 
     /// Lease a slice of window `w` on `terms` (its size: [`LeaseTerms::amount`]). `opening` is the spend already recorded in the window, counted by the

@@ -376,7 +376,7 @@ async fn the_keys_command_drives_the_admin_api() {
         "--budget",
         "daily=1.50@50,80",
         "--rpm",
-        "60",
+        "600",
         "--meta",
         "owner=ana",
     ]))
@@ -384,7 +384,7 @@ async fn the_keys_command_drives_the_admin_api() {
     let id = created["id"].as_str().unwrap().to_owned();
     let key = created["key"].as_str().unwrap().to_owned();
     assert_eq!(created["budgets"][0]["limit"], "1.500000000");
-    assert_eq!(created["rate_limit"]["requests_per_minute"], 60);
+    assert_eq!(created["rate_limit"]["requests_per_minute"], 600);
     assert_eq!(chat(&base, &key, "gpt-4o-mini").await.0, 200);
 
     let table = run(&["list", "--status", "active"]);

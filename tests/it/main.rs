@@ -14,6 +14,7 @@ mod harness;
 mod keys;
 mod process;
 mod providers;
+mod ratelimits;
 mod reliability;
 mod sdk;
 mod secrets;
