@@ -117,3 +117,61 @@ async fn two_instances_share_one_limit() {
     // 5 s at one a second, a burst of one, and the request that found b ready
     assert!((3..=7).contains(&admitted), "{admitted} admitted in 5 s");
 }
+
+/// The issue's proof: a 600 RPM key hammered through two processes for 70 s is admitted at most
+/// 606 times in any minute (600 plus a 1 % burst), counted by the gateways' own RequestAccepted
+/// times, and not far below the limit either.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_600_rpm_key_through_two_instances_admits_at_most_606_in_any_minute() {
+    let nats = Nats::start();
+    let mock = Mock::start(MockConfig::default()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = TestConfig::new(&nats, &mock, &dir.path().join("a"));
+    let a = GatewayProcess::start(&cfg).await;
+    cfg.data_dir = dir.path().join("b");
+    let b = GatewayProcess::start(&cfg).await;
+    let key = issue(&a.url(""), json!({"requests_per_minute": 600})).await;
+    let ready = std::time::Instant::now();
+    while send(&b.url(""), &key).await.status() == 401 {
+        assert!(ready.elapsed().as_secs() < 5, "b never knew the key");
+    }
+    let started = std::time::Instant::now();
+    let workers: Vec<_> = (0..8)
+        .map(|i| {
+            let base = if i % 2 == 0 { a.url("") } else { b.url("") };
+            let key = key.clone();
+            tokio::spawn(async move {
+                while started.elapsed() < std::time::Duration::from_secs(70) {
+                    if send(&base, &key).await.status() == 429 {
+                        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+                    }
+                }
+            })
+        })
+        .collect();
+    for w in workers {
+        w.await.unwrap();
+    }
+    let events = read_events(&nats.url()).await;
+    let mut times: Vec<u64> = events
+        .iter()
+        .filter(|(_, e, _)| matches!(e.event, switchyard::events::Event::RequestAccepted(_)))
+        .map(|(_, e, _)| e.at_ms)
+        .collect();
+    times.sort_unstable();
+    let busiest = (0..times.len())
+        .map(|i| {
+            times[i..]
+                .iter()
+                .take_while(|&&t| t < times[i] + 60_000)
+                .count()
+        })
+        .max()
+        .unwrap_or(0);
+    eprintln!("busiest minute: {busiest} admitted of 600 RPM");
+    assert!(busiest <= 606, "{busiest} admitted in one minute");
+    assert!(
+        busiest >= 540,
+        "only {busiest} admitted in the busiest minute"
+    );
+}
