@@ -28,6 +28,37 @@ async fn send(base: &str, key: &str) -> reqwest::Response {
         .unwrap()
 }
 
+/// Two `switchyard serve` processes on one NATS and a key issued on the first with
+/// `rate_limit`, once the second accepts it (that first request counts against the limit).
+async fn two_gateways(
+    rate_limit: Value,
+) -> (
+    Nats,
+    Mock,
+    tempfile::TempDir,
+    GatewayProcess,
+    GatewayProcess,
+    String,
+) {
+    let nats = Nats::start();
+    let mock = Mock::start(MockConfig::default()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = TestConfig::new(&nats, &mock, &dir.path().join("a"));
+    let a = GatewayProcess::start(&cfg).await;
+    cfg.data_dir = dir.path().join("b");
+    let b = GatewayProcess::start(&cfg).await;
+    let key = issue(&a.url(""), rate_limit).await;
+    let ready = std::time::Instant::now();
+    loop {
+        let r = send(&b.url(""), &key).await;
+        if r.status() != 401 && r.status() != 503 {
+            break;
+        }
+        assert!(ready.elapsed().as_secs() < 5, "b never knew the key");
+    }
+    (nats, mock, dir, a, b, key)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn requests_past_the_limit_get_429_with_retry_after_and_headers() {
     let nats = Nats::start();
@@ -88,22 +119,7 @@ async fn tokens_per_minute_count_the_prompt_and_the_output_ceiling() {
 /// request a second in total, not one per process.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_instances_share_one_limit() {
-    let nats = Nats::start();
-    let mock = Mock::start(MockConfig::default()).await;
-    let dir = tempfile::tempdir().unwrap();
-    let mut cfg = TestConfig::new(&nats, &mock, &dir.path().join("a"));
-    let a = GatewayProcess::start(&cfg).await;
-    cfg.data_dir = dir.path().join("b");
-    let b = GatewayProcess::start(&cfg).await;
-    let key = issue(&a.url(""), json!({"requests_per_minute": 60})).await;
-    let ready = std::time::Instant::now();
-    loop {
-        let r = send(&b.url(""), &key).await;
-        if r.status() != 401 && r.status() != 503 {
-            break;
-        }
-        assert!(ready.elapsed().as_secs() < 5, "b never knew the key");
-    }
+    let (_nats, _mock, _dir, a, b, key) = two_gateways(json!({"requests_per_minute": 60})).await;
     let started = std::time::Instant::now();
     let mut admitted = 0;
     while started.elapsed() < std::time::Duration::from_secs(5) {
@@ -123,18 +139,7 @@ async fn two_instances_share_one_limit() {
 /// times, and not far below the limit either.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_600_rpm_key_through_two_instances_admits_at_most_606_in_any_minute() {
-    let nats = Nats::start();
-    let mock = Mock::start(MockConfig::default()).await;
-    let dir = tempfile::tempdir().unwrap();
-    let mut cfg = TestConfig::new(&nats, &mock, &dir.path().join("a"));
-    let a = GatewayProcess::start(&cfg).await;
-    cfg.data_dir = dir.path().join("b");
-    let b = GatewayProcess::start(&cfg).await;
-    let key = issue(&a.url(""), json!({"requests_per_minute": 600})).await;
-    let ready = std::time::Instant::now();
-    while send(&b.url(""), &key).await.status() == 401 {
-        assert!(ready.elapsed().as_secs() < 5, "b never knew the key");
-    }
+    let (nats, _mock, _dir, a, b, key) = two_gateways(json!({"requests_per_minute": 600})).await;
     let started = std::time::Instant::now();
     let workers: Vec<_> = (0..8)
         .map(|i| {
