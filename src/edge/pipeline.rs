@@ -118,11 +118,14 @@ pub async fn handle<S: Surface, R: SurfaceRequest>(
         Canonical::Embeddings(e) => cost::Ask::Embeddings(e),
     };
     // Admit: one request and its tokens from every rate limit that applies, then the most the
-    // request can cost from every budget.
+    // request can cost from every budget. The prompt is counted at most once for both.
+    let max_output = st.budgets.default_max_output_tokens;
+    let counted = std::sync::OnceLock::new();
+    let exact = || *counted.get_or_init(|| cost::ceiling(ask, max_output, Estimate::Exact));
     let rate = st
         .rates
         .admit(&principal, &model, || {
-            let most = cost::ceiling(ask, st.budgets.default_max_output_tokens, Estimate::Exact);
+            let most = exact();
             most.input_tokens.saturating_add(most.output_tokens)
         })
         .await;
@@ -137,7 +140,11 @@ pub async fn handle<S: Surface, R: SurfaceRequest>(
     let budget = st
         .budgets
         .admit(&principal, |estimate| {
-            let most = cost::ceiling(ask, st.budgets.default_max_output_tokens, estimate);
+            let most = match (counted.get(), estimate) {
+                (Some(most), _) => *most,
+                (None, Estimate::Exact) => exact(),
+                (None, Estimate::Bound) => cost::ceiling(ask, max_output, Estimate::Bound),
+            };
             cost::max_cost(&st.pricing, &st.routes, &route, &model, &most)
         })
         .await

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
-use super::keys::{Caller, hash_key};
+use super::keys::{Caller, HashMemo};
 use crate::events::{Envelope, Event, KeyIssued, Limits, Principal, Scope, ScopeKind};
 
 /// Why a presented key is refused.
@@ -94,6 +94,8 @@ pub struct Directory {
     ready: AtomicBool,
     /// Woken after each applied batch (admin calls wait for their own event).
     applied_signal: tokio::sync::Notify,
+    /// Secrets presented before, so a key is not hashed again on every request.
+    memo: HashMemo,
 }
 
 impl Directory {
@@ -145,14 +147,15 @@ impl Directory {
     pub fn authenticate(&self, id: &str, secret: &str, now_ms: u64) -> Result<Caller, AuthError> {
         let state = self.state.load();
         let key = state.keys.get(id).ok_or(AuthError::Unknown)?;
-        let presented = hash_key(secret);
-        let current = presented == key.secret;
+        let presented = self.memo.hash(secret);
+        let current = presented.sha256 == key.secret;
         let previous = key
             .previous
-            .is_some_and(|(h, until)| h == presented && now_ms < until);
+            .is_some_and(|(h, until)| h == presented.sha256 && now_ms < until);
         if !current && !previous {
             return Err(AuthError::Unknown);
         }
+        self.memo.matched(&presented);
         if key.revoked_at_ms.is_some() {
             return Err(AuthError::Revoked);
         }

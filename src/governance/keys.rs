@@ -9,7 +9,8 @@ use arc_swap::ArcSwap;
 use rand::Rng;
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::hash::{BuildHasher, RandomState};
+use std::sync::{Arc, PoisonError, RwLock};
 
 use super::directory::{AuthError, Directory};
 use crate::config::KeySpec;
@@ -22,6 +23,66 @@ const SECRET_LEN: usize = 40;
 /// SHA-256 of a presented key or secret.
 pub fn hash_key(key: &str) -> [u8; 32] {
     Sha256::digest(key.as_bytes()).into()
+}
+
+/// How many verified secrets [`HashMemo`] remembers before it starts over.
+const MEMO_CAPACITY: usize = 65_536;
+
+/// The SHA-256 of secrets that matched a key, remembered under a keyed 128-bit hash of the
+/// secret, so that a key presented again is checked in tens of nanoseconds instead of the
+/// microsecond SHA-256 takes on a CPU without SHA instructions. The hash keys are random per
+/// process and never leave it, so the remembered entries say nothing outside it, and a
+/// secret that never matched is never remembered (an attacker cannot grow the memo).
+pub struct HashMemo {
+    keys: [RandomState; 2],
+    seen: RwLock<HashMap<u128, [u8; 32]>>,
+}
+
+impl Default for HashMemo {
+    fn default() -> Self {
+        Self {
+            keys: [RandomState::new(), RandomState::new()],
+            seen: RwLock::default(),
+        }
+    }
+}
+
+/// A secret as [`HashMemo`] knows it: its SHA-256, and whether it was remembered.
+pub struct Presented {
+    pub sha256: [u8; 32],
+    mac: u128,
+    remembered: bool,
+}
+
+impl HashMemo {
+    /// The SHA-256 of `secret`, from memory when it matched before.
+    pub fn hash(&self, secret: &str) -> Presented {
+        let [a, b] = &self.keys;
+        let mac = (u128::from(a.hash_one(secret)) << 64) | u128::from(b.hash_one(secret));
+        let known = self
+            .seen
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(&mac)
+            .copied();
+        Presented {
+            sha256: known.unwrap_or_else(|| hash_key(secret)),
+            mac,
+            remembered: known.is_some(),
+        }
+    }
+
+    /// `p` matched a key: remember its hash.
+    pub fn matched(&self, p: &Presented) {
+        if p.remembered {
+            return;
+        }
+        let mut seen = self.seen.write().unwrap_or_else(PoisonError::into_inner);
+        if seen.len() >= MEMO_CAPACITY {
+            seen.clear();
+        }
+        seen.insert(p.mac, p.sha256);
+    }
 }
 
 /// A fresh key: its public id, its secret, and the whole key as the client sends it.
@@ -83,6 +144,7 @@ impl Caller {
 /// the directory of issued keys that follows the stream.
 pub struct KeyStore {
     bootstrap: ArcSwap<HashMap<[u8; 32], Caller>>,
+    memo: HashMemo,
     pub directory: Arc<Directory>,
 }
 
@@ -107,6 +169,7 @@ impl KeyStore {
             .collect();
         Self {
             bootstrap: ArcSwap::from_pointee(map),
+            memo: HashMemo::default(),
             directory,
         }
     }
@@ -120,7 +183,9 @@ impl KeyStore {
                 other => return other,
             }
         }
-        if let Some(c) = self.bootstrap.load().get(&hash_key(token)) {
+        let presented = self.memo.hash(token);
+        if let Some(c) = self.bootstrap.load().get(&presented.sha256) {
+            self.memo.matched(&presented);
             return Ok(c.clone());
         }
         // An issued key the directory does not know yet, before it has read the stream: say
@@ -135,6 +200,22 @@ impl KeyStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_memo_gives_the_sha256_and_remembers_only_what_matched() {
+        let memo = HashMemo::default();
+        let first = memo.hash("secret-a");
+        assert_eq!(first.sha256, hash_key("secret-a"));
+        assert!(!first.remembered);
+        assert!(!memo.hash("secret-a").remembered, "not matched yet");
+        memo.matched(&first);
+        let again = memo.hash("secret-a");
+        assert!(again.remembered);
+        assert_eq!(again.sha256, hash_key("secret-a"));
+        let other = memo.hash("secret-b");
+        assert!(!other.remembered);
+        assert_eq!(other.sha256, hash_key("secret-b"));
+    }
 
     #[test]
     fn bootstrap_hash_authenticates() {

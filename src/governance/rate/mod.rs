@@ -33,6 +33,10 @@ const LEASE_QUEUE: usize = 4096;
 /// Rounds of lease-and-retry one request may go through before it is refused.
 const ROUNDS: usize = 8;
 
+/// The most meters one request can meet: requests and tokens of its key, user, team, project
+/// and model.
+const MAX_METERS: usize = 10;
+
 /// Nanoseconds since the Unix epoch: the clock the shared timelines are read against.
 pub fn now_ns() -> u64 {
     std::time::SystemTime::now()
@@ -298,8 +302,12 @@ impl Rates {
         if keyed.meters.is_empty() && modeled.meters.is_empty() {
             return Ok(RateView::default());
         }
-        let meters: Vec<&Arc<Meter>> = keyed.meters.iter().chain(&modeled.meters).collect();
-        let token_units = if meters.iter().any(|m| m.unit == Unit::Tokens) {
+        let meters = [keyed.meters.as_slice(), modeled.meters.as_slice()];
+        let token_units = if meters
+            .iter()
+            .flat_map(|m| m.iter())
+            .any(|m| m.unit == Unit::Tokens)
+        {
             tokens().max(1)
         } else {
             0
@@ -308,8 +316,10 @@ impl Rates {
             Unit::Requests => 1,
             Unit::Tokens => token_units,
         };
-        let deadline = tokio::time::Instant::now() + self.cfg.lease_timeout;
-        for _ in 0..ROUNDS {
+        let mut deadline = None;
+        let mut round = 0;
+        loop {
+            round += 1;
             let (meter, shortfall, tolerance) = match self.try_take(&meters, &units) {
                 Ok(view) => return Ok(view),
                 Err(Err(refusal)) => {
@@ -335,7 +345,12 @@ impl Rates {
                     line.leasing || self.ask_lease(&mut line, meter, shortfall, tolerance)
                 }
             };
-            if !asked || tokio::time::timeout_at(deadline, woken).await.is_err() {
+            let deadline = *deadline
+                .get_or_insert_with(|| tokio::time::Instant::now() + self.cfg.lease_timeout);
+            // Leases that keep falling short (other instances take the time first) end the
+            // wait too, after a few rounds.
+            if !asked || round == ROUNDS || tokio::time::timeout_at(deadline, woken).await.is_err()
+            {
                 let r = RateRefusal::Unavailable {
                     scope: meter.scope.clone(),
                     unit: meter.unit,
@@ -344,40 +359,53 @@ impl Rates {
                 return Err(r);
             }
         }
-        let r = RateRefusal::Unavailable {
-            scope: meters[0].scope.clone(),
-            unit: meters[0].unit,
-        };
-        count_refusal(&r);
-        Err(r)
     }
 
     /// Take from every meter, or from none. `Err(Ok((meter, shortfall, tolerance)))`: a meter
-    /// holds too little of its timeline; a lease decides.
+    /// holds too little of its timeline; a lease decides. Each meter is locked once: its take,
+    /// its prefetch and its part of the view together.
     #[allow(clippy::type_complexity)]
     fn try_take<'m>(
         &self,
-        meters: &[&'m Arc<Meter>],
+        meters: &[&'m [Arc<Meter>]; 2],
         units: &impl Fn(&Meter) -> u64,
     ) -> Result<RateView, Result<(&'m Arc<Meter>, u64, u64), RateRefusal>> {
         let now = now_ns();
-        let mut taken: Vec<(&Arc<Meter>, u64)> = Vec::with_capacity(meters.len());
-        let undo = |taken: &[(&Arc<Meter>, u64)]| {
-            for (m, end) in taken {
+        let lease = self.lease_ns();
+        // Where each meter's take ended, to give it back if a later meter refuses.
+        let mut ends = [0u64; MAX_METERS];
+        let mut view = RateView::default();
+        let all = meters.iter().flat_map(|m| m.iter());
+        let undo = |n: usize, ends: &[u64]| {
+            for (m, end) in all.clone().take(n).zip(ends) {
                 m.line().timeline.untake(units(m), *end);
             }
         };
-        for &meter in meters {
+        for (i, meter) in all.clone().enumerate() {
             let mut line = meter.line();
             match line.timeline.take(units(meter), now) {
                 Take::Admitted { end } => {
+                    if let Some(slot) = ends.get_mut(i) {
+                        *slot = end;
+                    }
+                    if !line.leasing && line.timeline.ahead(now) < lease / 2 {
+                        let tolerance = line.timeline.tolerance(0);
+                        self.ask_lease(&mut line, meter, 0, tolerance);
+                    }
+                    let v = line.timeline.view(now);
                     drop(line);
-                    taken.push((meter, end));
+                    let slot = match meter.unit {
+                        Unit::Requests => &mut view.requests,
+                        Unit::Tokens => &mut view.tokens,
+                    };
+                    if slot.is_none_or(|s| v.remaining < s.remaining) {
+                        *slot = Some(v);
+                    }
                 }
                 Take::TooEarly { retry_ns } => {
                     let limit = line.timeline.limit;
                     drop(line);
-                    undo(&taken);
+                    undo(i, &ends);
                     return Err(Err(RateRefusal::Exceeded {
                         scope: meter.scope.clone(),
                         unit: meter.unit,
@@ -390,26 +418,9 @@ impl Rates {
                     tolerance,
                 } => {
                     drop(line);
-                    undo(&taken);
+                    undo(i, &ends);
                     return Err(Ok((meter, shortfall_ns, tolerance)));
                 }
-            }
-        }
-        let mut view = RateView::default();
-        let lease = self.lease_ns();
-        for (meter, _) in taken {
-            let mut line = meter.line();
-            if !line.leasing && line.timeline.ahead(now) < lease / 2 {
-                let tolerance = line.timeline.tolerance(0);
-                self.ask_lease(&mut line, meter, 0, tolerance);
-            }
-            let v = line.timeline.view(now);
-            let slot = match meter.unit {
-                Unit::Requests => &mut view.requests,
-                Unit::Tokens => &mut view.tokens,
-            };
-            if slot.is_none_or(|s| v.remaining < s.remaining) {
-                *slot = Some(v);
             }
         }
         Ok(view)
