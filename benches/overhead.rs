@@ -14,6 +14,11 @@
 //! of its own and of its team (generous enough never to refuse), so the whole admission path is
 //! measured. `SWITCHYARD_BENCH_KEY=config` uses a bootstrap key from the config file instead (no
 //! limits: what the gateway did before keys had any).
+//!
+//! A/B: `SWITCHYARD_BENCH_BASELINE=<path to another build's switchyard binary>` starts that
+//! build too (its own nats-server, the bootstrap key, the same upstream) and puts it in every
+//! block of the OpenAI path and in the throughput phase, so both builds are measured in the same
+//! run under the same noise. `scripts/bench-ab <commit>` builds a commit and runs this.
 
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
@@ -27,11 +32,88 @@ use harness::{Proc, env_u64, free_port, mock_binary, nats_binary, pct, wait_port
 /// The bootstrap key in the config file.
 const CONFIG_KEY: &str = "sk-bench-key";
 const ADMIN: &str = "bench-admin";
-/// The key every request presents: [`CONFIG_KEY`] or one issued at start.
+/// The key every request to this build presents: [`CONFIG_KEY`] or one issued at start.
 static KEY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
 
 fn key() -> &'static str {
     KEY.get().map_or(CONFIG_KEY, String::as_str)
+}
+
+/// The gateway's config file: `admin` adds the admin token (a baseline build from before the
+/// admin API would refuse the section).
+fn gateway_config(
+    root: &std::path::Path,
+    dir: &std::path::Path,
+    gw_port: u16,
+    nats_port: u16,
+    mock_port: u16,
+    admin: bool,
+) -> String {
+    let admin = if admin {
+        format!(
+            "[admin]\ntoken_hash = \"sha256:{}\"\n",
+            hex::encode(switchyard::governance::hash_key(ADMIN))
+        )
+    } else {
+        String::new()
+    };
+    format!(
+        r#"pricing = {pricing:?}
+[server]
+listen = "127.0.0.1:{gw_port}"
+data_dir = {data:?}
+[nats]
+url = "nats://127.0.0.1:{nats_port}"
+{admin}[[keys]]
+id = "bench"
+hash = "sha256:{hash}"
+team = "bench"
+[providers.mock]
+kind = "openai"
+base_url = "http://127.0.0.1:{mock_port}/v1"
+[[models]]
+name = "gpt-4o-mini"
+deployments = [{{ provider = "mock", model = "gpt-4o-mini" }}]
+[providers.mock-anthropic]
+kind = "anthropic"
+base_url = "http://127.0.0.1:{mock_port}/v1"
+[[models]]
+name = "claude"
+deployments = [{{ provider = "mock-anthropic", model = "claude-haiku-4-5" }}]
+"#,
+        pricing = root.join("config/pricing.toml").display().to_string(),
+        data = dir.join("var").display().to_string(),
+        hash = hex::encode(switchyard::governance::hash_key(CONFIG_KEY)),
+    )
+}
+
+/// A nats-server with JetStream on a free port, its store under `dir`.
+fn start_nats(dir: &std::path::Path) -> (Proc, u16) {
+    let port = free_port();
+    let nats = Proc(
+        Command::new(nats_binary())
+            .args(["-a", "127.0.0.1", "-p", &port.to_string(), "-js", "-sd"])
+            .arg(dir.join("js"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("nats-server (run scripts/test or scripts/bench once to install it)"),
+    );
+    (nats, port)
+}
+
+/// `switchyard serve` from `bin` with `config`.
+fn start_gateway(bin: &std::path::Path, config: &std::path::Path) -> Proc {
+    Proc(
+        Command::new(bin)
+            .args(["serve", "--config"])
+            .arg(config)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap(),
+    )
 }
 
 /// Issue a key with generous limits (and give its team some), unless the bootstrap key is asked for.
@@ -79,11 +161,12 @@ const BODY: &str = r#"{"model":"gpt-4o-mini","messages":[{"role":"system","conte
 const ANTHROPIC_BODY: &str = r#"{"model":"claude-haiku-4-5","max_tokens":64,"system":"You are terse.","messages":[{"role":"user","content":[{"type":"text","text":"Summarise the plot of Hamlet in two sentences, please."}]}],"temperature":0.2}"#;
 const VIA_CLAUDE_BODY: &str = r#"{"model":"claude","messages":[{"role":"system","content":"You are terse."},{"role":"user","content":"Summarise the plot of Hamlet in two sentences, please."}],"temperature":0.2,"max_tokens":64}"#;
 
-/// One request target: URL and body.
+/// One request target: URL, body and the key to present.
 #[derive(Clone, Copy)]
 struct Target<'a> {
     url: &'a str,
     body: &'static str,
+    key: &'static str,
 }
 
 /// utime + stime of a process, in seconds.
@@ -100,7 +183,7 @@ async fn one(client: &reqwest::Client, target: Target<'_>) -> Option<u64> {
     let t = Instant::now();
     let r = client
         .post(target.url)
-        .bearer_auth(key())
+        .bearer_auth(target.key)
         .header("content-type", "application/json")
         .body(target.body)
         .send()
@@ -124,8 +207,23 @@ async fn fixed_rate(
     let mut set = tokio::task::JoinSet::new();
     for _ in 0..rate * secs {
         tick.tick().await;
-        let (c, u, b) = (client.clone(), target.url.to_owned(), target.body);
-        set.spawn(async move { one(&c, Target { url: &u, body: b }).await });
+        let (c, u, b, k) = (
+            client.clone(),
+            target.url.to_owned(),
+            target.body,
+            target.key,
+        );
+        set.spawn(async move {
+            one(
+                &c,
+                Target {
+                    url: &u,
+                    body: b,
+                    key: k,
+                },
+            )
+            .await
+        });
     }
     let mut lat = Vec::with_capacity((rate * secs) as usize);
     let mut failed = 0;
@@ -151,16 +249,26 @@ async fn max_throughput(
     let started = Instant::now();
     let mut set = tokio::task::JoinSet::new();
     for _ in 0..workers {
-        let (c, u, b, d, f) = (
+        let (c, u, b, k, d, f) = (
             client.clone(),
             target.url.to_owned(),
             target.body,
+            target.key,
             done.clone(),
             failed.clone(),
         );
         set.spawn(async move {
             while Instant::now() < end {
-                match one(&c, Target { url: &u, body: b }).await {
+                match one(
+                    &c,
+                    Target {
+                        url: &u,
+                        body: b,
+                        key: k,
+                    },
+                )
+                .await
+                {
                     Some(_) => d.fetch_add(1, Ordering::Relaxed),
                     None => f.fetch_add(1, Ordering::Relaxed),
                 };
@@ -189,23 +297,7 @@ fn main() {
     let max_secs = env_u64("SWITCHYARD_BENCH_MAX_SECS", 10);
     let dir = tempfile::tempdir().unwrap();
 
-    let nats_port = free_port();
-    let _nats = Proc(
-        Command::new(nats_binary())
-            .args([
-                "-a",
-                "127.0.0.1",
-                "-p",
-                &nats_port.to_string(),
-                "-js",
-                "-sd",
-            ])
-            .arg(dir.path().join("js"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("nats-server (run scripts/test or scripts/bench once to install it)"),
-    );
+    let (_nats, nats_port) = start_nats(dir.path());
     let mock_port = free_port();
     let _mock = Proc(
         Command::new(mock_binary(&bin))
@@ -219,50 +311,34 @@ fn main() {
     let config = dir.path().join("bench.toml");
     std::fs::write(
         &config,
-        format!(
-            r#"pricing = {pricing:?}
-[server]
-listen = "127.0.0.1:{gw_port}"
-data_dir = {data:?}
-[nats]
-url = "nats://127.0.0.1:{nats_port}"
-[admin]
-token_hash = "sha256:{admin}"
-[[keys]]
-id = "bench"
-hash = "sha256:{hash}"
-team = "bench"
-[providers.mock]
-kind = "openai"
-base_url = "http://127.0.0.1:{mock_port}/v1"
-[[models]]
-name = "gpt-4o-mini"
-deployments = [{{ provider = "mock", model = "gpt-4o-mini" }}]
-[providers.mock-anthropic]
-kind = "anthropic"
-base_url = "http://127.0.0.1:{mock_port}/v1"
-[[models]]
-name = "claude"
-deployments = [{{ provider = "mock-anthropic", model = "claude-haiku-4-5" }}]
-"#,
-            pricing = root.join("config/pricing.toml").display().to_string(),
-            data = dir.path().join("var").display().to_string(),
-            hash = hex::encode(switchyard::governance::hash_key(CONFIG_KEY)),
-            admin = hex::encode(switchyard::governance::hash_key(ADMIN)),
-        ),
+        gateway_config(&root, dir.path(), gw_port, nats_port, mock_port, true),
     )
     .unwrap();
     wait_port(nats_port);
-    let gateway = Proc(
-        Command::new(&bin)
-            .args(["serve", "--config"])
-            .arg(&config)
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap(),
-    );
+    let gateway = start_gateway(&bin, &config);
+    // The A/B baseline: another build, with its own JetStream so that its events stay apart.
+    let baseline = std::env::var_os("SWITCHYARD_BENCH_BASELINE").map(|b| {
+        let b = PathBuf::from(b);
+        assert!(
+            b.exists(),
+            "SWITCHYARD_BENCH_BASELINE: {} does not exist",
+            b.display()
+        );
+        let home = dir.path().join("baseline");
+        std::fs::create_dir_all(&home).unwrap();
+        let (nats, nats_port) = start_nats(&home);
+        let port = free_port();
+        let config = home.join("bench.toml");
+        std::fs::write(
+            &config,
+            gateway_config(&root, &home, port, nats_port, mock_port, false),
+        )
+        .unwrap();
+        wait_port(nats_port);
+        let gw = start_gateway(&b, &config);
+        wait_port(port);
+        (nats, gw, port, b)
+    });
     let gw_pid = gateway.0.id();
     wait_port(mock_port);
     wait_port(gw_port);
@@ -275,13 +351,15 @@ deployments = [{{ provider = "mock-anthropic", model = "claude-haiku-4-5" }}]
         let client = reqwest::Client::builder().pool_max_idle_per_host(1024).tcp_nodelay(true).build().unwrap();
         let direct_url = format!("http://127.0.0.1:{mock_port}/v1/chat/completions");
         let via_url = format!("http://127.0.0.1:{gw_port}/v1/chat/completions");
-        let direct = Target { url: &direct_url, body: BODY };
-        let via = Target { url: &via_url, body: BODY };
-        let anthropic_url = format!("http://127.0.0.1:{mock_port}/v1/messages");
-        let direct_anthropic = Target { url: &anthropic_url, body: ANTHROPIC_BODY };
-        let via_claude = Target { url: &via_url, body: VIA_CLAUDE_BODY };
-        let gw_requests = AtomicU64::new(0);
         issue_key(&client, &format!("http://127.0.0.1:{gw_port}")).await;
+        let direct = Target { url: &direct_url, body: BODY, key: CONFIG_KEY };
+        let via = Target { url: &via_url, body: BODY, key: key() };
+        let anthropic_url = format!("http://127.0.0.1:{mock_port}/v1/messages");
+        let direct_anthropic = Target { url: &anthropic_url, body: ANTHROPIC_BODY, key: CONFIG_KEY };
+        let via_claude = Target { url: &via_url, body: VIA_CLAUDE_BODY, key: key() };
+        let base_url = baseline.as_ref().map(|(_, _, port, _)| format!("http://127.0.0.1:{port}/v1/chat/completions"));
+        let via_base = base_url.as_deref().map(|url| Target { url, body: BODY, key: CONFIG_KEY });
+        let gw_requests = AtomicU64::new(0);
         println!("key: {}", if KEY.get().is_some() { "issued, with key and team budgets and rate limits" } else { "bootstrap (config), no limits" });
 
         // warm both paths (connections, JIT-free but caches and pools)
@@ -293,12 +371,21 @@ deployments = [{{ provider = "mock-anthropic", model = "claude-haiku-4-5" }}]
                     gw_requests.fetch_add(1, Ordering::Relaxed);
                 }
             }
+            if let Some(t) = via_base {
+                one(&client, t).await;
+            }
         }
 
         let blocks = 3;
         let block_secs = (secs / blocks).max(1);
         let (mut d_lat, mut g_lat, mut d_fail, mut g_fail, mut cpu) = (vec![], vec![], 0, 0, 0.0);
+        let (mut b_lat, mut b_fail) = (vec![], 0);
         for _ in 0..blocks {
+            if let Some(t) = via_base {
+                let (l, f) = fixed_rate(&client, t, rate, block_secs).await;
+                b_lat.extend(l);
+                b_fail += f;
+            }
             let (l, f) = fixed_rate(&client, direct, rate, block_secs).await;
             d_lat.extend(l);
             d_fail += f;
@@ -310,6 +397,7 @@ deployments = [{{ provider = "mock-anthropic", model = "claude-haiku-4-5" }}]
             g_fail += f;
         }
         d_lat.sort_unstable();
+        b_lat.sort_unstable();
         let gw_ok = g_lat.len() as u64;
         g_lat.sort_unstable();
 
@@ -331,6 +419,10 @@ deployments = [{{ provider = "mock-anthropic", model = "claude-haiku-4-5" }}]
         let (g_max, g_max_n, g_max_fail) = max_throughput(&client, via, workers, max_secs).await;
         let max_cpu = cpu_seconds(gw_pid) - c0;
         gw_requests.fetch_add(g_max_n, Ordering::Relaxed);
+        let b_max = match via_base {
+            Some(t) => Some(max_throughput(&client, t, workers, max_secs).await),
+            None => None,
+        };
 
         // every gateway request left three events in the stream
         let nats = async_nats::connect(format!("nats://127.0.0.1:{nats_port}")).await.unwrap();
@@ -360,6 +452,25 @@ deployments = [{{ provider = "mock-anthropic", model = "claude-haiku-4-5" }}]
             pct(&g_lat, 0.99) - pct(&d_lat, 0.99),
             pct(&g_lat, 0.999) - pct(&d_lat, 0.999)
         );
+        if let Some((_, _, _, path)) = &baseline {
+            let (g50, g99) = (pct(&g_lat, 0.5) - pct(&d_lat, 0.5), pct(&g_lat, 0.99) - pct(&d_lat, 0.99));
+            let (b50, b99) = (pct(&b_lat, 0.5) - pct(&d_lat, 0.5), pct(&b_lat, 0.99) - pct(&d_lat, 0.99));
+            println!("\n### A/B: this build against {} (bootstrap key, no limits), same blocks\n", path.display());
+            println!("| path | p50 µs | p90 µs | p99 µs | p99.9 µs |");
+            println!("|---|---|---|---|---|");
+            row("through the baseline build", &b_lat);
+            println!("| **baseline overhead** | **{b50:.0}** | {:.0} | **{b99:.0}** | {:.0} |", pct(&b_lat, 0.9) - pct(&d_lat, 0.9), pct(&b_lat, 0.999) - pct(&d_lat, 0.999));
+            println!(
+                "\nA/B latency through the gateway (this / baseline): p50 {:.3}, p99 {:.3}; overhead: p50 {:+.0} µs, p99 {:+.0} µs; baseline failures {b_fail}",
+                pct(&g_lat, 0.5) / pct(&b_lat, 0.5),
+                pct(&g_lat, 0.99) / pct(&b_lat, 0.99),
+                g50 - b50,
+                g99 - b99
+            );
+            if let Some((b_max, _, b_max_fail)) = b_max {
+                println!("A/B maximum throughput: this {g_max:.0} req/s, baseline {b_max:.0} req/s (ratio {:.3}); baseline failures {b_max_fail}", g_max / b_max);
+            }
+        }
         println!("\n### Through the Anthropic adapter (OpenAI-shaped client → gateway → Messages API)\n");
         println!("| path | p50 µs | p90 µs | p99 µs | p99.9 µs |");
         println!("|---|---|---|---|---|");
