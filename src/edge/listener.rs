@@ -11,6 +11,7 @@
 
 use axum::Router;
 use axum::body::Body;
+use axum::extract::ConnectInfo;
 use axum::http::Request;
 use bytes::Bytes;
 use hyper::body::Incoming;
@@ -18,6 +19,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
 use std::convert::Infallible;
 use std::io;
+use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -153,8 +155,8 @@ pub async fn serve(
             _ = shutdown.cancelled() => break,
             r = listener.accept() => r,
         };
-        let stream = match accepted {
-            Ok((stream, _)) => stream,
+        let (stream, peer) = match accepted {
+            Ok(accepted) => accepted,
             Err(e) => {
                 // Out of descriptors or a connection reset before we took it: the listener is
                 // fine. Back off a little so a full descriptor table is not spun on.
@@ -189,7 +191,7 @@ pub async fn serve(
         metrics::gauge!("switchyard_connections_open").increment(1.0);
         let (app, shutdown) = (app.clone(), shutdown.clone());
         connections.spawn(async move {
-            serve_connection(stream, app, limits, shutdown).await;
+            serve_connection(stream, peer, app, limits, shutdown).await;
             metrics::gauge!("switchyard_connections_open").decrement(1.0);
             drop(guard);
         });
@@ -231,6 +233,7 @@ fn shed_response() -> Vec<u8> {
 
 async fn serve_connection(
     stream: TcpStream,
+    peer: SocketAddr,
     app: Router,
     limits: Limits,
     shutdown: CancellationToken,
@@ -247,7 +250,9 @@ async fn serve_connection(
             let (app, activity) = (app.clone(), Arc::clone(&activity));
             async move {
                 let in_flight = InFlight::begin(activity);
-                let resp = match app.oneshot(req.map(Body::new)).await {
+                let mut req = req.map(Body::new);
+                req.extensions_mut().insert(ConnectInfo(peer));
+                let resp = match app.oneshot(req).await {
                     Ok(r) => r,
                     Err(never) => match never {},
                 };

@@ -10,6 +10,7 @@ pub mod listener;
 mod openai;
 mod pipeline;
 pub mod ratelimit;
+mod rejected;
 mod surface;
 mod validate;
 
@@ -87,6 +88,12 @@ fn bearer(headers: &HeaderMap) -> Option<&str> {
     let v = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
     let (scheme, token) = v.split_once(' ')?;
     scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+}
+
+/// The key a client presents: `Authorization: Bearer` (OpenAI clients) or `x-api-key`
+/// (Anthropic clients).
+fn presented_key(headers: &HeaderMap) -> Option<&str> {
+    bearer(headers).or_else(|| headers.get("x-api-key").and_then(|v| v.to_str().ok()))
 }
 
 /// Read the whole body, refusing more than `limit` bytes with 413 and a body that takes longer

@@ -13,7 +13,8 @@ use serde_json::json;
 use std::sync::Arc;
 
 use super::pipeline::handle;
-use super::surface::{Authenticated, Canonical, Framer, Surface, SurfaceError, SurfaceRequest};
+use super::rejected::{self, Peer};
+use super::surface::{Auth, Authenticated, Canonical, Framer, Surface, SurfaceRequest};
 use super::{ApiError, EdgeState, validate};
 use crate::events::{Endpoint, Usage};
 use crate::providers::{ChatRequest, EmbeddingsRequest, ProviderError, StreamChunk};
@@ -21,24 +22,24 @@ use crate::providers::{ChatRequest, EmbeddingsRequest, ProviderError, StreamChun
 /// OpenAI's API shape.
 pub struct OpenAi;
 
-type Result<T> = std::result::Result<T, SurfaceError<OpenAi>>;
-
 pub async fn chat_completions(
     State(st): State<Arc<EdgeState>>,
-    auth: Authenticated<OpenAi>,
+    auth: Auth<OpenAi>,
+    peer: Peer,
     headers: HeaderMap,
     body: Body,
-) -> Result<Response> {
-    handle::<OpenAi, ChatRequest>(st, auth, headers, body).await
+) -> Response {
+    handle::<OpenAi, ChatRequest>(st, auth, rejected::peer(peer), headers, body).await
 }
 
 pub async fn embeddings(
     State(st): State<Arc<EdgeState>>,
-    auth: Authenticated<OpenAi>,
+    auth: Auth<OpenAi>,
+    peer: Peer,
     headers: HeaderMap,
     body: Body,
-) -> Result<Response> {
-    handle::<OpenAi, EmbeddingsRequest>(st, auth, headers, body).await
+) -> Response {
+    handle::<OpenAi, EmbeddingsRequest>(st, auth, rejected::peer(peer), headers, body).await
 }
 
 /// `GET /v1/models`: the models this key may call.

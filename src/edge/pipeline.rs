@@ -33,6 +33,7 @@ use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use futures::StreamExt;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 use tokio::sync::{mpsc, oneshot};
@@ -40,6 +41,7 @@ use tokio_util::sync::CancellationToken;
 use ulid::Ulid;
 
 use super::error::char_prefix;
+use super::rejected::{self, Refusal, Seen};
 use super::surface::{Authenticated, Canonical, Framer, Surface, SurfaceError, SurfaceRequest};
 use super::{ApiError, EdgeState, ratelimit, read_body, validate};
 use crate::config::Durability;
@@ -85,18 +87,51 @@ struct Ctx {
     budget: Reservation,
 }
 
-/// A request on surface `S` whose body is an `R`, from authentication to its response.
+/// A request on surface `S` whose body is an `R`, from authentication to its response. A
+/// refusal before admission is answered in the surface's shape and recorded as
+/// `RequestRejected`.
 pub async fn handle<S: Surface, R: SurfaceRequest>(
     st: Arc<EdgeState>,
-    Authenticated(caller, _): Authenticated<S>,
+    auth: Result<Authenticated<S>, SurfaceError<S>>,
+    peer: Option<SocketAddr>,
     headers: HeaderMap,
     body: Body,
-) -> Result<Response, SurfaceError<S>> {
+) -> Response {
+    let mut seen = Seen::default();
+    let refusal =
+        match admit_and_run::<S, R>(Arc::clone(&st), auth, &headers, body, &mut seen).await {
+            Ok(response) => return response,
+            Err(refusal) => refusal,
+        };
+    let request_id = Ulid::generate();
+    rejected::record(&st, request_id, R::ENDPOINT, &refusal, seen, &headers, peer);
+    let mut r = S::error(refusal.error);
+    if let Some(rate) = &refusal.rate {
+        ratelimit::write_refusal(r.headers_mut(), rate);
+    }
+    if let Ok(v) = HeaderValue::from_str(&request_id.to_string()) {
+        r.headers_mut().insert(REQUEST_ID.clone(), v);
+    }
+    r
+}
+
+/// Everything from authentication on: a [`Refusal`] before admission, else the response of
+/// the admitted request.
+async fn admit_and_run<S: Surface, R: SurfaceRequest>(
+    st: Arc<EdgeState>,
+    auth: Result<Authenticated<S>, SurfaceError<S>>,
+    headers: &HeaderMap,
+    body: Body,
+    seen: &mut Seen,
+) -> Result<Response, Refusal> {
     let started = Instant::now();
+    let Authenticated(caller, _) = auth?;
+    seen.principal = Some(Arc::clone(&caller.principal));
     // Parse: size limit, JSON, the surface's own checks, the canonical request.
-    let bytes = read_body(&headers, body, st.max_body_bytes, st.body_read_timeout).await?;
+    let bytes = read_body(headers, body, st.max_body_bytes, st.body_read_timeout).await?;
     let req: R = serde_json::from_slice(&bytes).map_err(|e| validate::parse_error(&e, &bytes))?;
     let (model, stream) = (req.model().to_owned(), req.is_stream());
+    seen.model = Some(model.clone());
     if !caller.may_use(&model) {
         return Err(ApiError::model_not_allowed(&model).into());
     }
@@ -107,7 +142,7 @@ pub async fn handle<S: Surface, R: SurfaceRequest>(
         .routes
         .resolve(&routing::rules::Input {
             model: &model,
-            headers: &headers,
+            headers,
             principal: &principal,
             chat: canonical.chat(),
         })
@@ -132,9 +167,10 @@ pub async fn handle<S: Surface, R: SurfaceRequest>(
     let rate = match rate {
         Ok(view) => view,
         Err(refusal) => {
-            let mut r = S::error(ApiError::rate_refused(&refusal));
-            ratelimit::write_refusal(r.headers_mut(), &refusal);
-            return Ok(r);
+            return Err(Refusal {
+                error: ApiError::rate_refused(&refusal),
+                rate: Some(refusal),
+            });
         }
     };
     let budget = st

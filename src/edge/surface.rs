@@ -16,7 +16,7 @@ use serde::de::DeserializeOwned;
 use std::marker::PhantomData;
 use std::sync::Arc;
 
-use super::{ApiError, EdgeState, bearer};
+use super::{ApiError, EdgeState, presented_key};
 use crate::events::{Endpoint, Usage};
 use crate::governance::{AuthError, Caller};
 use crate::providers::{ChatRequest, EmbeddingsRequest, ProviderError, StreamChunk};
@@ -87,6 +87,9 @@ impl<S: Surface> IntoResponse for SurfaceError<S> {
     }
 }
 
+/// Authentication as a handler takes it: a refusal is the handler's to answer (and record).
+pub type Auth<S> = Result<Authenticated<S>, SurfaceError<S>>;
+
 /// The caller of a virtual key sent as `Authorization: Bearer` (OpenAI clients) or
 /// `x-api-key` (Anthropic clients), on every surface; a missing, unknown, expired or revoked
 /// key is refused before the body is read.
@@ -99,9 +102,7 @@ impl<S: Surface> FromRequestParts<Arc<EdgeState>> for Authenticated<S> {
         parts: &mut Parts,
         st: &Arc<EdgeState>,
     ) -> Result<Self, Self::Rejection> {
-        let token = bearer(&parts.headers)
-            .or_else(|| parts.headers.get("x-api-key").and_then(|v| v.to_str().ok()))
-            .ok_or_else(ApiError::unauthorized)?;
+        let token = presented_key(&parts.headers).ok_or_else(ApiError::unauthorized)?;
         match st.keys.authenticate(token, crate::governance::now_ms()) {
             Ok(caller) => Ok(Authenticated(caller, PhantomData)),
             Err(AuthError::Unknown) => Err(ApiError::unauthorized().into()),

@@ -8,18 +8,20 @@
 //! | --- | --- |
 //! | 1 | first shipped; frozen in `v1.rs` and converted on decode |
 //! | 2 | routing facts: `RequestAccepted.{rule, routed_model}`, `Attempt.{kind, backoff_ms, key_index}`, `Event::BreakerChanged` |
-//! | 3 | admin events: `Event::{KeyIssued, KeyRotated, KeyRevoked, KeyExpired, LimitsSet}` |
+//! | 3 | admin events: `Event::{KeyIssued, KeyRotated, KeyRevoked, KeyExpired, LimitsSet}`, then the budget ledger's `Event::{BudgetLeased, BudgetThresholdCrossed}` |
+//! | 4 | `Event::RequestRejected`: requests refused before admission |
 //!
-//! Schema 3 only added variants at the end of `Event`, so a schema-2 body is a valid schema-3
-//! body and decodes with today's types; the version still moved so that a schema-2 build stops
-//! before an admin event ([`DecodeError::UnknownSchema`]) instead of skipping it as garbage.
+//! Schemas 3 and 4 only added variants at the end of `Event`, so a schema-2 or schema-3 body is
+//! a valid schema-4 body and decodes with today's types; the version still moved so that an
+//! older build stops before an event it does not know ([`DecodeError::UnknownSchema`]) instead
+//! of skipping it as garbage.
 
 mod v1;
 
 use super::Envelope;
 
 /// The schema version written by this build.
-pub const CURRENT_SCHEMA: u16 = 3;
+pub const CURRENT_SCHEMA: u16 = 4;
 
 fn config() -> bincode::config::Configuration {
     bincode::config::standard()
@@ -74,8 +76,8 @@ pub fn decode(bytes: &[u8]) -> Result<Envelope, DecodeError> {
     let schema = u16::from_le_bytes([head[0], head[1]]);
     match schema {
         1 => body_of::<v1::Envelope>(schema, body).map(Envelope::from),
-        // Schema 3 added variants only (see the table above).
-        2 | CURRENT_SCHEMA => body_of::<Envelope>(schema, body),
+        // Schemas 3 and 4 added variants only (see the table above).
+        2 | 3 | CURRENT_SCHEMA => body_of::<Envelope>(schema, body),
         other => Err(DecodeError::UnknownSchema(other)),
     }
 }
@@ -143,7 +145,7 @@ mod tests {
         );
         let bytes = encode(&env);
         assert_eq!(bytes[..2], CURRENT_SCHEMA.to_le_bytes());
-        assert_eq!(CURRENT_SCHEMA, 3);
+        assert_eq!(CURRENT_SCHEMA, 4);
         assert_eq!(decode(&bytes).unwrap(), env);
     }
 

@@ -67,6 +67,9 @@ pub enum Event {
     /// A budget window's spend crossed one of its alert thresholds; published once per
     /// threshold and window. Belongs to no request.
     BudgetThresholdCrossed(BudgetThresholdCrossed),
+    /// Schema 4: a request refused before admission (bad key, unknown model, invalid body,
+    /// limits). Its envelope's `request_id` is the id the refusal answered with.
+    RequestRejected(RequestRejected),
 }
 
 impl Event {
@@ -84,6 +87,7 @@ impl Event {
             Event::LimitsSet(_) => "limits_set",
             Event::BudgetLeased(_) => "budget_leased",
             Event::BudgetThresholdCrossed(_) => "budget_threshold_crossed",
+            Event::RequestRejected(_) => "request_rejected",
         }
     }
 }
@@ -145,6 +149,34 @@ pub struct RequestAccepted {
     /// The public model the rule chose; `None` when the requested `model` was used as is.
     /// (Schema 2; schema-1 events decode with `None`.)
     pub routed_model: Option<String>,
+}
+
+/// The edge refused a request before admitting it. Holds no secret: an unrecognised key is
+/// named only by a short fingerprint of its SHA-256.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct RequestRejected {
+    pub endpoint: Endpoint,
+    /// The HTTP status of the refusal.
+    pub status: u16,
+    /// The error code the client got (`invalid_api_key`, `model_not_found`,
+    /// `rate_limit_exceeded`…).
+    pub code: String,
+    /// The error message the client got.
+    pub message: String,
+    /// The caller, when its key was recognised (a refusal after authentication).
+    pub principal: Option<Principal>,
+    /// The public id of a presented `sy-<id>-…` key that was not accepted (unknown, expired,
+    /// revoked), when the caller is not known.
+    pub key_id: Option<String>,
+    /// The first 8 hex digits of the SHA-256 of the presented key, when one was presented and
+    /// the caller is not known: enough to tell one bad key from another, nothing more.
+    pub key_fingerprint: Option<String>,
+    /// The model the request asked for, when the body was read that far (clipped).
+    pub model: Option<String>,
+    /// The client's address as the gateway's socket saw it.
+    pub remote_addr: Option<String>,
+    /// The `User-Agent` header (clipped).
+    pub user_agent: Option<String>,
 }
 
 /// Token counts, normalised across providers.

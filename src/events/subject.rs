@@ -21,6 +21,7 @@ pub fn subject(event: &Event) -> Cow<'static, str> {
         Event::KeyRevoked(_) => "switchyard.events.admin.key.revoked",
         Event::KeyExpired(_) => "switchyard.events.admin.key.expired",
         Event::LimitsSet(_) => "switchyard.events.admin.limits.set",
+        Event::RequestRejected(_) => "switchyard.events.request.rejected",
         Event::BudgetLeased(e) => return Cow::Owned(budget_lease_subject(&e.window)),
         Event::BudgetThresholdCrossed(e) => {
             return Cow::Owned(budget_threshold_subject(&e.window, e.percent));

@@ -275,7 +275,8 @@ fn fold(state: &mut State, env: &Envelope) {
         | Event::SpendRecorded(_)
         | Event::BreakerChanged(_)
         | Event::BudgetLeased(_)
-        | Event::BudgetThresholdCrossed(_) => {}
+        | Event::BudgetThresholdCrossed(_)
+        | Event::RequestRejected(_) => {}
     }
 }
 

@@ -99,7 +99,13 @@ pub struct EventSink {
     tx: mpsc::Sender<Pending>,
     outbox: Arc<Outbox>,
     status: Arc<PublishStatus>,
+    /// Room for [`EventSink::emit_detached`] events being written to the outbox.
+    spills: Arc<tokio::sync::Semaphore>,
 }
+
+/// At most this many detached events are written to the outbox at once; past it they are
+/// dropped (and counted).
+const DETACHED_SPILLS: usize = 1024;
 
 /// Make the sink and the receiving end for [`run_publisher`].
 pub fn channel(
@@ -108,7 +114,16 @@ pub fn channel(
     status: Arc<PublishStatus>,
 ) -> (EventSink, mpsc::Receiver<Pending>) {
     let (tx, rx) = mpsc::channel(capacity);
-    (EventSink { tx, outbox, status }, rx)
+    let spills = Arc::new(tokio::sync::Semaphore::new(DETACHED_SPILLS));
+    (
+        EventSink {
+            tx,
+            outbox,
+            status,
+            spills,
+        },
+        rx,
+    )
 }
 
 impl EventSink {
@@ -128,6 +143,36 @@ impl EventSink {
         let (tx, rx) = oneshot::channel();
         self.send(env, Some(tx)).await;
         rx.await.unwrap_or(Err(PublishError::NotAcknowledged))
+    }
+
+    /// Hand an event to the publisher without waiting, for events a flood could bring (refused
+    /// requests): a full channel sends it to the outbox on a task of its own; when
+    /// [`DETACHED_SPILLS`] such writes are already under way the event is dropped and counted in
+    /// `switchyard_events_dropped_total`. The write runs on `tasks`, which shutdown waits for.
+    pub fn emit_detached(&self, env: &Envelope, tasks: &tokio_util::task::TaskTracker) {
+        let pending = Pending {
+            id: env.id,
+            subject: subject(&env.event),
+            payload: Bytes::from(encode(env)),
+            ack: None,
+        };
+        let pending = match self.tx.try_send(pending) {
+            Ok(()) => return,
+            Err(mpsc::error::TrySendError::Full(p) | mpsc::error::TrySendError::Closed(p)) => p,
+        };
+        match Arc::clone(&self.spills).try_acquire_owned() {
+            Ok(permit) => {
+                let sink = self.clone();
+                tasks.spawn(async move {
+                    sink.store_directly(pending).await;
+                    drop(permit);
+                });
+            }
+            Err(_) => {
+                metrics::counter!("switchyard_events_dropped_total", "kind" => env.event.kind())
+                    .increment(1);
+            }
+        }
     }
 
     pub fn status(&self) -> &Arc<PublishStatus> {

@@ -37,11 +37,13 @@ async fn bad_requests_get_openai_shaped_errors() {
     let r = c
         .post(&url)
         .bearer_auth("sk-wrong")
+        .header("user-agent", "curl/8.5.0")
         .json(&chat_body("gpt-4o-mini", "hi", false))
         .send()
         .await
         .unwrap();
     assert_eq!(r.status(), 401);
+    let wrong_key_id = r.headers()["x-request-id"].to_str().unwrap().to_owned();
     let r = c
         .post(&url)
         .header("authorization", format!("Basic {KEY}"))
@@ -117,6 +119,68 @@ async fn bad_requests_get_openai_shaped_errors() {
     let r = post_chat(&gw, KEY, &chat_body("gpt-4o-mini", "hi", false)).await;
     assert_eq!(r.status(), 200);
     gw.stop().await;
+
+    // Every refused model request left a RequestRejected event (routes that are not model
+    // requests, like /v1/models or /v1/nope, do not), and none holds a presented key.
+    let events = read_events(&nats.url()).await;
+    let rejected: Vec<_> = events
+        .iter()
+        .filter_map(|(_, env, _)| match &env.event {
+            Event::RequestRejected(r) => Some((env.request_id.to_string(), r.clone())),
+            _ => None,
+        })
+        .collect();
+    let codes: Vec<(u16, &str)> = rejected
+        .iter()
+        .map(|(_, r)| (r.status, r.code.as_str()))
+        .collect();
+    assert_eq!(
+        codes,
+        [
+            (401, "invalid_api_key"),
+            (401, "invalid_api_key"),
+            (401, "invalid_api_key"),
+            (400, "invalid_json"),
+            (400, "missing_required_parameter"),
+            (413, "request_too_large"),
+            (413, "request_too_large"),
+            (404, "model_not_found"),
+        ]
+    );
+    let (id, wrong) = &rejected[1];
+    assert_eq!(
+        id, &wrong_key_id,
+        "the event names the id the refusal answered with"
+    );
+    assert_eq!(wrong.principal, None);
+    assert_eq!(
+        wrong.key_fingerprint.as_deref(),
+        Some(&hex::encode(switchyard::governance::hash_key("sk-wrong"))[..8])
+    );
+    assert_eq!(wrong.user_agent.as_deref(), Some("curl/8.5.0"));
+    assert!(
+        wrong
+            .remote_addr
+            .as_deref()
+            .is_some_and(|a| a.starts_with("127.0.0.1:"))
+    );
+    assert_eq!(rejected[0].1.key_fingerprint, None, "no key presented");
+    let (_, unknown_model) = &rejected[7];
+    assert_eq!(unknown_model.model.as_deref(), Some("gpt-9-ultra"));
+    assert_eq!(
+        unknown_model.principal.as_ref().map(|p| p.key_id.as_str()),
+        Some("alice-key"),
+        "a refusal after authentication names the caller"
+    );
+    assert_eq!(unknown_model.key_fingerprint, None);
+    for (_, _, raw) in &events {
+        for secret in [KEY, "sk-wrong"] {
+            assert!(
+                !raw.windows(secret.len()).any(|w| w == secret.as_bytes()),
+                "a presented key is in an event"
+            );
+        }
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

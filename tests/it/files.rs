@@ -437,7 +437,7 @@ fn golden_v2_bytes_still_decode() {
         );
         let again = encode(&env);
         assert_eq!(u16::from_le_bytes([again[0], again[1]]), CURRENT_SCHEMA);
-        assert_eq!(again[2..], bytes[2..], "{name}: the v2 body is a v3 body");
+        assert_eq!(again[2..], bytes[2..], "{name}: the v2 body is a v4 body");
     }
 }
 
@@ -567,18 +567,13 @@ fn golden_v3() -> Vec<(&'static str, Envelope)> {
     ]
 }
 
-/// Schema 3 is current: its golden files are written once under SWITCHYARD_BLESS (never
-/// rewritten) and this build must still write them byte for byte.
+/// Schema 3 is no longer written: schema 4 only added an event variant, so its golden files
+/// decode to the same events and re-encode as schema 4 with the same body.
 #[test]
 fn golden_v3_bytes_still_decode() {
-    assert_eq!(CURRENT_SCHEMA, 3, "a new schema needs its own golden files");
     let dir = root().join("tests/fixtures/events/v3");
     for (name, env) in golden_v3() {
         let path = dir.join(format!("{name}.bin"));
-        if bless() && !path.exists() {
-            std::fs::create_dir_all(&dir).unwrap();
-            std::fs::write(&path, encode(&env)).unwrap();
-        }
         let bytes = std::fs::read(&path).unwrap_or_else(|_| panic!("{} missing", path.display()));
         assert_eq!(u16::from_le_bytes([bytes[0], bytes[1]]), 3);
         assert_eq!(
@@ -586,10 +581,89 @@ fn golden_v3_bytes_still_decode() {
             env,
             "{name}: v3 bytes decode to the same event"
         );
+        let again = encode(&env);
+        assert_eq!(u16::from_le_bytes([again[0], again[1]]), CURRENT_SCHEMA);
+        assert_eq!(again[2..], bytes[2..], "{name}: the v3 body is a v4 body");
+    }
+}
+
+/// Schema 4: a refused request, every optional field set, and one with none.
+fn golden_v4() -> Vec<(&'static str, Envelope)> {
+    let id = |n: u128| ulid::Ulid::from(0x019a_e000_0000_0000_0000_0000_0000_0000u128 + n);
+    let env = |n, event| Envelope {
+        id: id(n),
+        at_ms: 1_764_500_000_000 + n as u64,
+        request_id: id(100 + n),
+        event,
+    };
+    vec![
+        (
+            "request_rejected_full",
+            env(
+                1,
+                Event::RequestRejected(RequestRejected {
+                    endpoint: Endpoint::Messages,
+                    status: 429,
+                    code: "rate_limit_exceeded".into(),
+                    message: "Rate limit reached for key 01kb on requests per minute.".into(),
+                    principal: Some(Principal {
+                        key_id: "01kb0000000000000000000001".into(),
+                        user: Some("ana".into()),
+                        team: Some("search".into()),
+                        project: Some("web".into()),
+                    }),
+                    key_id: Some("01kb0000000000000000000002".into()),
+                    key_fingerprint: Some("a1b2c3d4".into()),
+                    model: Some("claude".into()),
+                    remote_addr: Some("10.0.0.7:51234".into()),
+                    user_agent: Some("anthropic-python/2.14.0".into()),
+                }),
+            ),
+        ),
+        (
+            "request_rejected_bare",
+            env(
+                2,
+                Event::RequestRejected(RequestRejected {
+                    endpoint: Endpoint::ChatCompletions,
+                    status: 401,
+                    code: "invalid_api_key".into(),
+                    message: "Incorrect API key provided.".into(),
+                    principal: None,
+                    key_id: None,
+                    key_fingerprint: None,
+                    model: None,
+                    remote_addr: None,
+                    user_agent: None,
+                }),
+            ),
+        ),
+    ]
+}
+
+/// Schema 4 is current: its golden files are written once under SWITCHYARD_BLESS (never
+/// rewritten) and this build must still write them byte for byte.
+#[test]
+fn golden_v4_bytes_still_decode() {
+    assert_eq!(CURRENT_SCHEMA, 4, "a new schema needs its own golden files");
+    let dir = root().join("tests/fixtures/events/v4");
+    for (name, env) in golden_v4() {
+        let path = dir.join(format!("{name}.bin"));
+        if bless() && !path.exists() {
+            std::fs::create_dir_all(&dir).unwrap();
+            std::fs::write(&path, encode(&env)).unwrap();
+        }
+        let bytes = std::fs::read(&path).unwrap_or_else(|_| panic!("{} missing", path.display()));
+        assert_eq!(u16::from_le_bytes([bytes[0], bytes[1]]), 4);
+        assert_eq!(
+            decode(&bytes).unwrap(),
+            env,
+            "{name}: v4 bytes decode to the same event"
+        );
         assert_eq!(
             encode(&env),
             bytes,
-            "{name}: this build still writes v3 identically"
+            "{name}: this build still writes v4 identically"
         );
     }
 }

@@ -250,6 +250,19 @@ async fn anthropic_clients_reach_any_provider() {
 
     gw.stop().await;
     let all = read_events(&nats.url()).await;
+    // The three refusals are on record, from the Messages surface.
+    let rejected: Vec<_> = all
+        .iter()
+        .filter_map(|(_, env, _)| match &env.event {
+            Event::RequestRejected(r) => Some((r.endpoint, r.status)),
+            _ => None,
+        })
+        .collect();
+    let messages = switchyard::events::Endpoint::Messages;
+    assert_eq!(
+        rejected,
+        [(messages, 401), (messages, 404), (messages, 400)]
+    );
     for id in ids {
         let events = for_request(&all, &id);
         assert_eq!(events.len(), 3, "same pipeline: accepted, completed, spend");

@@ -80,12 +80,31 @@ async fn requests_past_the_limit_get_429_with_retry_after_and_headers() {
         .unwrap();
     assert!((1..=1).contains(&retry), "{retry}");
     assert_eq!(second.headers()["x-ratelimit-remaining-requests"], "0");
+    let refused_id = second.headers()["x-request-id"]
+        .to_str()
+        .unwrap()
+        .to_owned();
     let body: Value = second.json().await.unwrap();
     assert_eq!(body["error"]["code"], "rate_limit_exceeded", "{body}");
     assert_eq!(body["error"]["type"], "requests", "{body}");
     tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
     assert_eq!(send(&gw.url(""), &key).await.status(), 200);
     gw.stop().await;
+    // The refusal is on record with its reason and its caller.
+    let events = read_events(&nats.url()).await;
+    let rejected: Vec<_> = events
+        .iter()
+        .filter_map(|(_, env, _)| match &env.event {
+            switchyard::events::Event::RequestRejected(r) => Some((env.request_id, r)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(rejected.len(), 1);
+    let (id, r) = rejected[0];
+    assert_eq!(id.to_string(), refused_id);
+    assert_eq!((r.status, r.code.as_str()), (429, "rate_limit_exceeded"));
+    assert_eq!(r.model.as_deref(), Some("gpt-4o-mini"));
+    assert!(r.principal.is_some());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

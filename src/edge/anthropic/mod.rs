@@ -16,7 +16,8 @@ use serde_json::json;
 use std::sync::Arc;
 
 use super::pipeline::handle;
-use super::surface::{Authenticated, Canonical, Framer, Surface, SurfaceError, SurfaceRequest};
+use super::rejected::{self, Peer};
+use super::surface::{Auth, Authenticated, Canonical, Framer, Surface, SurfaceRequest};
 use super::{ApiError, EdgeState, read_body};
 use crate::events::{Endpoint, Usage};
 use crate::providers::{ChatRequest, ProviderError, StreamChunk, tokens};
@@ -33,11 +34,12 @@ fn invalid(e: Refused) -> ApiError {
 
 pub async fn messages(
     State(st): State<Arc<EdgeState>>,
-    auth: Authenticated<Anthropic>,
+    auth: Auth<Anthropic>,
+    peer: Peer,
     headers: HeaderMap,
     body: Body,
-) -> Result<Response, SurfaceError<Anthropic>> {
-    handle::<Anthropic, InRequest>(st, auth, headers, body).await
+) -> Response {
+    handle::<Anthropic, InRequest>(st, auth, rejected::peer(peer), headers, body).await
 }
 
 impl SurfaceRequest for InRequest {
