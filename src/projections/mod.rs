@@ -7,6 +7,7 @@
 //! consumer always restarts from the store, commits need not each be fsynced: the runner makes
 //! one durable about once a second and at stop.
 
+pub mod audit;
 pub mod budgets;
 pub mod directory;
 mod runner;
