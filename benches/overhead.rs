@@ -379,10 +379,13 @@ fn main() {
         let blocks = 3;
         let block_secs = (secs / blocks).max(1);
         let (mut d_lat, mut g_lat, mut d_fail, mut g_fail, mut cpu) = (vec![], vec![], 0, 0, 0.0);
-        let (mut b_lat, mut b_fail) = (vec![], 0);
+        let (mut b_lat, mut b_fail, mut b_cpu) = (vec![], 0, 0.0);
+        let base_pid = baseline.as_ref().map(|(_, gw, _, _)| gw.0.id());
         for _ in 0..blocks {
-            if let Some(t) = via_base {
+            if let (Some(t), Some(pid)) = (via_base, base_pid) {
+                let c0 = cpu_seconds(pid);
                 let (l, f) = fixed_rate(&client, t, rate, block_secs).await;
+                b_cpu += cpu_seconds(pid) - c0;
                 b_lat.extend(l);
                 b_fail += f;
             }
@@ -466,6 +469,12 @@ fn main() {
                 pct(&g_lat, 0.99) / pct(&b_lat, 0.99),
                 g50 - b50,
                 g99 - b99
+            );
+            println!(
+                "A/B gateway CPU at {rate} req/s: this {:.1} µs per request, baseline {:.1} µs (ratio {:.3})",
+                cpu * 1e6 / gw_ok as f64,
+                b_cpu * 1e6 / b_lat.len().max(1) as f64,
+                (cpu / gw_ok as f64) / (b_cpu / b_lat.len().max(1) as f64)
             );
             if let Some((b_max, _, b_max_fail)) = b_max {
                 println!("A/B maximum throughput: this {g_max:.0} req/s, baseline {b_max:.0} req/s (ratio {:.3}); baseline failures {b_max_fail}", g_max / b_max);
