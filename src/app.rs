@@ -17,6 +17,8 @@ use crate::governance::rate::Rates;
 use crate::governance::{Directory, KeyStore};
 use crate::ledger::rates::RateLedger;
 use crate::ledger::{self, Ledger, alerts};
+use crate::projections::Projection;
+use crate::projections::audit::AuditProjection;
 use crate::projections::budgets::BudgetsStore;
 use crate::projections::{ProjectionError, ProjectionStatus, RunMode, Runner};
 use crate::publish::jetstream::{self, SetupError, ensure_stream, is_connected};
@@ -142,6 +144,7 @@ pub async fn serve(
         currency: config.pricing.currency.clone(),
         budgets: services.budgets.take(),
         budgets_status: services.budgets_status.clone(),
+        audit: services.audit.clone(),
         governance: Some(governance),
     };
     let app = edge::router(state, admin);
@@ -174,6 +177,8 @@ struct Services {
     /// Handed to the admin API.
     budgets: Option<Arc<BudgetsStore>>,
     budgets_status: Option<Arc<ProjectionStatus>>,
+    /// The audit index, when this process runs it; handed to the admin API.
+    audit: Option<Arc<AuditProjection>>,
     /// Issued keys and scope limits, following the stream's admin events.
     directory: Arc<Directory>,
     /// This instance's slices of every budget (admission), fed by the ledger task.
@@ -229,6 +234,7 @@ impl Services {
             stop_background,
             budgets: None,
             budgets_status: None,
+            audit: None,
             directory,
             accounts,
             rates,
@@ -271,6 +277,11 @@ impl Services {
                 .push(Box::new(move || weak.strong_count() == 0));
             services.budgets = Some(store);
             services.budgets_status = Some(status);
+        }
+        if config.projections.audit.enabled {
+            services.audit = Some(
+                start_audit(config, &client, &services.tasks, &services.stop_background).await?,
+            );
         }
         services.start_ledger(config, lease_requests);
         services.tasks.spawn(ledger::rates::run(
@@ -384,6 +395,57 @@ impl Services {
     }
 }
 
+/// Open the audit index and run its projection (and the ticker that commits what it added)
+/// on `tasks` until `stop`.
+pub async fn start_audit(
+    config: &Config,
+    client: &async_nats::Client,
+    tasks: &TaskTracker,
+    stop: &CancellationToken,
+) -> Result<Arc<AuditProjection>, AppError> {
+    let path = config.audit_path();
+    let audit = tokio::task::spawn_blocking(move || AuditProjection::open(&path))
+        .await
+        .map_err(ProjectionError::from)?
+        .map_err(ProjectionError::from)?;
+    let audit = Arc::new(audit);
+    let runner = Runner {
+        projection: Arc::clone(&audit),
+        client: client.clone(),
+        stream: config.nats.stream.clone(),
+        batch: config.projections.audit.batch,
+        status: Arc::new(ProjectionStatus::default()),
+        mode: RunMode::Follow,
+    };
+    let run_stop = stop.clone();
+    tasks.spawn(async move {
+        if let Err(e) = runner.run(run_stop).await {
+            tracing::error!(error = %e, "audit projection stopped");
+        }
+    });
+    // Searches see what was committed: commit new records twice a second.
+    let (ticker, ticker_stop) = (Arc::clone(&audit), stop.clone());
+    tasks.spawn(async move {
+        let mut every = tokio::time::interval(AUDIT_COMMIT_EVERY);
+        loop {
+            tokio::select! {
+                _ = every.tick() => {}
+                _ = ticker_stop.cancelled() => return,
+            }
+            let a = Arc::clone(&ticker);
+            match tokio::task::spawn_blocking(move || a.flush()).await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => tracing::warn!(error = %e, "audit index commit failed"),
+                Err(e) => tracing::warn!(error = %e, "audit index commit did not finish"),
+            }
+        }
+    });
+    Ok(audit)
+}
+
+/// How often the gateway commits new audit records (what searches can see).
+const AUDIT_COMMIT_EVERY: Duration = Duration::from_millis(500);
+
 pub async fn open_budgets(config: &Config) -> Result<Arc<BudgetsStore>, AppError> {
     let path = config.budgets_path();
     let store = tokio::task::spawn_blocking(move || BudgetsStore::open(&path))
@@ -409,6 +471,7 @@ pub async fn consume_budgets(
             currency: config.pricing.currency.clone(),
             budgets: Some(Arc::clone(&store)),
             budgets_status: Some(Arc::clone(&status)),
+            audit: None,
             governance: None,
         };
         let stop = shutdown.clone();

@@ -236,6 +236,8 @@ impl Default for EventsConfig {
 #[serde(deny_unknown_fields, default)]
 pub struct ProjectionsConfig {
     pub budgets: ProjectionConfig,
+    /// The audit index (`path`: a directory, default `<data_dir>/audit`).
+    pub audit: ProjectionConfig,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
@@ -243,7 +245,8 @@ pub struct ProjectionsConfig {
 pub struct ProjectionConfig {
     /// Run this projection inside `switchyard serve`.
     pub enabled: bool,
-    /// Store file (default: `<data_dir>/<name>.redb`).
+    /// Store file (default: `<data_dir>/<name>.redb`; for the audit index a directory,
+    /// `<data_dir>/audit`).
     pub path: Option<PathBuf>,
     /// Messages fetched per batch.
     pub batch: usize,
@@ -571,6 +574,14 @@ impl Config {
             .path
             .clone()
             .unwrap_or_else(|| self.server.data_dir.join("budgets.redb"))
+    }
+
+    pub fn audit_path(&self) -> PathBuf {
+        self.projections
+            .audit
+            .path
+            .clone()
+            .unwrap_or_else(|| self.server.data_dir.join("audit"))
     }
 }
 

@@ -78,7 +78,12 @@ pub fn char_prefix(s: &str, max: usize) -> &str {
 }
 
 impl ApiError {
-    fn new(status: StatusCode, kind: &'static str, code: &str, message: impl Into<String>) -> Self {
+    pub(crate) fn new(
+        status: StatusCode,
+        kind: &'static str,
+        code: &str,
+        message: impl Into<String>,
+    ) -> Self {
         Self {
             status,
             message: bounded(message.into()),

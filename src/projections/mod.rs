@@ -31,6 +31,8 @@ pub enum ProjectionError {
         path: std::path::PathBuf,
         projection: &'static str,
     },
+    #[error(transparent)]
+    Index(#[from] audit::IndexError),
     #[error("the store task did not finish: {0}")]
     Task(#[from] tokio::task::JoinError),
     #[error("JetStream: {0}")]
@@ -60,6 +62,7 @@ impl ProjectionError {
             ProjectionError::Store(_)
                 | ProjectionError::Dir(_)
                 | ProjectionError::Locked { .. }
+                | ProjectionError::Index(_)
                 | ProjectionError::Task(_)
         )
     }

@@ -1,6 +1,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::disallowed_methods)]
 //! Integration tests: real nats-server, real HTTP, real files. One binary, one module per area.
 
+mod audit;
 mod budgets;
 mod chat;
 mod cluster;

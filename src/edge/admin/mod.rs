@@ -5,6 +5,7 @@
 //! directory to apply it, then answers, so what it returns is already in force here and reaches
 //! every other instance through the stream.
 
+mod audit;
 mod budgets;
 mod keys;
 mod limits;
@@ -31,6 +32,8 @@ pub struct AdminState {
     /// The budgets store when this process runs that projection.
     pub budgets: Option<Arc<BudgetsStore>>,
     pub budgets_status: Option<Arc<ProjectionStatus>>,
+    /// The audit index when this process runs it.
+    pub audit: Option<Arc<crate::projections::audit::AuditProjection>>,
     /// Keys and limits, in a gateway (not in a standalone projection process).
     pub governance: Option<Arc<AdminGovernance>>,
 }
@@ -54,6 +57,8 @@ pub fn router(state: AdminState) -> axum::Router {
     axum::Router::new()
         .route("/admin/spend", get(spend::spend))
         .route("/admin/budgets", get(budgets::list))
+        .route("/admin/audit/search", get(audit::search))
+        .route("/admin/audit/{request_id}", get(audit::show))
         .route("/admin/keys", post(keys::create).get(keys::list))
         .route("/admin/keys/{id}", get(keys::show).delete(keys::revoke))
         .route("/admin/keys/{id}/rotate", post(keys::rotate))

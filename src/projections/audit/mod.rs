@@ -1,6 +1,165 @@
-//! The audit projection: one record per request, joined from its events, chained by hash.
-//! See [`record`] for the join and the chain.
+//! The audit projection: one record per request, joined from its events ([`record`]), chained
+//! by hash, indexed with tantivy ([`index`]) for the admin search API.
+//!
+//! Checkpoint: the last commit's payload holds the last applied sequence, the chain as of it,
+//! and where to re-read from: before the first event of the oldest request still open, since
+//! open requests live in memory. After a restart the events between those two sequences rebuild
+//! the open requests; records they close at or below the applied sequence are already in the
+//! index and are not added again.
+//!
+//! Commits are tantivy commits (a segment each), so they are batched: when the runner asks for
+//! a durable one (about once a second) and whenever [`AuditProjection::flush`] is called (a
+//! ticker in the gateway does every half second), never per batch.
 
+pub mod index;
 pub mod record;
 
+pub use index::{AuditIndex, IndexError, Page, Search};
 pub use record::{AuditRecord, Chain, Joiner, Outcome};
+
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+use std::sync::{Mutex, PoisonError};
+
+use super::{Applied, Projection, ProjectionError};
+
+/// What a commit records besides the documents.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Checkpoint {
+    /// Last stream sequence applied.
+    pub applied: u64,
+    /// Re-read the stream from after this sequence to rebuild the open requests.
+    pub resume: u64,
+    /// The chain as of `applied`.
+    pub chain: Chain,
+}
+
+struct State {
+    joiner: Joiner,
+    chain: Chain,
+    applied: u64,
+    /// The resume point read from the index at open, until the first batch is applied.
+    resume_at_open: Option<u64>,
+    /// Records added since the last commit.
+    dirty: bool,
+}
+
+impl State {
+    fn checkpoint(&self) -> Checkpoint {
+        let resume = match self.resume_at_open {
+            Some(r) => r,
+            None => self.joiner.oldest_open().map_or(self.applied, |first| {
+                first.saturating_sub(1).min(self.applied)
+            }),
+        };
+        Checkpoint {
+            applied: self.applied,
+            resume,
+            chain: self.chain,
+        }
+    }
+}
+
+/// The audit index fed by the stream.
+pub struct AuditProjection {
+    index: AuditIndex,
+    state: Mutex<State>,
+}
+
+impl AuditProjection {
+    /// Open (or create) the index in `dir`.
+    pub fn open(dir: &Path) -> Result<Self, IndexError> {
+        let index = AuditIndex::open(dir)?;
+        let cp: Checkpoint = match index.payload()? {
+            Some(p) if !p.is_empty() => serde_json::from_str(&p)?,
+            _ => Checkpoint::default(),
+        };
+        Ok(Self {
+            index,
+            state: Mutex::new(State {
+                joiner: Joiner::default(),
+                chain: cp.chain,
+                applied: cp.applied,
+                resume_at_open: Some(cp.resume),
+                dirty: false,
+            }),
+        })
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    pub fn index(&self) -> &AuditIndex {
+        &self.index
+    }
+
+    /// The checkpoint as of now (applied, resume point, chain head).
+    pub fn position(&self) -> Checkpoint {
+        self.state().checkpoint()
+    }
+
+    /// Requests whose closing events have not arrived yet.
+    pub fn open_requests(&self) -> usize {
+        self.state().joiner.open_requests()
+    }
+
+    fn commit(&self, state: &mut State) -> Result<(), IndexError> {
+        let payload = serde_json::to_string(&state.checkpoint())?;
+        self.index.commit(&payload)?;
+        state.dirty = false;
+        Ok(())
+    }
+}
+
+impl Projection for AuditProjection {
+    fn name(&self) -> &'static str {
+        "audit"
+    }
+
+    fn filter_subject(&self) -> &'static str {
+        "switchyard.events.>"
+    }
+
+    fn checkpoint(&self) -> Result<u64, ProjectionError> {
+        Ok(self.state().checkpoint().resume)
+    }
+
+    fn apply(&self, batch: &[Applied], durable: bool) -> Result<(), ProjectionError> {
+        let mut state = self.state();
+        state.resume_at_open = None;
+        let mut records = Vec::new();
+        for a in batch {
+            let Some(env) = &a.envelope else { continue };
+            let Some(mut r) = state.joiner.apply(a.seq, env) else {
+                continue;
+            };
+            // Closed at or before the last applied event: indexed already.
+            if a.seq <= state.applied {
+                continue;
+            }
+            state.chain.link(&mut r);
+            records.push(r);
+        }
+        if let Some(last) = batch.last() {
+            state.applied = state.applied.max(last.seq);
+        }
+        if !records.is_empty() {
+            self.index.add(&records)?;
+            state.dirty = true;
+            metrics::counter!("switchyard_audit_records_total").increment(records.len() as u64);
+        }
+        if durable && state.dirty {
+            self.commit(&mut state)?;
+        }
+        Ok(())
+    }
+
+    fn flush(&self) -> Result<(), ProjectionError> {
+        let mut state = self.state();
+        if state.dirty {
+            self.commit(&mut state)?;
+        }
+        Ok(())
+    }
+}

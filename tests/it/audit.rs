@@ -1,0 +1,244 @@
+//! The audit index over real NATS: records appear for every kind of request (answered,
+//! streamed, refused), the search API filters, searches text, pages and facets; a restart
+//! adds nothing twice; a second instance builds the same index from the stream; and no key is
+//! in the index files.
+
+use crate::harness::*;
+use reqwest::Method;
+use serde_json::{Value, json};
+use std::collections::BTreeSet;
+use std::time::Duration;
+use switchyard_mock::MockConfig;
+
+async fn search(gw_url: &str, query: &str) -> Value {
+    let r = admin(Method::GET, format!("{gw_url}/admin/audit/search?{query}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "{query}");
+    r.json().await.unwrap()
+}
+
+fn ids(page: &Value) -> Vec<String> {
+    page["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["request_id"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+/// Wait until the index holds `n` records.
+async fn wait_records(gw_url: &str, n: u64) {
+    wait_for("audit records", Duration::from_secs(15), || async {
+        let page = search(gw_url, "limit=1").await;
+        (page["count"].as_u64() == Some(n)).then_some(())
+    })
+    .await;
+}
+
+/// Every search the test compares between the live index and a rebuilt one.
+const QUERIES: [&str; 8] = [
+    "limit=100",
+    "q=elephant",
+    "outcome=rejected",
+    "error=invalid_api_key",
+    "model=gpt-4o-mini&status=200",
+    "team=platform&sort=oldest",
+    "q=fox%20AND%20quick",
+    "surface=messages",
+];
+
+fn files_contain(dir: &std::path::Path, needle: &[u8]) -> bool {
+    let mut found = false;
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            found |= files_contain(&path, needle);
+        } else if let Ok(bytes) = std::fs::read(&path) {
+            found |= bytes.windows(needle.len()).any(|w| w == needle);
+        }
+    }
+    found
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_request_is_searchable_and_a_rebuilt_index_answers_the_same() {
+    let nats = Nats::start();
+    let mock = Mock::start(MockConfig::default()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = TestConfig::new(&nats, &mock, dir.path());
+    let gw = Gateway::start(cfg.build()).await;
+    let url = gw.url("");
+
+    // Answered: two chats (one streamed) for alice, one for bob.
+    let r = post_chat(
+        &gw,
+        KEY,
+        &chat_body("gpt-4o-mini", "the quick brown fox", false),
+    )
+    .await;
+    assert_eq!(r.status(), 200);
+    let fox = r.headers()["x-request-id"].to_str().unwrap().to_owned();
+    let r = post_chat(
+        &gw,
+        KEY,
+        &chat_body("gpt-4o-mini", "a purple elephant", true),
+    )
+    .await;
+    assert_eq!(r.status(), 200);
+    let _ = r.bytes().await.unwrap();
+    let r = post_chat(&gw, KEY2, &chat_body("gpt-4o-mini", "hello there", false)).await;
+    assert_eq!(r.status(), 200);
+    // Refused: an unknown model, a bad key on the Messages surface.
+    let r = post_chat(&gw, KEY, &chat_body("gpt-9-ultra", "hi", false)).await;
+    assert_eq!(r.status(), 404);
+    let r = client()
+        .post(gw.url("/v1/messages"))
+        .header("x-api-key", "sk-not-a-key-SECRET")
+        .json(&json!({"model": "gpt-4o-mini", "max_tokens": 5, "messages": [{"role": "user", "content": "hi"}]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    wait_records(&url, 5).await;
+
+    // Full text, filters, facets.
+    let page = search(&url, "q=elephant").await;
+    assert_eq!(page["count"], 1, "{page}");
+    assert_eq!(page["records"][0]["stream"], true);
+    let page = search(&url, "q=fox%20AND%20quick").await;
+    assert_eq!(ids(&page), std::slice::from_ref(&fox));
+    let page = search(&url, "outcome=rejected").await;
+    assert_eq!(page["count"], 2, "{page}");
+    let page = search(&url, "error=model_not_found").await;
+    assert_eq!(page["records"][0]["model"], "gpt-9-ultra");
+    assert_eq!(page["records"][0]["key_id"], "alice-key");
+    let page = search(&url, "error=invalid_api_key").await;
+    let refused = &page["records"][0];
+    assert_eq!(refused["endpoint"], "messages");
+    assert_eq!(refused["status"], 401);
+    assert_eq!(refused["key_id"], Value::Null);
+    assert_eq!(refused["key_fingerprint"].as_str().unwrap().len(), 8);
+    let page = search(&url, "team=research").await;
+    assert_eq!(page["count"], 1);
+    assert_eq!(page["records"][0]["user"], "bob");
+    let page = search(&url, "model=gpt-4o-mini&status=200").await;
+    assert_eq!(page["count"], 3);
+    let facets = &search(&url, "limit=1").await["facets"];
+    assert!(
+        facets["model"]
+            .as_array()
+            .unwrap()
+            .contains(&json!(["gpt-4o-mini", 3])),
+        "{facets}"
+    );
+    assert!(
+        facets["status"]
+            .as_array()
+            .unwrap()
+            .contains(&json!(["200", 3])),
+        "{facets}"
+    );
+
+    // Pages: newest first, two at a time, every record once.
+    let all = search(&url, "limit=100").await;
+    let newest_first: Vec<u64> = all["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["at_ms"].as_u64().unwrap())
+        .collect();
+    assert!(
+        newest_first.windows(2).all(|w| w[0] >= w[1]),
+        "{newest_first:?}"
+    );
+    let mut paged = Vec::new();
+    let mut cursor = String::new();
+    for _ in 0..5 {
+        let page = search(&url, &format!("limit=2&cursor={cursor}")).await;
+        paged.extend(ids(&page));
+        match page["next_cursor"].as_str() {
+            Some(c) => cursor = c.to_owned(),
+            None => break,
+        }
+    }
+    assert_eq!(paged, ids(&all), "pages cover every record once, in order");
+
+    // One whole record: attempts, tokens, cost, prompt and answer.
+    let r = admin(Method::GET, format!("{url}/admin/audit/{fox}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let rec: Value = r.json().await.unwrap();
+    assert_eq!(rec["attempts"].as_array().unwrap().len(), 1, "{rec}");
+    assert!(rec["cost_nanos"].as_u64().unwrap() > 0, "{rec}");
+    assert!(rec["input_tokens"].as_u64().unwrap() > 0, "{rec}");
+    assert!(rec["prompt"].as_str().unwrap().contains("quick brown fox"));
+    assert_eq!(rec["hash"].as_str().unwrap().len(), 64);
+    let r = admin(
+        Method::GET,
+        format!("{url}/admin/audit/01J00000000000000000000000"),
+    )
+    .send()
+    .await
+    .unwrap();
+    assert_eq!(r.status(), 404);
+    let r = admin(
+        Method::GET,
+        format!("{url}/admin/audit/search?sort=sideways"),
+    )
+    .send()
+    .await
+    .unwrap();
+    assert_eq!(r.status(), 400);
+    let r = client()
+        .get(format!("{url}/admin/audit/search"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401, "the admin token is required");
+
+    let live: Vec<Value> = {
+        let mut out = Vec::new();
+        for q in QUERIES {
+            out.push(search(&url, q).await);
+        }
+        out
+    };
+    gw.stop().await;
+
+    // A restart re-reads from its checkpoint and adds nothing twice.
+    let gw = Gateway::start(cfg.build()).await;
+    let url = gw.url("");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(search(&url, "limit=1").await["count"], 5);
+    gw.stop().await;
+
+    // A second instance with its own data directory builds the same index from the stream.
+    let dir2 = tempfile::tempdir().unwrap();
+    let gw2 = Gateway::start(TestConfig::new(&nats, &mock, dir2.path()).build()).await;
+    let url2 = gw2.url("");
+    wait_records(&url2, 5).await;
+    for (q, want) in QUERIES.iter().zip(&live) {
+        let got = search(&url2, q).await;
+        assert_eq!(
+            &got, want,
+            "{q}: the rebuilt index answers like the live one"
+        );
+    }
+    gw2.stop().await;
+
+    // No presented or provider key is in the index files.
+    let index_dir = dir.path().join("audit");
+    assert!(index_dir.exists());
+    for secret in [KEY, KEY2, "sk-not-a-key-SECRET", UPSTREAM_SECRET] {
+        assert!(
+            !files_contain(&index_dir, secret.as_bytes()),
+            "{secret} is in the audit index"
+        );
+    }
+    let ids: BTreeSet<String> = ids(&live[0]).into_iter().collect();
+    assert_eq!(ids.len(), 5);
+}
