@@ -1,27 +1,15 @@
 //! `switchyard keys …`: the admin key API of a running gateway, from the command line.
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
 use serde_json::{Map, Value, json};
 
+use crate::admin_client::{AdminConn, urlencode};
+
 #[derive(Args)]
 pub struct KeysCmd {
-    /// The gateway to talk to.
-    #[arg(
-        long,
-        global = true,
-        env = "SWITCHYARD_URL",
-        default_value = "http://127.0.0.1:8080"
-    )]
-    url: String,
-    /// The admin token (the one whose hash is `[admin] token_hash`).
-    #[arg(
-        long,
-        global = true,
-        env = "SWITCHYARD_ADMIN_TOKEN",
-        hide_env_values = true
-    )]
-    admin_token: Option<String>,
+    #[command(flatten)]
+    conn: AdminConn,
     #[command(subcommand)]
     action: Action,
 }
@@ -101,12 +89,6 @@ fn budget(spec: &str) -> Result<Value> {
 
 impl KeysCmd {
     pub async fn run(self) -> Result<()> {
-        let token = self
-            .admin_token
-            .clone()
-            .context("the admin token is required: --admin-token or SWITCHYARD_ADMIN_TOKEN")?;
-        let base = self.url.trim_end_matches('/').to_owned();
-        let http = reqwest::Client::new();
         let (method, path, body) = match self.action {
             Action::Create {
                 name,
@@ -161,27 +143,7 @@ impl KeysCmd {
                 )
             }
         };
-        let mut req = http
-            .request(method, format!("{base}{path}"))
-            .bearer_auth(token);
-        if let Some(b) = body {
-            req = req.json(&b);
-        }
-        let resp = req
-            .send()
-            .await
-            .with_context(|| format!("cannot reach the gateway at {base}"))?;
-        let status = resp.status();
-        let v: Value = resp
-            .json()
-            .await
-            .with_context(|| format!("the gateway answered {status} without JSON"))?;
-        if !status.is_success() {
-            bail!(
-                "{status}: {}",
-                v["error"]["message"].as_str().unwrap_or("(no message)")
-            );
-        }
+        let v = self.conn.call(method, &path, body).await?;
         if v["object"] == "list" {
             print_table(&v);
         } else {
@@ -189,17 +151,6 @@ impl KeysCmd {
         }
         Ok(())
     }
-}
-
-fn urlencode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }
 
 fn print_table(v: &Value) {

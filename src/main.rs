@@ -8,6 +8,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use tokio_util::sync::CancellationToken;
 
+mod admin_client;
+mod audit_cmd;
 mod keys_cmd;
 
 use switchyard::telemetry::LogFormat;
@@ -67,6 +69,8 @@ enum Command {
     HashKey { key: Option<String> },
     /// Issue, list, show, rotate and revoke virtual keys on a running gateway.
     Keys(Box<keys_cmd::KeysCmd>),
+    /// Search the audit history of a running gateway, or show one request's record.
+    Audit(Box<audit_cmd::AuditCmd>),
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -280,6 +284,7 @@ async fn run(cli: Cli) -> Result<()> {
             println!("sha256:{}", hex::encode(governance::hash_key(&key)));
         }
         Command::Keys(cmd) => cmd.run().await?,
+        Command::Audit(cmd) => cmd.run().await?,
     }
     Ok(())
 }

@@ -200,6 +200,41 @@ async fn every_request_is_searchable_and_a_rebuilt_index_answers_the_same() {
         .unwrap();
     assert_eq!(r.status(), 401, "the admin token is required");
 
+    // The CLI: JSON lines when piped, following pages up to --limit.
+    let cli = |args: &[&str]| -> Vec<Value> {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_switchyard"))
+            .arg("audit")
+            .args(args)
+            .env("SWITCHYARD_URL", &url)
+            .env("SWITCHYARD_ADMIN_TOKEN", ADMIN)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "audit {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout)
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    };
+    assert_eq!(
+        cli(&["search", "--model", "gpt-4o-mini", "--status", "200"]).len(),
+        3
+    );
+    let found = cli(&["search", "quick brown"]);
+    assert_eq!(found.len(), 1);
+    assert_eq!(found[0]["request_id"], fox.as_str());
+    assert_eq!(cli(&["search", "--limit", "4"]).len(), 4);
+    assert_eq!(
+        cli(&["search", "--outcome", "rejected", "--oldest"]).len(),
+        2
+    );
+    let shown = cli(&["show", &fox]);
+    assert_eq!(shown[0]["request_id"], fox.as_str());
+
     let live: Vec<Value> = {
         let mut out = Vec::new();
         for q in QUERIES {
