@@ -504,17 +504,64 @@ pub async fn replay_budgets(
     config: Config,
     progress: impl Fn(u64, u64) + Send + 'static,
 ) -> Result<u64, AppError> {
-    let (client, _) = connect_nats(&config, Duration::from_secs(10)).await?;
-    if !is_connected(&client) {
-        return Err(AppError::Unreachable {
-            url: config.nats.url.clone(),
-        });
-    }
+    let client = connect_for_replay(&config).await?;
     let store = open_budgets(&config).await?;
     let s = Arc::clone(&store);
     tokio::task::spawn_blocking(move || s.reset())
         .await
         .map_err(ProjectionError::from)??;
+    catch_up(
+        &config,
+        client,
+        store,
+        config.projections.budgets.batch,
+        progress,
+    )
+    .await
+}
+
+/// `switchyard replay audit`: empty the audit index and rebuild it from the stream. Returns
+/// the last stream sequence applied and the records in the index.
+pub async fn replay_audit(
+    config: Config,
+    progress: impl Fn(u64, u64) + Send + 'static,
+) -> Result<(u64, u64), AppError> {
+    let client = connect_for_replay(&config).await?;
+    let path = config.audit_path();
+    let audit = tokio::task::spawn_blocking(move || AuditProjection::open(&path))
+        .await
+        .map_err(ProjectionError::from)?
+        .map_err(ProjectionError::from)?;
+    let audit = Arc::new(audit);
+    let a = Arc::clone(&audit);
+    tokio::task::spawn_blocking(move || a.reset())
+        .await
+        .map_err(ProjectionError::from)?
+        .map_err(ProjectionError::from)?;
+    let batch = config.projections.audit.batch;
+    catch_up(&config, client, Arc::clone(&audit), batch, progress).await?;
+    Ok((audit.position().applied, audit.index().len()))
+}
+
+async fn connect_for_replay(config: &Config) -> Result<async_nats::Client, AppError> {
+    let (client, _) = connect_nats(config, Duration::from_secs(10)).await?;
+    if !is_connected(&client) {
+        return Err(AppError::Unreachable {
+            url: config.nats.url.clone(),
+        });
+    }
+    Ok(client)
+}
+
+/// Run `projection` until it has applied the stream as it is now, reporting progress (applied,
+/// stream end) every 100 ms; its checkpoint at the end.
+async fn catch_up<P: Projection>(
+    config: &Config,
+    client: async_nats::Client,
+    projection: Arc<P>,
+    batch: usize,
+    progress: impl Fn(u64, u64) + Send + 'static,
+) -> Result<u64, AppError> {
     let status = Arc::new(ProjectionStatus::default());
     let stop = CancellationToken::new();
     let ticker = TaskTracker::new();
@@ -539,10 +586,10 @@ pub async fn replay_budgets(
     }
     ticker.close();
     let res = Runner {
-        projection: Arc::clone(&store),
+        projection: Arc::clone(&projection),
         client,
         stream: config.nats.stream.clone(),
-        batch: config.projections.budgets.batch,
+        batch,
         status: Arc::clone(&status),
         mode: RunMode::CatchUp,
     }
@@ -551,8 +598,44 @@ pub async fn replay_budgets(
     stop.cancel();
     ticker.wait().await;
     res?;
-    let s = Arc::clone(&store);
-    Ok(tokio::task::spawn_blocking(move || s.checkpoint())
+    Ok(tokio::task::spawn_blocking(move || projection.checkpoint())
         .await
         .map_err(ProjectionError::from)??)
+}
+
+/// `switchyard consume audit`: run only the audit projection (and, with `listen`, the audit
+/// search API) until `shutdown`.
+pub async fn consume_audit(
+    config: Config,
+    listen: Option<TcpListener>,
+    shutdown: CancellationToken,
+) -> Result<(), AppError> {
+    let (client, _) = connect_nats(&config, Duration::from_secs(5)).await?;
+    let tasks = TaskTracker::new();
+    let audit = start_audit(&config, &client, &tasks, &shutdown).await?;
+    if let Some(listener) = listen {
+        let admin = AdminState {
+            admin_token_hash: config.admin_token_hash,
+            currency: config.pricing.currency.clone(),
+            budgets: None,
+            budgets_status: None,
+            audit: Some(Arc::clone(&audit)),
+            governance: None,
+        };
+        let stop = shutdown.clone();
+        let limits = Limits::from_config(&config.server);
+        tasks.spawn(async move {
+            if let Err(e) = listener::serve(listener, edge::admin_router(admin), limits, stop).await
+            {
+                tracing::error!(error = %e, "admin listener stopped");
+            }
+        });
+    }
+    tasks.close();
+    tasks.wait().await;
+    // The runner flushed at stop; a last commit covers what the ticker had not.
+    tokio::task::spawn_blocking(move || audit.flush())
+        .await
+        .map_err(ProjectionError::from)??;
+    Ok(())
 }

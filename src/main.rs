@@ -76,6 +76,7 @@ enum Command {
 #[derive(Clone, Copy, clap::ValueEnum)]
 enum ProjectionName {
     Budgets,
+    Audit,
 }
 
 #[derive(clap::Args)]
@@ -193,7 +194,7 @@ async fn run(cli: Cli) -> Result<()> {
             app::serve(cfg, listener, shutdown_signal()).await?;
         }
         Command::Consume {
-            projection: ProjectionName::Budgets,
+            projection,
             config,
             listen,
         } => {
@@ -205,35 +206,55 @@ async fn run(cli: Cli) -> Result<()> {
                 ),
                 None => None,
             };
-            app::consume_budgets(cfg, listener, shutdown_signal()).await?;
+            match projection {
+                ProjectionName::Budgets => {
+                    app::consume_budgets(cfg, listener, shutdown_signal()).await?
+                }
+                ProjectionName::Audit => {
+                    app::consume_audit(cfg, listener, shutdown_signal()).await?
+                }
+            }
         }
-        Command::Replay {
-            projection: ProjectionName::Budgets,
-            config,
-        } => {
+        Command::Replay { projection, config } => {
             let cfg = config.load()?;
+            let name = match projection {
+                ProjectionName::Budgets => "budgets",
+                ProjectionName::Audit => "audit",
+            };
             let bar = indicatif::ProgressBar::new(0);
             if !std::io::stderr().is_terminal() {
                 bar.set_draw_target(indicatif::ProgressDrawTarget::hidden());
             }
             bar.set_style(
-                indicatif::ProgressStyle::with_template(
-                    "replaying budgets {bar:40} {pos}/{len} stream seq",
-                )
+                indicatif::ProgressStyle::with_template(&format!(
+                    "replaying {name} {{bar:40}} {{pos}}/{{len}} stream seq"
+                ))
                 .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
             );
             let b = bar.clone();
-            let started = std::time::Instant::now();
-            let checkpoint = app::replay_budgets(cfg, move |pos, len| {
+            let progress = move |pos: u64, len: u64| {
                 b.set_length(len);
                 b.set_position(pos.min(len));
-            })
-            .await?;
-            bar.finish_and_clear();
-            println!(
-                "budgets rebuilt up to stream sequence {checkpoint} in {:.2?}",
-                started.elapsed()
-            );
+            };
+            let started = std::time::Instant::now();
+            match projection {
+                ProjectionName::Budgets => {
+                    let checkpoint = app::replay_budgets(cfg, progress).await?;
+                    bar.finish_and_clear();
+                    println!(
+                        "budgets rebuilt up to stream sequence {checkpoint} in {:.2?}",
+                        started.elapsed()
+                    );
+                }
+                ProjectionName::Audit => {
+                    let (applied, records) = app::replay_audit(cfg, progress).await?;
+                    bar.finish_and_clear();
+                    println!(
+                        "audit index rebuilt up to stream sequence {applied}: {records} records in {:.2?}",
+                        started.elapsed()
+                    );
+                }
+            }
         }
         Command::CheckConfig {
             config: c,

@@ -127,6 +127,12 @@ pub enum IndexError {
     Record(#[from] serde_json::Error),
     #[error("{0}")]
     BadRequest(String),
+    /// An index has one writer process.
+    #[error(
+        "{} is open in another process: stop the process that runs the audit projection (`switchyard serve` or `switchyard consume audit`) first",
+        .0.display()
+    )]
+    Locked(std::path::PathBuf),
 }
 
 /// The index on disk, a writer and a reader.
@@ -174,7 +180,12 @@ impl AuditIndex {
         let mmap = tantivy::directory::MmapDirectory::open(dir)
             .map_err(|e| IndexError::Tantivy(e.into()))?;
         let index = Index::open_or_create(mmap, schema)?;
-        let writer = index.writer_with_num_threads(1, WRITER_MEMORY)?;
+        let writer = index
+            .writer_with_num_threads(1, WRITER_MEMORY)
+            .map_err(|e| match e {
+                tantivy::TantivyError::LockFailure(..) => IndexError::Locked(dir.to_owned()),
+                other => other.into(),
+            })?;
         let reader = index
             .reader_builder()
             .reload_policy(ReloadPolicy::Manual)
@@ -204,6 +215,12 @@ impl AuditIndex {
         for r in records {
             w.add_document(self.document(r)?)?;
         }
+        Ok(())
+    }
+
+    /// Delete every record (visible at the next commit).
+    pub fn delete_all(&self) -> Result<(), IndexError> {
+        self.writer().delete_all_documents()?;
         Ok(())
     }
 

@@ -104,6 +104,21 @@ impl AuditProjection {
         self.state().joiner.open_requests()
     }
 
+    /// Forget every record and the checkpoint, so the runner rebuilds the index from the start
+    /// of the stream.
+    pub fn reset(&self) -> Result<(), IndexError> {
+        let mut state = self.state();
+        self.index.delete_all()?;
+        *state = State {
+            joiner: Joiner::default(),
+            chain: Chain::default(),
+            applied: 0,
+            resume_at_open: Some(0),
+            dirty: false,
+        };
+        self.commit(&mut state)
+    }
+
     fn commit(&self, state: &mut State) -> Result<(), IndexError> {
         let payload = serde_json::to_string(&state.checkpoint())?;
         self.index.commit(&payload)?;
