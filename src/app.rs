@@ -474,14 +474,7 @@ pub async fn consume_budgets(
             audit: None,
             governance: None,
         };
-        let stop = shutdown.clone();
-        let limits = Limits::from_config(&config.server);
-        tasks.spawn(async move {
-            if let Err(e) = listener::serve(listener, edge::admin_router(admin), limits, stop).await
-            {
-                tracing::error!(error = %e, "admin listener stopped");
-            }
-        });
+        serve_admin(&config, listener, admin, &tasks, &shutdown);
     }
     tasks.close();
     let res = Runner {
@@ -619,23 +612,30 @@ pub async fn consume_audit(
             currency: config.pricing.currency.clone(),
             budgets: None,
             budgets_status: None,
-            audit: Some(Arc::clone(&audit)),
+            audit: Some(audit),
             governance: None,
         };
-        let stop = shutdown.clone();
-        let limits = Limits::from_config(&config.server);
-        tasks.spawn(async move {
-            if let Err(e) = listener::serve(listener, edge::admin_router(admin), limits, stop).await
-            {
-                tracing::error!(error = %e, "admin listener stopped");
-            }
-        });
+        serve_admin(&config, listener, admin, &tasks, &shutdown);
     }
+    // The runner commits what it added when it stops.
     tasks.close();
     tasks.wait().await;
-    // The runner flushed at stop; a last commit covers what the ticker had not.
-    tokio::task::spawn_blocking(move || audit.flush())
-        .await
-        .map_err(ProjectionError::from)??;
     Ok(())
+}
+
+/// A standalone projection's admin API on `listener`, on `tasks` until `shutdown`.
+fn serve_admin(
+    config: &Config,
+    listener: TcpListener,
+    admin: AdminState,
+    tasks: &TaskTracker,
+    shutdown: &CancellationToken,
+) {
+    let stop = shutdown.clone();
+    let limits = Limits::from_config(&config.server);
+    tasks.spawn(async move {
+        if let Err(e) = listener::serve(listener, edge::admin_router(admin), limits, stop).await {
+            tracing::error!(error = %e, "admin listener stopped");
+        }
+    });
 }

@@ -105,12 +105,9 @@ pub async fn handle<S: Surface, R: SurfaceRequest>(
         };
     let request_id = Ulid::generate();
     rejected::record(&st, request_id, R::ENDPOINT, &refusal, seen, &headers, peer);
-    let mut r = S::error(refusal.error);
+    let mut r = with_request_id::<S>(request_id, Err(refusal.error));
     if let Some(rate) = &refusal.rate {
         ratelimit::write_refusal(r.headers_mut(), rate);
-    }
-    if let Ok(v) = HeaderValue::from_str(&request_id.to_string()) {
-        r.headers_mut().insert(REQUEST_ID.clone(), v);
     }
     r
 }

@@ -86,6 +86,16 @@ pub struct Pending {
 }
 
 impl Pending {
+    /// `env` encoded for its subject, with whoever waits for its acknowledgement.
+    fn of(env: &Envelope, ack: Option<oneshot::Sender<Result<(), PublishError>>>) -> Self {
+        Pending {
+            id: env.id,
+            subject: subject(&env.event),
+            payload: Bytes::from(encode(env)),
+            ack,
+        }
+    }
+
     fn settle(&mut self, result: Result<(), PublishError>) {
         if let Some(tx) = self.ack.take() {
             let _ = tx.send(result);
@@ -150,13 +160,7 @@ impl EventSink {
     /// [`DETACHED_SPILLS`] such writes are already under way the event is dropped and counted in
     /// `switchyard_events_dropped_total`. The write runs on `tasks`, which shutdown waits for.
     pub fn emit_detached(&self, env: &Envelope, tasks: &tokio_util::task::TaskTracker) {
-        let pending = Pending {
-            id: env.id,
-            subject: subject(&env.event),
-            payload: Bytes::from(encode(env)),
-            ack: None,
-        };
-        let pending = match self.tx.try_send(pending) {
+        let pending = match self.tx.try_send(Pending::of(env, None)) {
             Ok(()) => return,
             Err(mpsc::error::TrySendError::Full(p) | mpsc::error::TrySendError::Closed(p)) => p,
         };
@@ -180,13 +184,7 @@ impl EventSink {
     }
 
     async fn send(&self, env: &Envelope, ack: Option<oneshot::Sender<Result<(), PublishError>>>) {
-        let pending = Pending {
-            id: env.id,
-            subject: subject(&env.event),
-            payload: Bytes::from(encode(env)),
-            ack,
-        };
-        let pending = match self.tx.try_send(pending) {
+        let pending = match self.tx.try_send(Pending::of(env, ack)) {
             Ok(()) => return,
             Err(mpsc::error::TrySendError::Full(p)) => {
                 self.status
