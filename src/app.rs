@@ -18,10 +18,10 @@ use crate::governance::{Directory, KeyStore};
 use crate::ledger::rates::RateLedger;
 use crate::ledger::{self, Ledger, alerts};
 use crate::projections::Projection;
-use crate::projections::audit::AuditProjection;
+use crate::projections::audit::{AuditProjection, AuditService};
 use crate::projections::budgets::BudgetsStore;
 use crate::projections::{ProjectionError, ProjectionStatus, RunMode, Runner};
-use crate::publish::jetstream::{self, SetupError, ensure_stream, is_connected};
+use crate::publish::jetstream::{self, SetupError, ensure_stream, is_connected, publish_now};
 use crate::publish::outbox::{Outbox, OutboxError};
 use crate::publish::{self, EventSink, PublishStatus};
 use crate::routing::{RouteTable, build_providers};
@@ -178,7 +178,7 @@ struct Services {
     budgets: Option<Arc<BudgetsStore>>,
     budgets_status: Option<Arc<ProjectionStatus>>,
     /// The audit index, when this process runs it; handed to the admin API.
-    audit: Option<Arc<AuditProjection>>,
+    audit: Option<Arc<AuditService>>,
     /// Issued keys and scope limits, following the stream's admin events.
     directory: Arc<Directory>,
     /// This instance's slices of every budget (admission), fed by the ledger task.
@@ -402,7 +402,7 @@ pub async fn start_audit(
     client: &async_nats::Client,
     tasks: &TaskTracker,
     stop: &CancellationToken,
-) -> Result<Arc<AuditProjection>, AppError> {
+) -> Result<Arc<AuditService>, AppError> {
     let path = config.audit_path();
     let audit = tokio::task::spawn_blocking(move || AuditProjection::open(&path))
         .await
@@ -440,7 +440,79 @@ pub async fn start_audit(
             }
         }
     });
-    Ok(audit)
+    tasks.spawn(anchor_audit_chain(
+        Arc::clone(&audit),
+        client.clone(),
+        config.projections.audit.anchor_every,
+        stop.clone(),
+    ));
+    let retention = config.projections.audit.retention;
+    if !retention.is_zero() {
+        tasks.spawn(expire_audit_records(
+            Arc::clone(&audit),
+            retention,
+            stop.clone(),
+        ));
+    }
+    Ok(Arc::new(AuditService {
+        projection: audit,
+        client: client.clone(),
+        stream: config.nats.stream.clone(),
+    }))
+}
+
+/// Publish the audit chain's head as an `AuditAnchored` event every `every`, when records were
+/// chained since the last anchor. An anchor that cannot be published now is tried at the next
+/// tick.
+async fn anchor_audit_chain(
+    audit: Arc<AuditProjection>,
+    client: async_nats::Client,
+    every: Duration,
+    stop: CancellationToken,
+) {
+    let mut tick = tokio::time::interval(every.max(Duration::from_millis(10)));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut anchored = 0;
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = stop.cancelled() => return,
+        }
+        let chain = audit.position().chain;
+        if chain.length == 0 || chain.head_seq == anchored || !is_connected(&client) {
+            continue;
+        }
+        let env = crate::projections::audit::anchor_event(&chain);
+        match publish_now(&client, &env, Duration::from_secs(5)).await {
+            Ok(_) => anchored = chain.head_seq,
+            Err(e) => tracing::warn!(error = %e, "could not anchor the audit chain; retrying"),
+        }
+    }
+}
+
+/// Apply the index's retention once a minute (and at start).
+async fn expire_audit_records(
+    audit: Arc<AuditProjection>,
+    retention: Duration,
+    stop: CancellationToken,
+) {
+    let mut tick = tokio::time::interval(Duration::from_secs(60));
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = stop.cancelled() => return,
+        }
+        let cutoff = crate::governance::now_ms().saturating_sub(retention.as_millis() as u64);
+        let a = Arc::clone(&audit);
+        match tokio::task::spawn_blocking(move || a.expire(cutoff)).await {
+            Ok(Ok(n)) if n > 0 => {
+                tracing::info!(records = n, "audit records past retention deleted")
+            }
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => tracing::warn!(error = %e, "audit retention failed"),
+            Err(e) => tracing::warn!(error = %e, "audit retention did not finish"),
+        }
+    }
 }
 
 /// How often the gateway commits new audit records (what searches can see).

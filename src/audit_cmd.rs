@@ -22,6 +22,16 @@ enum Action {
     Search(Box<SearchArgs>),
     /// Show one request's whole record.
     Show { request_id: String },
+    /// Recompute the audit chain from the stream and compare it with the index and the
+    /// anchors; list every record altered, removed or inserted. Exits 1 when anything is wrong.
+    Verify {
+        /// First stream sequence to check (default: the stream's first).
+        #[arg(long)]
+        from: Option<u64>,
+        /// Last stream sequence to check (default: the stream's last).
+        #[arg(long)]
+        to: Option<u64>,
+    },
 }
 
 #[derive(Args)]
@@ -42,9 +52,12 @@ struct SearchArgs {
     model: Option<String>,
     #[arg(long)]
     provider: Option<String>,
-    /// `completed` or `rejected`.
+    /// `completed`, `rejected`, `incomplete` or `admin`.
     #[arg(long)]
     outcome: Option<String>,
+    /// Admin records: `key_issued`, `key_rotated`, `key_revoked`, `key_expired`, `limits_set`.
+    #[arg(long)]
+    action: Option<String>,
     /// Error class (`upstream_5xx`) or refusal code (`invalid_api_key`).
     #[arg(long)]
     error: Option<String>,
@@ -83,6 +96,23 @@ impl AuditCmd {
                     println!("{v}");
                 }
             }
+            Action::Verify { from, to } => {
+                let q: Vec<String> = [("from", from), ("to", to)]
+                    .into_iter()
+                    .filter_map(|(k, v)| v.map(|v| format!("{k}={v}")))
+                    .collect();
+                let path = format!("/admin/audit/verify?{}", q.join("&"));
+                let report = self.conn.call(reqwest::Method::GET, &path, None).await?;
+                let problems = report["problems"].as_array().map_or(0, Vec::len);
+                if tty {
+                    print_report(&report);
+                } else {
+                    println!("{report}");
+                }
+                if problems > 0 {
+                    anyhow::bail!("the audit chain does not verify: {problems} problem(s)");
+                }
+            }
             Action::Search(args) => {
                 let SearchArgs {
                     query,
@@ -93,6 +123,7 @@ impl AuditCmd {
                     model,
                     provider,
                     outcome,
+                    action,
                     error,
                     surface,
                     status,
@@ -110,6 +141,7 @@ impl AuditCmd {
                     ("model", model),
                     ("provider", provider),
                     ("outcome", outcome),
+                    ("action", action),
                     ("error", error),
                     ("surface", surface),
                     ("status", status.map(|s| s.to_string())),
@@ -199,6 +231,77 @@ fn print_row(r: &Value) {
         text("team"),
         latency,
         cost,
-        text("error")
+        r["error"].as_str().or(r["action"].as_str()).unwrap_or("-")
     );
+}
+
+fn print_report(r: &Value) {
+    let n = |k: &str| r[k].as_u64().unwrap_or(0);
+    println!(
+        "stream sequences {}..={} checked (stream holds {}..={}; index applied up to {})",
+        n("from_seq"),
+        n("to_seq"),
+        n("stream_first_seq"),
+        n("stream_last_seq"),
+        n("index_applied")
+    );
+    println!(
+        "records: {} recomputed, {} identical in the index, {} checked by their own hash",
+        n("records"),
+        n("matched"),
+        n("partial")
+    );
+    println!(
+        "anchors: {} of {} agree",
+        n("anchors_matched"),
+        n("anchors")
+    );
+    let problems = r["problems"].as_array().cloned().unwrap_or_default();
+    if problems.is_empty() {
+        println!("ok: the chain, the index and the anchors agree");
+    }
+    for p in problems {
+        let kind = p["kind"].as_str().unwrap_or("?");
+        let line = match kind {
+            "stream_gap" => format!(
+                "sequences {}..={} were deleted from the stream",
+                p["from_seq"], p["to_seq"]
+            ),
+            "altered" => format!(
+                "seq {} request {}: the index record differs from the stream ({})",
+                p["seq"],
+                p["request_id"].as_str().unwrap_or("?"),
+                p["fields"].as_array().filter(|f| !f.is_empty()).map_or(
+                    "its hash does not cover its content".into(),
+                    |f| {
+                        f.iter()
+                            .filter_map(Value::as_str)
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    }
+                )
+            ),
+            "missing_from_index" => format!(
+                "seq {} request {}: in the stream, not in the index",
+                p["seq"],
+                p["request_id"].as_str().unwrap_or("?")
+            ),
+            "not_in_stream" => format!(
+                "seq {} request {}: in the index, not in the stream (removed from the stream or inserted into the index)",
+                p["seq"],
+                p["request_id"].as_str().unwrap_or("?")
+            ),
+            "chain_break" => format!(
+                "seq {} request {}: the index's chain breaks here (a record before it was removed or inserted)",
+                p["seq"],
+                p["request_id"].as_str().unwrap_or("?")
+            ),
+            "anchor_mismatch" => format!(
+                "anchor at seq {} disagrees with the chain recomputed at seq {}",
+                p["anchor_seq"], p["head_seq"]
+            ),
+            _ => p.to_string(),
+        };
+        println!("PROBLEM {kind}: {line}");
+    }
 }

@@ -236,8 +236,41 @@ impl Default for EventsConfig {
 #[serde(deny_unknown_fields, default)]
 pub struct ProjectionsConfig {
     pub budgets: ProjectionConfig,
-    /// The audit index (`path`: a directory, default `<data_dir>/audit`).
-    pub audit: ProjectionConfig,
+    /// The audit index.
+    pub audit: AuditConfig,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuditConfig {
+    /// Run the audit projection inside `switchyard serve`.
+    pub enabled: bool,
+    /// Index directory (default: `<data_dir>/audit`).
+    pub path: Option<PathBuf>,
+    /// Messages fetched per batch.
+    pub batch: usize,
+    /// How often the chain's head is published as an `AuditAnchored` event (when new records
+    /// were chained since the last anchor).
+    #[serde(with = "humantime_serde")]
+    #[schemars(with = "String")]
+    pub anchor_every: Duration,
+    /// Records whose request arrived longer ago than this are deleted from the index (checked
+    /// every minute); 0 keeps them for ever. Independent of the stream's `nats.max_age`.
+    #[serde(with = "humantime_serde")]
+    #[schemars(with = "String")]
+    pub retention: Duration,
+}
+
+impl Default for AuditConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            path: None,
+            batch: 512,
+            anchor_every: Duration::from_secs(60),
+            retention: Duration::ZERO,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]

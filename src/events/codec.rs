@@ -10,9 +10,10 @@
 //! | 2 | routing facts: `RequestAccepted.{rule, routed_model}`, `Attempt.{kind, backoff_ms, key_index}`, `Event::BreakerChanged` |
 //! | 3 | admin events: `Event::{KeyIssued, KeyRotated, KeyRevoked, KeyExpired, LimitsSet}`, then the budget ledger's `Event::{BudgetLeased, BudgetThresholdCrossed}` |
 //! | 4 | `Event::RequestRejected`: requests refused before admission |
+//! | 5 | `Event::AuditAnchored`: the audit chain's head, for `switchyard audit verify` |
 //!
-//! Schemas 3 and 4 only added variants at the end of `Event`, so a schema-2 or schema-3 body is
-//! a valid schema-4 body and decodes with today's types; the version still moved so that an
+//! Schemas 3, 4 and 5 only added variants at the end of `Event`, so a schema-2, 3 or 4 body is
+//! a valid schema-5 body and decodes with today's types; the version still moved so that an
 //! older build stops before an event it does not know ([`DecodeError::UnknownSchema`]) instead
 //! of skipping it as garbage.
 
@@ -21,7 +22,7 @@ mod v1;
 use super::Envelope;
 
 /// The schema version written by this build.
-pub const CURRENT_SCHEMA: u16 = 4;
+pub const CURRENT_SCHEMA: u16 = 5;
 
 fn config() -> bincode::config::Configuration {
     bincode::config::standard()
@@ -76,8 +77,8 @@ pub fn decode(bytes: &[u8]) -> Result<Envelope, DecodeError> {
     let schema = u16::from_le_bytes([head[0], head[1]]);
     match schema {
         1 => body_of::<v1::Envelope>(schema, body).map(Envelope::from),
-        // Schemas 3 and 4 added variants only (see the table above).
-        2 | 3 | CURRENT_SCHEMA => body_of::<Envelope>(schema, body),
+        // Schemas 3 to 5 added variants only (see the table above).
+        2..=4 | CURRENT_SCHEMA => body_of::<Envelope>(schema, body),
         other => Err(DecodeError::UnknownSchema(other)),
     }
 }
@@ -145,7 +146,7 @@ mod tests {
         );
         let bytes = encode(&env);
         assert_eq!(bytes[..2], CURRENT_SCHEMA.to_le_bytes());
-        assert_eq!(CURRENT_SCHEMA, 4);
+        assert_eq!(CURRENT_SCHEMA, 5);
         assert_eq!(decode(&bytes).unwrap(), env);
     }
 

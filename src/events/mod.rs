@@ -70,6 +70,10 @@ pub enum Event {
     /// Schema 4: a request refused before admission (bad key, unknown model, invalid body,
     /// limits). Its envelope's `request_id` is the id the refusal answered with.
     RequestRejected(RequestRejected),
+    /// Schema 5: the head of the audit chain at a point of the stream, published now and then
+    /// by each process that runs the audit projection. `switchyard audit verify` checks the
+    /// chain it recomputes from the stream against every anchor. Belongs to no request.
+    AuditAnchored(AuditAnchored),
 }
 
 impl Event {
@@ -88,6 +92,7 @@ impl Event {
             Event::BudgetLeased(_) => "budget_leased",
             Event::BudgetThresholdCrossed(_) => "budget_threshold_crossed",
             Event::RequestRejected(_) => "request_rejected",
+            Event::AuditAnchored(_) => "audit_anchored",
         }
     }
 }
@@ -554,4 +559,19 @@ pub struct BudgetThresholdCrossed {
     /// Spend recorded in the window when the crossing was noticed.
     pub spent_nanos: u64,
     pub limit_nanos: u64,
+}
+
+/// The audit chain's head as one audit projection computed it: the hash of the record closed by
+/// the event at `head_seq`, which covers every record before it. Every projection folds the same
+/// stream into the same chain, so the id of an anchor is derived from its head and two
+/// instances anchoring the same head publish one event. (Schema 5.)
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct AuditAnchored {
+    /// Stream sequence of the event that closed the head record.
+    pub head_seq: u64,
+    /// SHA-256 of the head record, chained (lowercase hex).
+    pub head: String,
+    /// Records in the chain up to and including the head, counted from where the projection's
+    /// chain began.
+    pub length: u64,
 }

@@ -22,6 +22,7 @@ pub fn subject(event: &Event) -> Cow<'static, str> {
         Event::KeyExpired(_) => "switchyard.events.admin.key.expired",
         Event::LimitsSet(_) => "switchyard.events.admin.limits.set",
         Event::RequestRejected(_) => "switchyard.events.request.rejected",
+        Event::AuditAnchored(_) => "switchyard.events.audit.anchored",
         Event::BudgetLeased(e) => return Cow::Owned(budget_lease_subject(&e.window)),
         Event::BudgetThresholdCrossed(e) => {
             return Cow::Owned(budget_threshold_subject(&e.window, e.percent));
@@ -172,6 +173,23 @@ mod tests {
                 percent: 80,
                 spent_nanos: 0,
                 limit_nanos: 0,
+            }),
+            Event::RequestRejected(RequestRejected {
+                endpoint: Endpoint::ChatCompletions,
+                status: 401,
+                code: String::new(),
+                message: String::new(),
+                principal: None,
+                key_id: None,
+                key_fingerprint: None,
+                model: None,
+                remote_addr: None,
+                user_agent: None,
+            }),
+            Event::AuditAnchored(AuditAnchored {
+                head_seq: 0,
+                head: String::new(),
+                length: 0,
             }),
         ];
         let admin = ADMIN_SUBJECT_WILDCARD.trim_end_matches('>');

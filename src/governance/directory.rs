@@ -276,7 +276,8 @@ fn fold(state: &mut State, env: &Envelope) {
         | Event::BreakerChanged(_)
         | Event::BudgetLeased(_)
         | Event::BudgetThresholdCrossed(_)
-        | Event::RequestRejected(_) => {}
+        | Event::RequestRejected(_)
+        | Event::AuditAnchored(_) => {}
     }
 }
 

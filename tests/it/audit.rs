@@ -8,6 +8,8 @@ use reqwest::Method;
 use serde_json::{Value, json};
 use std::collections::BTreeSet;
 use std::time::Duration;
+use switchyard::events::Event;
+use switchyard::projections::audit::AuditIndex;
 use switchyard_mock::MockConfig;
 
 async fn search(gw_url: &str, query: &str) -> Value {
@@ -313,4 +315,199 @@ async fn every_request_is_searchable_and_a_rebuilt_index_answers_the_same() {
     }
     let ids: BTreeSet<String> = ids(&live[0]).into_iter().collect();
     assert_eq!(ids.len(), 5);
+}
+
+async fn verify_api(gw_url: &str, query: &str) -> Value {
+    let r = admin(Method::GET, format!("{gw_url}/admin/audit/verify?{query}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    r.json().await.unwrap()
+}
+
+fn kinds(report: &Value) -> Vec<String> {
+    report["problems"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["kind"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+/// `switchyard audit verify` as a user runs it: (exit status success, stdout).
+fn verify_cli(url: &str, args: &[&str]) -> (bool, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_switchyard"))
+        .args(["audit", "verify"])
+        .args(args)
+        .env("SWITCHYARD_URL", url)
+        .env("SWITCHYARD_ADMIN_TOKEN", ADMIN)
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
+}
+
+/// Admin changes are audit records; the chain is anchored in the stream; `verify` finds a
+/// message deleted from the stream, a record altered in the index and one inserted into it; and
+/// an index rebuilt after the deletion cannot hide it from the anchors.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn verify_reports_tampering_with_the_stream_and_the_index() {
+    let nats = Nats::start();
+    let mock = Mock::start(MockConfig::default()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = TestConfig::new(&nats, &mock, dir.path());
+    cfg.extra = "[projections.audit]\nanchor_every = \"100ms\"\n".into();
+    let gw = Gateway::start(cfg.build()).await;
+    let url = gw.url("");
+
+    // An admin change, six answered chats and a refusal.
+    let r = admin(Method::POST, format!("{url}/admin/keys"))
+        .json(&json!({"name": "auditor", "team": "risk", "models": ["gpt-4o-mini"]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let mut chats = Vec::new();
+    for i in 0..6 {
+        let r = post_chat(
+            &gw,
+            KEY,
+            &chat_body("gpt-4o-mini", &format!("note {i}"), false),
+        )
+        .await;
+        assert_eq!(r.status(), 200);
+        chats.push(r.headers()["x-request-id"].to_str().unwrap().to_owned());
+    }
+    assert_eq!(
+        post_chat(&gw, "sk-wrong", &chat_body("gpt-4o-mini", "x", false))
+            .await
+            .status(),
+        401
+    );
+    wait_records(&url, 8).await;
+    let admin_page = search(&url, "outcome=admin&action=key_issued").await;
+    assert_eq!(admin_page["count"], 1, "{admin_page}");
+    assert_eq!(admin_page["records"][0]["team"], "risk");
+    assert!(
+        admin_page["records"][0]["detail"]
+            .as_str()
+            .unwrap()
+            .contains("auditor")
+    );
+
+    // The chain's head is anchored in the stream.
+    let events = wait_for(
+        "an anchor of the whole chain",
+        Duration::from_secs(10),
+        || async {
+            let events = read_events(&nats.url()).await;
+            events
+                .iter()
+                .any(|(_, e, _)| matches!(&e.event, Event::AuditAnchored(a) if a.length == 8))
+                .then_some(events)
+        },
+    )
+    .await;
+    let report = verify_api(&url, "").await;
+    assert_eq!(kinds(&report), Vec::<String>::new(), "{report}");
+    assert_eq!(report["matched"], 8, "{report}");
+    assert!(report["anchors"].as_u64().unwrap() >= 1, "{report}");
+    assert_eq!(report["anchors"], report["anchors_matched"]);
+    let (ok, said) = verify_cli(&url, &[]);
+    assert!(ok, "{said}");
+
+    // Delete the closing event (its SpendRecorded) of the third chat from the stream.
+    let victim = &chats[2];
+    let spend_seq = events
+        .iter()
+        .find(|(_, e, _)| {
+            e.request_id.to_string() == *victim && matches!(e.event, Event::SpendRecorded(_))
+        })
+        .map(|(seq, _, _)| *seq)
+        .unwrap();
+    let js = async_nats::jetstream::new(async_nats::connect(nats.url()).await.unwrap());
+    let stream = js.get_stream("SWITCHYARD").await.unwrap();
+    assert!(stream.delete_message(spend_seq).await.unwrap());
+    let report = verify_api(&url, "").await;
+    let found = kinds(&report);
+    assert_eq!(found[0], "stream_gap", "{report}");
+    assert_eq!(report["problems"][0]["from_seq"], spend_seq);
+    assert!(found.contains(&"not_in_stream".to_owned()), "{report}");
+    assert!(found.contains(&"chain_break".to_owned()), "{report}");
+    assert!(found.contains(&"anchor_mismatch".to_owned()), "{report}");
+    let gone = report["problems"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["kind"] == "not_in_stream")
+        .unwrap();
+    assert_eq!(gone["request_id"], victim.as_str());
+    let (ok, said) = verify_cli(&url, &[]);
+    assert!(!ok, "a deletion fails verify");
+    let piped: Value = serde_json::from_str(said.trim()).unwrap();
+    assert_eq!(piped["problems"][0]["kind"], "stream_gap", "{said}");
+    assert_eq!(piped["problems"][0]["to_seq"], spend_seq);
+    // Before the deletion, everything still verifies.
+    let (ok, said) = verify_cli(&url, &["--to", &(spend_seq - 1).to_string()]);
+    assert!(ok, "{said}");
+    gw.stop().await;
+
+    // Alter one record in the index and insert a forged one.
+    {
+        let index = AuditIndex::open(&dir.path().join("audit")).unwrap();
+        let payload = index.payload().unwrap().unwrap();
+        let mut altered = index.get(&chats[4]).unwrap().unwrap();
+        altered.cost_nanos = Some(1);
+        altered.status = 500;
+        let mut forged = altered.clone();
+        forged.request_id = "01KFORGED0000000000000000A".into();
+        index.delete_request(&chats[4]);
+        index.add(&[altered, forged]).unwrap();
+        index.commit(&payload).unwrap();
+    }
+    let gw = Gateway::start(cfg.build()).await;
+    let url = gw.url("");
+    let report = verify_api(&url, "").await;
+    let problems = report["problems"].as_array().unwrap();
+    let altered = problems
+        .iter()
+        .find(|p| p["kind"] == "altered")
+        .unwrap_or_else(|| panic!("{report}"));
+    assert_eq!(altered["request_id"], chats[4].as_str());
+    assert_eq!(altered["fields"], json!(["cost_nanos", "status"]));
+    assert!(
+        problems.iter().any(
+            |p| p["kind"] == "not_in_stream" && p["request_id"] == "01KFORGED0000000000000000A"
+        ),
+        "{report}"
+    );
+    gw.stop().await;
+
+    // Rebuild the index from the tampered stream: it now agrees with the stream, but the gap
+    // and the anchors made before the deletion still tell.
+    let config_file = dir.path().join("switchyard.toml");
+    std::fs::write(&config_file, cfg.toml()).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_switchyard"))
+        .args(["replay", "audit", "--config"])
+        .arg(&config_file)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let gw = Gateway::start(cfg.build()).await;
+    let url = gw.url("");
+    let report = verify_api(&url, "").await;
+    let found: BTreeSet<String> = kinds(&report).into_iter().collect();
+    assert_eq!(
+        found,
+        ["anchor_mismatch", "stream_gap"].map(String::from).into(),
+        "{report}"
+    );
+    gw.stop().await;
 }

@@ -437,7 +437,7 @@ fn golden_v2_bytes_still_decode() {
         );
         let again = encode(&env);
         assert_eq!(u16::from_le_bytes([again[0], again[1]]), CURRENT_SCHEMA);
-        assert_eq!(again[2..], bytes[2..], "{name}: the v2 body is a v4 body");
+        assert_eq!(again[2..], bytes[2..], "{name}: the v2 body is a v5 body");
     }
 }
 
@@ -567,8 +567,8 @@ fn golden_v3() -> Vec<(&'static str, Envelope)> {
     ]
 }
 
-/// Schema 3 is no longer written: schema 4 only added an event variant, so its golden files
-/// decode to the same events and re-encode as schema 4 with the same body.
+/// Schema 3 is no longer written: later schemas only added event variants, so its golden files
+/// decode to the same events and re-encode as the current schema with the same body.
 #[test]
 fn golden_v3_bytes_still_decode() {
     let dir = root().join("tests/fixtures/events/v3");
@@ -583,7 +583,7 @@ fn golden_v3_bytes_still_decode() {
         );
         let again = encode(&env);
         assert_eq!(u16::from_le_bytes([again[0], again[1]]), CURRENT_SCHEMA);
-        assert_eq!(again[2..], bytes[2..], "{name}: the v3 body is a v4 body");
+        assert_eq!(again[2..], bytes[2..], "{name}: the v3 body is a v5 body");
     }
 }
 
@@ -641,18 +641,13 @@ fn golden_v4() -> Vec<(&'static str, Envelope)> {
     ]
 }
 
-/// Schema 4 is current: its golden files are written once under SWITCHYARD_BLESS (never
-/// rewritten) and this build must still write them byte for byte.
+/// Schema 4 is no longer written: schema 5 only added an event variant, so its golden files
+/// decode to the same events and re-encode as schema 5 with the same body.
 #[test]
 fn golden_v4_bytes_still_decode() {
-    assert_eq!(CURRENT_SCHEMA, 4, "a new schema needs its own golden files");
     let dir = root().join("tests/fixtures/events/v4");
     for (name, env) in golden_v4() {
         let path = dir.join(format!("{name}.bin"));
-        if bless() && !path.exists() {
-            std::fs::create_dir_all(&dir).unwrap();
-            std::fs::write(&path, encode(&env)).unwrap();
-        }
         let bytes = std::fs::read(&path).unwrap_or_else(|_| panic!("{} missing", path.display()));
         assert_eq!(u16::from_le_bytes([bytes[0], bytes[1]]), 4);
         assert_eq!(
@@ -660,10 +655,53 @@ fn golden_v4_bytes_still_decode() {
             env,
             "{name}: v4 bytes decode to the same event"
         );
+        let again = encode(&env);
+        assert_eq!(u16::from_le_bytes([again[0], again[1]]), CURRENT_SCHEMA);
+        assert_eq!(again[2..], bytes[2..], "{name}: the v4 body is a v5 body");
+    }
+}
+
+/// Schema 5: an audit chain anchor.
+fn golden_v5() -> Vec<(&'static str, Envelope)> {
+    let id = ulid::Ulid::from(0x019a_e100_0000_0000_0000_0000_0000_0001u128);
+    vec![(
+        "audit_anchored",
+        Envelope {
+            id,
+            at_ms: 1_764_600_000_000,
+            request_id: id,
+            event: Event::AuditAnchored(AuditAnchored {
+                head_seq: 123_456,
+                head: "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08".into(),
+                length: 61_728,
+            }),
+        },
+    )]
+}
+
+/// Schema 5 is current: its golden files are written once under SWITCHYARD_BLESS (never
+/// rewritten) and this build must still write them byte for byte.
+#[test]
+fn golden_v5_bytes_still_decode() {
+    assert_eq!(CURRENT_SCHEMA, 5, "a new schema needs its own golden files");
+    let dir = root().join("tests/fixtures/events/v5");
+    for (name, env) in golden_v5() {
+        let path = dir.join(format!("{name}.bin"));
+        if bless() && !path.exists() {
+            std::fs::create_dir_all(&dir).unwrap();
+            std::fs::write(&path, encode(&env)).unwrap();
+        }
+        let bytes = std::fs::read(&path).unwrap_or_else(|_| panic!("{} missing", path.display()));
+        assert_eq!(u16::from_le_bytes([bytes[0], bytes[1]]), 5);
+        assert_eq!(
+            decode(&bytes).unwrap(),
+            env,
+            "{name}: v5 bytes decode to the same event"
+        );
         assert_eq!(
             encode(&env),
             bytes,
-            "{name}: this build still writes v4 identically"
+            "{name}: this build still writes v5 identically"
         );
     }
 }

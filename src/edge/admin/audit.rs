@@ -1,9 +1,12 @@
 //! The audit search API:
-//! - `GET /admin/audit/search?q=&key=&user=&team=&project=&model=&provider=&outcome=&error=&surface=&status=&from=&to=&sort=&limit=&cursor=`:
+//! - `GET /admin/audit/search?q=&key=&user=&team=&project=&model=&provider=&outcome=&error=&surface=&action=&status=&from=&to=&sort=&limit=&cursor=`:
 //!   newest first by default (`sort=oldest` for the other way), `limit` up to 1000 (default
 //!   50), `cursor` from the previous page's `next_cursor`; the answer has the `count` of every
 //!   match and facets by model, team and status over them.
 //! - `GET /admin/audit/{request_id}`: one whole record, attempts included.
+//! - `GET /admin/audit/verify?from=&to=`: recompute the chain from the stream (sequences `from`
+//!   to `to`, default all) and compare it with the index and the anchors; the report lists every
+//!   problem (see [`crate::projections::audit::verify`]).
 //!
 //! `from` and `to` take RFC 3339 times or milliseconds since the epoch (`to` is exclusive).
 
@@ -16,7 +19,8 @@ use std::sync::Arc;
 
 use super::{AdminState, ApiError, check_admin};
 use crate::edge::error::echo;
-use crate::projections::audit::{AuditProjection, IndexError, Search};
+use crate::projections::audit::verify::Range;
+use crate::projections::audit::{AuditService, IndexError, Search};
 
 #[derive(Debug, Default, Deserialize)]
 pub struct SearchQuery {
@@ -30,6 +34,7 @@ pub struct SearchQuery {
     outcome: Option<String>,
     error: Option<String>,
     surface: Option<String>,
+    action: Option<String>,
     status: Option<u16>,
     from: Option<String>,
     to: Option<String>,
@@ -41,7 +46,7 @@ pub struct SearchQuery {
 /// Results per page when `limit` is not given.
 const DEFAULT_LIMIT: usize = 50;
 
-fn audit(st: &AdminState) -> Result<&Arc<AuditProjection>, ApiError> {
+fn audit(st: &AdminState) -> Result<&Arc<AuditService>, ApiError> {
     st.audit.as_ref().ok_or_else(|| {
         ApiError::unavailable(
             "audit_disabled",
@@ -93,6 +98,7 @@ impl SearchQuery {
             ("outcome", self.outcome),
             ("error", self.error),
             ("surface", self.surface),
+            ("action", self.action),
         ] {
             if let Some(v) = value {
                 filters.push((name, v));
@@ -140,7 +146,7 @@ pub async fn search(
     check_admin(&st, &headers)?;
     let audit = Arc::clone(audit(&st)?);
     let search = q.into_search()?;
-    let page = tokio::task::spawn_blocking(move || audit.index().search(&search))
+    let page = tokio::task::spawn_blocking(move || audit.projection.index().search(&search))
         .await
         .map_err(|_| ApiError::internal())?
         .map_err(search_error)?;
@@ -158,7 +164,7 @@ pub async fn show(
     check_admin(&st, &headers)?;
     let audit = Arc::clone(audit(&st)?);
     let lookup = id.clone();
-    let record = tokio::task::spawn_blocking(move || audit.index().get(&lookup))
+    let record = tokio::task::spawn_blocking(move || audit.projection.index().get(&lookup))
         .await
         .map_err(|_| ApiError::internal())?
         .map_err(search_error)?;
@@ -173,4 +179,41 @@ pub async fn show(
             format!("No audit record for request {:?}.", echo(&id)),
         )),
     }
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct VerifyQuery {
+    from: Option<u64>,
+    to: Option<u64>,
+}
+
+/// `GET /admin/audit/verify`
+pub async fn verify(
+    State(st): State<AdminState>,
+    headers: HeaderMap,
+    Query(q): Query<VerifyQuery>,
+) -> Result<Json<Value>, ApiError> {
+    check_admin(&st, &headers)?;
+    let audit = Arc::clone(audit(&st)?);
+    let range = Range {
+        from: q.from,
+        to: q.to,
+    };
+    let report = crate::projections::audit::verify::verify(
+        &audit.client,
+        &audit.stream,
+        Arc::clone(&audit.projection),
+        range,
+    )
+    .await
+    .map_err(|e| {
+        tracing::warn!(error = %e, "audit verification failed");
+        ApiError::unavailable(
+            "verify_failed",
+            format!("The audit chain could not be verified: {e}"),
+        )
+    })?;
+    Ok(Json(
+        serde_json::to_value(report).map_err(|_| ApiError::internal())?,
+    ))
 }

@@ -33,7 +33,7 @@ pub struct AdminState {
     pub budgets: Option<Arc<BudgetsStore>>,
     pub budgets_status: Option<Arc<ProjectionStatus>>,
     /// The audit index when this process runs it.
-    pub audit: Option<Arc<crate::projections::audit::AuditProjection>>,
+    pub audit: Option<Arc<crate::projections::audit::AuditService>>,
     /// Keys and limits, in a gateway (not in a standalone projection process).
     pub governance: Option<Arc<AdminGovernance>>,
 }
@@ -58,6 +58,7 @@ pub fn router(state: AdminState) -> axum::Router {
         .route("/admin/spend", get(spend::spend))
         .route("/admin/budgets", get(budgets::list))
         .route("/admin/audit/search", get(audit::search))
+        .route("/admin/audit/verify", get(audit::verify))
         .route("/admin/audit/{request_id}", get(audit::show))
         .route("/admin/keys", post(keys::create).get(keys::list))
         .route("/admin/keys/{id}", get(keys::show).delete(keys::revoke))

@@ -1,8 +1,8 @@
 //! The audit index: tantivy documents of [`AuditRecord`]s, and the searches the admin API runs.
 //!
-//! Schema: prompt, response and error message are tokenised text (full-text search); ids and
-//! labels (request id, outcome, surface, key, user, team, project, models, provider, rule,
-//! error code) are exact-match strings, fast where the API facets or filters on them; time,
+//! Schema: prompt, response, error message and an admin change's detail are tokenised text
+//! (full-text search); ids and labels (request id, outcome, surface, key, user, team, project,
+//! models, provider, rule, error code, admin action) are exact-match strings, fast where the API facets or filters on them; time,
 //! status, latency, tokens and cost are fast numbers for range filters and sorting. The whole
 //! record is stored as JSON, so one document answers `GET /admin/audit/{id}`.
 //!
@@ -33,8 +33,8 @@ pub const MAX_LIMIT: usize = 1000;
 const FACET_SIZE: u32 = 20;
 
 /// The exact-match fields a search can filter on, by their API name.
-pub const FILTERS: [&str; 9] = [
-    "key", "user", "team", "project", "model", "provider", "outcome", "error", "surface",
+pub const FILTERS: [&str; 10] = [
+    "key", "user", "team", "project", "model", "provider", "outcome", "error", "surface", "action",
 ];
 
 #[derive(Clone, Copy)]
@@ -55,6 +55,7 @@ pub(super) struct Fields {
     provider: Field,
     rule: Field,
     error: Field,
+    action: Field,
     status: Field,
     latency_us: Field,
     input_tokens: Field,
@@ -86,7 +87,8 @@ fn schema() -> (Schema, Fields) {
         served_model: b.add_text_field("served_model", exact.clone()),
         provider: b.add_text_field("provider", exact.clone()),
         rule: b.add_text_field("rule", exact.clone()),
-        error: b.add_text_field("error", exact),
+        error: b.add_text_field("error", exact.clone()),
+        action: b.add_text_field("action", exact),
         status: b.add_u64_field("status", number.clone()),
         latency_us: b.add_u64_field("latency_us", number.clone()),
         input_tokens: b.add_u64_field("input_tokens", number.clone()),
@@ -244,7 +246,9 @@ impl AuditIndex {
         d.add_u64(f.at_ms, r.at_ms);
         d.add_u64(f.seq, r.seq);
         d.add_text(f.outcome, r.outcome.as_str());
-        d.add_text(f.surface, surface_name(r.endpoint));
+        if let Some(e) = r.endpoint {
+            d.add_text(f.surface, surface_name(e));
+        }
         let labels = [
             (f.key, &r.key_id),
             (f.user, &r.user),
@@ -256,6 +260,7 @@ impl AuditIndex {
             (f.provider, &r.provider),
             (f.rule, &r.rule),
             (f.error, &r.error),
+            (f.action, &r.action),
         ];
         for (field, value) in labels {
             if let Some(v) = value {
@@ -278,6 +283,7 @@ impl AuditIndex {
             (f.prompt, &r.prompt),
             (f.response, &r.response),
             (f.message, &r.error_message),
+            (f.message, &r.detail),
         ] {
             if let Some(v) = value {
                 d.add_text(field, v);
@@ -299,6 +305,7 @@ impl AuditIndex {
             "outcome" => f.outcome,
             "error" => f.error,
             "surface" => f.surface,
+            "action" => f.action,
             _ => return None,
         })
     }
@@ -434,6 +441,61 @@ impl AuditIndex {
             Some(bytes) => Some(serde_json::from_slice(bytes)?),
             None => None,
         })
+    }
+
+    /// Every record closed at a sequence in `from..=to`, in sequence order.
+    pub fn records_by_seq(&self, from: u64, to: u64) -> Result<Vec<AuditRecord>, IndexError> {
+        const PAGE: usize = 10_000;
+        let f = &self.fields;
+        let searcher = self.reader.searcher();
+        // Several records can close at one sequence (requests closed as incomplete): a page
+        // that ends inside one is read again from that sequence, de-duplicated by request.
+        let mut out: BTreeMap<(u64, String), AuditRecord> = BTreeMap::new();
+        let mut lo = Bound::Included(from);
+        loop {
+            let term = |v| Term::from_field_u64(f.seq, v);
+            let q = RangeQuery::new(lo.map(term), Bound::Included(term(to)));
+            let top = TopDocs::with_limit(PAGE).order_by_fast_field::<u64>("seq", Order::Asc);
+            let hits = searcher.search(&q, &top)?;
+            let full = hits.len() == PAGE;
+            let (first, last) = (
+                hits.first().and_then(|h| h.0),
+                hits.last().and_then(|h| h.0),
+            );
+            for (_, addr) in hits {
+                let doc: TantivyDocument = searcher.doc(addr)?;
+                if let Some(bytes) = doc.get_first(f.record).and_then(|v| v.as_bytes()) {
+                    let r: AuditRecord = serde_json::from_slice(bytes)?;
+                    out.insert((r.seq, r.request_id.clone()), r);
+                }
+            }
+            match (full, first, last) {
+                (true, Some(a), Some(b)) if a != b => lo = Bound::Included(b),
+                (true, _, Some(b)) => lo = Bound::Excluded(b),
+                _ => break,
+            }
+        }
+        Ok(out.into_values().collect())
+    }
+
+    /// Delete one request's record (visible at the next commit). `switchyard audit verify`
+    /// reports the deletion against the stream.
+    pub fn delete_request(&self, request_id: &str) {
+        let term = Term::from_field_text(self.fields.request_id, request_id);
+        self.writer().delete_term(term);
+    }
+
+    /// Delete the records of requests that arrived before `cutoff_ms` (visible at the next
+    /// commit); how many there were.
+    pub fn delete_before(&self, cutoff_ms: u64) -> Result<u64, IndexError> {
+        let f = &self.fields;
+        let term = |v| Term::from_field_u64(f.at_ms, v);
+        let q = RangeQuery::new(Bound::Unbounded, Bound::Excluded(term(cutoff_ms)));
+        let n = self.reader.searcher().search(&q, &Count)? as u64;
+        if n > 0 {
+            self.writer().delete_query(Box::new(q))?;
+        }
+        Ok(n)
     }
 
     /// Records in the index.

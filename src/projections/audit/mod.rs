@@ -13,15 +13,48 @@
 
 pub mod index;
 pub mod record;
+pub mod verify;
 
 pub use index::{AuditIndex, IndexError, Page, Search};
 pub use record::{AuditRecord, Chain, Joiner, Outcome};
 
 use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use ulid::Ulid;
+
+use crate::events::{AuditAnchored, Envelope, Event};
 use std::path::Path;
 use std::sync::{Mutex, PoisonError};
 
 use super::{Applied, Projection, ProjectionError};
+
+/// A running audit projection and the stream it follows: what the admin API searches and
+/// verifies.
+pub struct AuditService {
+    pub projection: std::sync::Arc<AuditProjection>,
+    pub client: async_nats::Client,
+    pub stream: String,
+}
+
+/// The `AuditAnchored` event of a chain's head. Its id is derived from the head (time part: the
+/// head record's arrival; the rest: from its hash), so instances anchoring the same head publish
+/// one event.
+pub fn anchor_event(chain: &Chain) -> Envelope {
+    let digest = Sha256::digest([&chain.head[..], &chain.head_seq.to_be_bytes()].concat());
+    let mut rand = [0u8; 16];
+    rand.copy_from_slice(&digest[..16]);
+    let id = Ulid::from_parts(chain.head_at_ms, u128::from_be_bytes(rand));
+    let mut env = Envelope::new(
+        id,
+        Event::AuditAnchored(AuditAnchored {
+            head_seq: chain.head_seq,
+            head: hex::encode(chain.head),
+            length: chain.length,
+        }),
+    );
+    env.id = id;
+    env
+}
 
 /// What a commit records besides the documents.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -32,6 +65,10 @@ pub struct Checkpoint {
     pub resume: u64,
     /// The chain as of `applied`.
     pub chain: Chain,
+    /// Records of requests that arrived before this (ms since the epoch) were deleted by the
+    /// index's retention.
+    #[serde(default)]
+    pub retained_from_ms: u64,
 }
 
 struct State {
@@ -40,8 +77,9 @@ struct State {
     applied: u64,
     /// The resume point read from the index at open, until the first batch is applied.
     resume_at_open: Option<u64>,
-    /// Records added since the last commit.
+    /// Records added (or deleted) since the last commit.
     dirty: bool,
+    retained_from_ms: u64,
 }
 
 impl State {
@@ -56,6 +94,7 @@ impl State {
             applied: self.applied,
             resume,
             chain: self.chain,
+            retained_from_ms: self.retained_from_ms,
         }
     }
 }
@@ -82,6 +121,7 @@ impl AuditProjection {
                 applied: cp.applied,
                 resume_at_open: Some(cp.resume),
                 dirty: false,
+                retained_from_ms: cp.retained_from_ms,
             }),
         })
     }
@@ -115,8 +155,25 @@ impl AuditProjection {
             applied: 0,
             resume_at_open: Some(0),
             dirty: false,
+            retained_from_ms: 0,
         };
         self.commit(&mut state)
+    }
+
+    /// Delete the records of requests that arrived before `cutoff_ms` (the index's retention)
+    /// and commit. Returns how many went.
+    pub fn expire(&self, cutoff_ms: u64) -> Result<u64, IndexError> {
+        let mut state = self.state();
+        if cutoff_ms <= state.retained_from_ms {
+            return Ok(0);
+        }
+        let n = self.index.delete_before(cutoff_ms)?;
+        state.retained_from_ms = cutoff_ms;
+        self.commit(&mut state)?;
+        if n > 0 {
+            metrics::counter!("switchyard_audit_records_expired_total").increment(n);
+        }
+        Ok(n)
     }
 
     fn commit(&self, state: &mut State) -> Result<(), IndexError> {
@@ -144,17 +201,19 @@ impl Projection for AuditProjection {
         let mut state = self.state();
         state.resume_at_open = None;
         let mut records = Vec::new();
+        let mut closed = Vec::new();
         for a in batch {
             let Some(env) = &a.envelope else { continue };
-            let Some(mut r) = state.joiner.apply(a.seq, env) else {
-                continue;
-            };
+            state.joiner.apply(a.seq, env, &mut closed);
             // Closed at or before the last applied event: indexed already.
             if a.seq <= state.applied {
+                closed.clear();
                 continue;
             }
-            state.chain.link(&mut r);
-            records.push(r);
+            for mut r in closed.drain(..) {
+                state.chain.link(&mut r);
+                records.push(r);
+            }
         }
         if let Some(last) = batch.last() {
             state.applied = state.applied.max(last.seq);
