@@ -19,6 +19,10 @@
 //! build too (its own nats-server, the bootstrap key, the same upstream) and puts it in every
 //! block of the OpenAI path and in the throughput phase, so both builds are measured in the same
 //! run under the same noise. `scripts/bench-ab <commit>` builds a commit and runs this.
+//! `SWITCHYARD_BENCH_BASELINE_EXTRA` is TOML appended to the baseline's config: with this very
+//! build as the baseline it measures one feature on and off, e.g. the audit index:
+//! `SWITCHYARD_BENCH_BASELINE=target/release/switchyard SWITCHYARD_BENCH_KEY=config
+//! SWITCHYARD_BENCH_BASELINE_EXTRA=$'[projections.audit]\nenabled = false'`.
 
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
@@ -329,9 +333,10 @@ fn main() {
         let (nats, nats_port) = start_nats(&home);
         let port = free_port();
         let config = home.join("bench.toml");
+        let extra = std::env::var("SWITCHYARD_BENCH_BASELINE_EXTRA").unwrap_or_default();
         std::fs::write(
             &config,
-            gateway_config(&root, &home, port, nats_port, mock_port, false),
+            gateway_config(&root, &home, port, nats_port, mock_port, false) + "\n" + &extra,
         )
         .unwrap();
         wait_port(nats_port);
