@@ -423,7 +423,7 @@ pub async fn start_audit(
             tracing::error!(error = %e, "audit projection stopped");
         }
     });
-    // Searches see what was committed: commit new records twice a second.
+    // Searches see what was committed: commit new records once a second.
     let (ticker, ticker_stop) = (Arc::clone(&audit), stop.clone());
     tasks.spawn(async move {
         let mut every = tokio::time::interval(AUDIT_COMMIT_EVERY);
@@ -516,7 +516,7 @@ async fn expire_audit_records(
 }
 
 /// How often the gateway commits new audit records (what searches can see).
-const AUDIT_COMMIT_EVERY: Duration = Duration::from_millis(500);
+const AUDIT_COMMIT_EVERY: Duration = Duration::from_secs(1);
 
 pub async fn open_budgets(config: &Config) -> Result<Arc<BudgetsStore>, AppError> {
     let path = config.budgets_path();

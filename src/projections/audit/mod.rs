@@ -7,9 +7,12 @@
 //! the open requests; records they close at or below the applied sequence are already in the
 //! index and are not added again.
 //!
-//! Commits are tantivy commits (a segment each), so they are batched: when the runner asks for
-//! a durable one (about once a second) and whenever [`AuditProjection::flush`] is called (a
-//! ticker in the gateway does every half second), never per batch.
+//! Commits are tantivy commits (a segment each, with a term dictionary per field to build and,
+//! later, to merge), so they are few: whenever [`AuditProjection::flush`] is called (a ticker in
+//! the gateway does once a second: what searches see) and when the runner asks for a durable
+//! one at least [`MIN_COMMIT_GAP`] after the last (a replay has no ticker), never per batch.
+//! The checkpoint rides in the commit, so a crash re-reads from the last commit whatever the
+//! runner acknowledged.
 
 pub mod index;
 pub mod record;
@@ -56,6 +59,9 @@ pub fn anchor_event(chain: &Chain) -> Envelope {
     env
 }
 
+/// The runner's durable requests commit no more often than this (the ticker's flush does).
+pub const MIN_COMMIT_GAP: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// What a commit records besides the documents.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Checkpoint {
@@ -79,6 +85,7 @@ struct State {
     resume_at_open: Option<u64>,
     /// Records added (or deleted) since the last commit.
     dirty: bool,
+    last_commit: std::time::Instant,
     retained_from_ms: u64,
 }
 
@@ -121,6 +128,7 @@ impl AuditProjection {
                 applied: cp.applied,
                 resume_at_open: Some(cp.resume),
                 dirty: false,
+                last_commit: std::time::Instant::now(),
                 retained_from_ms: cp.retained_from_ms,
             }),
         })
@@ -155,6 +163,7 @@ impl AuditProjection {
             applied: 0,
             resume_at_open: Some(0),
             dirty: false,
+            last_commit: std::time::Instant::now(),
             retained_from_ms: 0,
         };
         self.commit(&mut state)
@@ -180,6 +189,7 @@ impl AuditProjection {
         let payload = serde_json::to_string(&state.checkpoint())?;
         self.index.commit(&payload)?;
         state.dirty = false;
+        state.last_commit = std::time::Instant::now();
         Ok(())
     }
 }
@@ -223,7 +233,7 @@ impl Projection for AuditProjection {
             state.dirty = true;
             metrics::counter!("switchyard_audit_records_total").increment(records.len() as u64);
         }
-        if durable && state.dirty {
+        if durable && state.dirty && state.last_commit.elapsed() >= MIN_COMMIT_GAP {
             self.commit(&mut state)?;
         }
         Ok(())
