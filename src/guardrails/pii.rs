@@ -219,8 +219,15 @@ fn card(text: &str, start: usize, end: usize) -> bool {
         || p2 == 62
 }
 
+/// SSNs printed in advertisements and documentation (the Woolworth wallet card, the SSA's own
+/// ad, the textbook sequence): examples, not anyone's number.
+const EXAMPLE_SSNS: &[&str] = &["078-05-1120", "219-09-9999", "123-45-6789"];
+
 fn ssn(text: &str, start: usize, end: usize) -> bool {
     let m = &text[start..end];
+    if EXAMPLE_SSNS.contains(&m) {
+        return false;
+    }
     if !standalone(text, start, end, |b| b.is_ascii_alphanumeric() || b == b'-') {
         return false;
     }
@@ -294,11 +301,28 @@ pub(super) fn iban_checksum(compact: &str) -> bool {
     rem == 1
 }
 
+/// The IBANs of the standard's and the banks' documentation.
+const EXAMPLE_IBANS: &[&str] = &[
+    "DE89370400440532013000",
+    "GB82WEST12345698765432",
+    "GB29NWBK60161331926819",
+    "FR1420041010050500013M02606",
+    "NL91ABNA0417164300",
+    "ES9121000418450200051332",
+    "IT60X0542811101000000123456",
+    "CH9300762011623852957",
+    "BE68539007547034",
+    "AT611904300234573201",
+];
+
 fn iban(text: &str, start: usize, end: usize) -> bool {
     if !standalone(text, start, end, |b| b.is_ascii_alphanumeric()) {
         return false;
     }
     let compact: String = text[start..end].chars().filter(|c| *c != ' ').collect();
+    if EXAMPLE_IBANS.contains(&compact.as_str()) {
+        return false;
+    }
     let expected = IBAN_LENGTHS
         .iter()
         .find(|(cc, _)| compact.starts_with(cc))

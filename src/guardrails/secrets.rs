@@ -106,7 +106,20 @@ pub(super) const SPECS: &[Spec] = &[
         name: "generic_secret",
         placeholder: "SECRET",
         class: Class::Generic,
-        pattern: r#"(?i:password|passwd|pwd|secret|api[_\-]?key|access[_\-]?token|auth[_\-]?token|client[_\-]?secret|secret[_\-]?key|private[_\-]?token|token)["']?\s*[:=]\s*["']?([^\s"'`,;)}\]]{12,})"#,
+        // A secret's name (English, or the word for password in the languages we see most;
+        // also inside a longer name, `PGPASSWORD`), not in an ARN-like `:secret:` path, then `:`, `=`, `=>`, an XML tag's `>`, or
+        // spaces with at most a copula (`is`, `è`, `es`, `est`, `ist`) or a few words before a
+        // colon; then the value.
+        pattern: r#"(?:^|[^:])(?i:password|passwd|pwd|passphrase|passwort|contraseña|senha|secret|api[_\-]?key|access[_\-]?token|auth[_\-]?token|client[_\-]?secret|secret[_\-]?key|private[_\-]?token|token)(?:["']?\s*(?:=>|[:=])|>|(?:\s+[\p{L}_]{1,12}){1,4}\s*:|\s+(?i:is|è|es|est|ist)?)\s*["']?([^\s"'`,;)}\]<]{12,})"#,
+        group: 1,
+        confirm: assigned,
+    },
+    Spec {
+        name: "generic_secret",
+        placeholder: "SECRET",
+        class: Class::Generic,
+        // The password of a URL's user info: `scheme://user:password@host`.
+        pattern: r"[a-z][a-z0-9+.\-]*://[^:/\s@]+:([^@\s/]{8,})@",
         group: 1,
         confirm: assigned,
     },
@@ -244,5 +257,19 @@ fn assigned(text: &str, start: usize, end: usize) -> bool {
         || v.starts_with('%')
         || v.starts_with('{')
         || v.contains("****");
-    !reference && !placeholder(v) && classes >= 3 && entropy(v) >= 3.2
+    // A name in code (`settings.OPENAI_API_KEY`, `get_token()`), a URL or a path: pointers to
+    // a secret, not the secret.
+    let bare = v.trim_end_matches("()");
+    let identifiers = bare.split('.').all(|part| {
+        part.bytes()
+            .next()
+            .is_some_and(|b| b.is_ascii_alphabetic() || b == b'_')
+            && part.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+    });
+    let env_name = v
+        .bytes()
+        .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_');
+    let code_name = env_name || (identifiers && (bare.contains('.') || bare.len() < v.len()));
+    let located = v.contains("://") || v.starts_with('/');
+    !reference && !code_name && !located && !placeholder(v) && classes >= 3 && entropy(v) >= 3.2
 }

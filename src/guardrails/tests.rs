@@ -28,7 +28,7 @@ fn checksums() {
 #[test]
 fn finds_each_kind_in_context() {
     let text = "Mail ana.lopez@example.org or call +44 20 7946 0958; card 4539 5787 6362 1486, \
-                IBAN DE89 3704 0044 0532 0130 00, host 10.20.30.40, key sk-proj-3Fv9Tq2LmX8pZr4Kw7Yb1Nc6Hd0Js5Ge.";
+                IBAN DE44 5001 0517 5407 3249 31, host 10.20.30.40, key sk-proj-3Fv9Tq2LmX8pZr4Kw7Yb1Nc6Hd0Js5Ge.";
     let got = found(text);
     let names: Vec<&str> = got.iter().map(|(n, _)| n.as_str()).collect();
     assert_eq!(
@@ -92,18 +92,16 @@ fn custom_words_and_patterns() {
     );
 }
 
-/// Precision and recall per detector over the labelled corpus in
-/// tests/fixtures/guardrails/corpus.jsonl (`scripts/gen-guardrail-corpus.py`). A found item
-/// counts when it overlaps a labelled one of the same detector.
-#[test]
-fn precision_and_recall_over_the_labelled_corpus() {
-    let path = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/fixtures/guardrails/corpus.jsonl"
+/// detector → (true positives, false positives, false negatives), and every miss, over a
+/// labelled corpus under tests/fixtures/guardrails/. A found item counts when it overlaps a
+/// labelled one of the same detector.
+fn evaluate(file: &str) -> (BTreeMap<String, (u32, u32, u32)>, Vec<String>, usize) {
+    let path = format!(
+        "{}/tests/fixtures/guardrails/{file}",
+        env!("CARGO_MANIFEST_DIR")
     );
     let corpus = std::fs::read_to_string(path).expect("corpus");
     let scanner = Scanner::new(&[]).unwrap();
-    // detector → (true positives, false positives, false negatives)
     let mut tally: BTreeMap<String, (u32, u32, u32)> = BTreeMap::new();
     let mut misses = Vec::new();
     let mut cases = 0;
@@ -161,28 +159,64 @@ fn precision_and_recall_over_the_labelled_corpus() {
             ));
         }
     }
-    assert!(cases >= 300, "the corpus has {cases} cases");
+    (tally, misses, cases)
+}
+
+/// Print the table; the detectors below `precision` or `recall`.
+fn report(
+    tally: &BTreeMap<String, (u32, u32, u32)>,
+    misses: &[String],
+    precision_floor: f64,
+    recall_floor: f64,
+) -> Vec<String> {
     println!(
         "{:<20} {:>5} {:>5} {:>5} {:>9} {:>9}",
         "detector", "tp", "fp", "fn", "precision", "recall"
     );
     let mut below = Vec::new();
-    for (name, (tp, fp, fneg)) in &tally {
+    for (name, (tp, fp, fneg)) in tally {
         let precision = f64::from(*tp) / f64::from((tp + fp).max(1));
         let recall = f64::from(*tp) / f64::from((tp + fneg).max(1));
         println!("{name:<20} {tp:>5} {fp:>5} {fneg:>5} {precision:>9.3} {recall:>9.3}");
-        if precision < PRECISION_FLOOR || recall < RECALL_FLOOR {
+        if precision < precision_floor || recall < recall_floor {
             below.push(format!(
                 "{name}: precision {precision:.3}, recall {recall:.3}"
             ));
         }
     }
-    for m in &misses {
+    for m in misses {
         println!("{m}");
     }
+    below
+}
+
+/// The corpus the detectors were tuned on (`scripts/gen-guardrail-corpus.py`): in-sample.
+#[test]
+fn precision_and_recall_over_the_tuning_corpus() {
+    let (tally, misses, cases) = evaluate("corpus.jsonl");
+    assert!(cases >= 300, "the corpus has {cases} cases");
+    let names: std::collections::BTreeSet<_> = builtin_names().collect();
+    assert_eq!(tally.len(), names.len(), "every detector is exercised");
+    let below = report(&tally, &misses, 0.95, 0.95);
     assert!(below.is_empty(), "below the floors: {below:?}");
 }
 
-/// Set from the measurement (see the closing note of the guardrails issue): every detector.
-const PRECISION_FLOOR: f64 = 0.95;
-const RECALL_FLOOR: f64 = 0.95;
+/// A held-out corpus written blind to the detectors (`scripts/gen-guardrail-heldout.py`: new
+/// templates, document kinds and languages, new values): the honest figures.
+#[test]
+fn precision_and_recall_over_the_held_out_corpus() {
+    let (tally, misses, cases) = evaluate("heldout.jsonl");
+    assert!(cases >= 250, "the corpus has {cases} cases");
+    let below = report(&tally, &misses, HELD_OUT_PRECISION, HELD_OUT_RECALL);
+    assert!(below.is_empty(), "below the floors: {below:?}");
+}
+
+/// Floors for the held-out corpus. Its first, blind measurement: every detector 1.000 / 1.000
+/// except `generic_secret` (precision 0.846, recall 0.647: netrc, XML, SQL, URL user info and
+/// non-English names it did not know), `iban` (precision 0.895) and `ssn` (0.875), which took
+/// the standard's example IBANs and the SSA's published example SSNs for real ones. Those were
+/// fixed in ways meant to generalise (more assignment shapes, the published examples), after
+/// which it reads 1.000 everywhere, so it is no longer blind: a new held-out set is the next
+/// honest measurement.
+const HELD_OUT_PRECISION: f64 = 0.95;
+const HELD_OUT_RECALL: f64 = 0.95;
