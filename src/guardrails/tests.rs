@@ -92,17 +92,20 @@ fn custom_words_and_patterns() {
     );
 }
 
-/// detector → (true positives, false positives, false negatives), and every miss, over a
+/// detector → (true positives, false positives, false negatives).
+type Tally = BTreeMap<String, (u32, u32, u32)>;
+
+/// The [`Tally`], every miss and the number of cases, over a
 /// labelled corpus under tests/fixtures/guardrails/. A found item counts when it overlaps a
 /// labelled one of the same detector.
-fn evaluate(file: &str) -> (BTreeMap<String, (u32, u32, u32)>, Vec<String>, usize) {
+fn evaluate(file: &str) -> (Tally, Vec<String>, usize) {
     let path = format!(
         "{}/tests/fixtures/guardrails/{file}",
         env!("CARGO_MANIFEST_DIR")
     );
     let corpus = std::fs::read_to_string(path).expect("corpus");
     let scanner = Scanner::new(&[]).unwrap();
-    let mut tally: BTreeMap<String, (u32, u32, u32)> = BTreeMap::new();
+    let mut tally = Tally::new();
     let mut misses = Vec::new();
     let mut cases = 0;
     for line in corpus.lines().filter(|l| !l.trim().is_empty()) {
@@ -164,7 +167,7 @@ fn evaluate(file: &str) -> (BTreeMap<String, (u32, u32, u32)>, Vec<String>, usiz
 
 /// Print the table; the detectors below `precision` or `recall`.
 fn report(
-    tally: &BTreeMap<String, (u32, u32, u32)>,
+    tally: &Tally,
     misses: &[String],
     precision_floor: f64,
     recall_floor: f64,
