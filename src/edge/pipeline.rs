@@ -526,6 +526,7 @@ async fn finish(ctx: &Ctx, done: Finished) {
             body: done.body,
             cache_hit: None,
             cache_score: None,
+            guardrail_findings: Vec::new(),
         }),
     );
     ctx.st.sink.emit(&completed).await;

@@ -11,18 +11,21 @@
 //! | 3 | admin events: `Event::{KeyIssued, KeyRotated, KeyRevoked, KeyExpired, LimitsSet}`, then the budget ledger's `Event::{BudgetLeased, BudgetThresholdCrossed}` |
 //! | 4 | `Event::RequestRejected`: requests refused before admission |
 //! | 5 | `Event::AuditAnchored`: the audit chain's head, for `switchyard audit verify` |
+//! | 6 | guardrails: `GuardrailFinding` gets its real shape, `ResponseCompleted.guardrail_findings` is appended; frozen in `v5.rs` |
 //!
 //! Schemas 3, 4 and 5 only added variants at the end of `Event`, so a schema-2, 3 or 4 body is
-//! a valid schema-5 body and decodes with today's types; the version still moved so that an
+//! a valid schema-5 body; schema 6 changed two payloads, so bodies of schemas 2 to 5 decode
+//! through the frozen schema-5 types (`v5.rs`) and are converted; the version still moved so that an
 //! older build stops before an event it does not know ([`DecodeError::UnknownSchema`]) instead
 //! of skipping it as garbage.
 
 mod v1;
+mod v5;
 
 use super::Envelope;
 
 /// The schema version written by this build.
-pub const CURRENT_SCHEMA: u16 = 5;
+pub const CURRENT_SCHEMA: u16 = 6;
 
 fn config() -> bincode::config::Configuration {
     bincode::config::standard()
@@ -77,8 +80,9 @@ pub fn decode(bytes: &[u8]) -> Result<Envelope, DecodeError> {
     let schema = u16::from_le_bytes([head[0], head[1]]);
     match schema {
         1 => body_of::<v1::Envelope>(schema, body).map(Envelope::from),
-        // Schemas 3 to 5 added variants only (see the table above).
-        2..=4 | CURRENT_SCHEMA => body_of::<Envelope>(schema, body),
+        // Schemas 3 to 5 added variants only; 6 changed payloads (see the table above).
+        2..=5 => body_of::<v5::Envelope>(schema, body).map(Envelope::from),
+        CURRENT_SCHEMA => body_of::<Envelope>(schema, body),
         other => Err(DecodeError::UnknownSchema(other)),
     }
 }
@@ -146,7 +150,7 @@ mod tests {
         );
         let bytes = encode(&env);
         assert_eq!(bytes[..2], CURRENT_SCHEMA.to_le_bytes());
-        assert_eq!(CURRENT_SCHEMA, 5);
+        assert_eq!(CURRENT_SCHEMA, 6);
         assert_eq!(decode(&bytes).unwrap(), env);
     }
 
@@ -302,6 +306,7 @@ mod properties {
                             body,
                             cache_hit: None,
                             cache_score: Some(0.25),
+                            guardrail_findings: vec![],
                         })
                     }
                 ),

@@ -124,12 +124,51 @@ pub struct DeploymentRef {
     pub model: String,
 }
 
-/// A guardrail's observation about a request or response.
+/// What a guardrail did about what it found. (Schema 6.)
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum GuardrailAction {
+    /// Recorded, nothing changed.
+    Log,
+    /// Replaced by a typed placeholder (`[EMAIL_1]`) before it went on.
+    Redact,
+    /// The request was refused (400 `guardrail_blocked`).
+    Block,
+}
+
+impl GuardrailAction {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            GuardrailAction::Log => "log",
+            GuardrailAction::Redact => "redact",
+            GuardrailAction::Block => "block",
+        }
+    }
+}
+
+/// Where a guardrail looked. (Schema 6.)
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum FindingLocation {
+    Request,
+    Response,
+}
+
+/// What one detector found in one place, and what was done: never the matched text. (Schema 6
+/// gave it this shape; before, no event carried one.)
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct GuardrailFinding {
-    pub guardrail: String,
-    pub kind: String,
-    pub action: String,
+    /// The detector (`email`, `openai_key`, or a custom detector's name).
+    pub detector: String,
+    pub action: GuardrailAction,
+    /// How many matches.
+    pub count: u32,
+    pub location: FindingLocation,
+    /// The index of the request message (or embeddings input) they were in; `None` for a
+    /// response.
+    pub message: Option<u32>,
 }
 
 /// The edge admitted a request and is about to route it.
@@ -144,7 +183,7 @@ pub struct RequestAccepted {
     pub stream: bool,
     /// The request body as received (JSON text).
     pub body: String,
-    /// Reserved for guardrails: always empty until they are built.
+    /// What the request guardrails found in the request, and did (schema 6).
     pub guardrail_findings: Vec<GuardrailFinding>,
     /// Reserved for the cache: always `None` until it is built.
     pub cache_key: Option<String>,
@@ -266,6 +305,8 @@ pub struct ResponseCompleted {
     pub cache_hit: Option<String>,
     /// Reserved for the cache: the similarity of a semantic hit; always `None` until then.
     pub cache_score: Option<f32>,
+    /// What the response guardrails found in the answer, and did. (Schema 6: appended.)
+    pub guardrail_findings: Vec<GuardrailFinding>,
 }
 
 /// The cost of a request is known.

@@ -113,6 +113,7 @@ mod tests {
                 body: None,
                 cache_hit: None,
                 cache_score: None,
+                guardrail_findings: vec![],
             }),
             Event::SpendRecorded(SpendRecorded {
                 principal: p,

@@ -159,10 +159,13 @@ fn golden_v1() -> Vec<(&'static str, Envelope)> {
                     stream: false,
                     body: r#"{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hi"}]}"#
                         .into(),
+                    // written as {guardrail: "pii", kind: "email", action: "redact"}
                     guardrail_findings: vec![GuardrailFinding {
-                        guardrail: "pii".into(),
-                        kind: "email".into(),
-                        action: "redact".into(),
+                        detector: "email".into(),
+                        action: GuardrailAction::Redact,
+                        count: 1,
+                        location: FindingLocation::Request,
+                        message: None,
                     }],
                     cache_key: Some("abc".into()),
                     rule: None,
@@ -215,6 +218,7 @@ fn golden_v1() -> Vec<(&'static str, Envelope)> {
                     body: Some("{\"choices\":[]}".into()),
                     cache_hit: None,
                     cache_score: Some(0.5),
+                    guardrail_findings: vec![],
                 }),
             ),
         ),
@@ -358,6 +362,7 @@ fn golden_v2() -> Vec<(&'static str, Envelope)> {
                     body: Some("{\"type\":\"message_stop\"}".into()),
                     cache_hit: None,
                     cache_score: None,
+                    guardrail_findings: vec![],
                 }),
             ),
         ),
@@ -397,6 +402,30 @@ fn golden_v2() -> Vec<(&'static str, Envelope)> {
     ]
 }
 
+/// Golden files of an older `schema` decode to `cases`, and re-encode as the current schema to
+/// bytes that decode to the same events. (The body is not byte-identical: schema 6 changed two
+/// payloads.)
+fn older_schema_decodes(schema: u16, cases: Vec<(&'static str, Envelope)>) {
+    let dir = root().join(format!("tests/fixtures/events/v{schema}"));
+    for (name, env) in cases {
+        let path = dir.join(format!("{name}.bin"));
+        let bytes = std::fs::read(&path).unwrap_or_else(|_| panic!("{} missing", path.display()));
+        assert_eq!(u16::from_le_bytes([bytes[0], bytes[1]]), schema);
+        assert_eq!(
+            decode(&bytes).unwrap(),
+            env,
+            "{name}: v{schema} bytes decode to the same event"
+        );
+        let again = encode(&env);
+        assert_eq!(u16::from_le_bytes([again[0], again[1]]), CURRENT_SCHEMA);
+        assert_eq!(
+            decode(&again).unwrap(),
+            env,
+            "{name}: re-encoded as current"
+        );
+    }
+}
+
 /// Schema 1 is no longer written: its golden files decode through the frozen v1 types and the
 /// conversion, and re-encoding writes the current schema.
 #[test]
@@ -421,24 +450,11 @@ fn golden_v1_bytes_still_decode() {
     }
 }
 
-/// Schema 2 is no longer written: schema 3 only added event variants, so its golden files decode
-/// to the same events and re-encode as schema 3 with the same body.
+/// Schema 2 is no longer written: its golden files decode through the frozen schema-5 types
+/// to the same events, and re-encode as the current schema.
 #[test]
 fn golden_v2_bytes_still_decode() {
-    let dir = root().join("tests/fixtures/events/v2");
-    for (name, env) in golden_v2() {
-        let path = dir.join(format!("{name}.bin"));
-        let bytes = std::fs::read(&path).unwrap_or_else(|_| panic!("{} missing", path.display()));
-        assert_eq!(u16::from_le_bytes([bytes[0], bytes[1]]), 2);
-        assert_eq!(
-            decode(&bytes).unwrap(),
-            env,
-            "{name}: v2 bytes decode to the same event"
-        );
-        let again = encode(&env);
-        assert_eq!(u16::from_le_bytes([again[0], again[1]]), CURRENT_SCHEMA);
-        assert_eq!(again[2..], bytes[2..], "{name}: the v2 body is a v5 body");
-    }
+    older_schema_decodes(2, golden_v2());
 }
 
 /// Schema 3: the admin events, with every optional field set.
@@ -567,24 +583,11 @@ fn golden_v3() -> Vec<(&'static str, Envelope)> {
     ]
 }
 
-/// Schema 3 is no longer written: later schemas only added event variants, so its golden files
-/// decode to the same events and re-encode as the current schema with the same body.
+/// Schema 3 is no longer written: its golden files decode through the frozen schema-5 types
+/// to the same events, and re-encode as the current schema.
 #[test]
 fn golden_v3_bytes_still_decode() {
-    let dir = root().join("tests/fixtures/events/v3");
-    for (name, env) in golden_v3() {
-        let path = dir.join(format!("{name}.bin"));
-        let bytes = std::fs::read(&path).unwrap_or_else(|_| panic!("{} missing", path.display()));
-        assert_eq!(u16::from_le_bytes([bytes[0], bytes[1]]), 3);
-        assert_eq!(
-            decode(&bytes).unwrap(),
-            env,
-            "{name}: v3 bytes decode to the same event"
-        );
-        let again = encode(&env);
-        assert_eq!(u16::from_le_bytes([again[0], again[1]]), CURRENT_SCHEMA);
-        assert_eq!(again[2..], bytes[2..], "{name}: the v3 body is a v5 body");
-    }
+    older_schema_decodes(3, golden_v3());
 }
 
 /// Schema 4: a refused request, every optional field set, and one with none.
@@ -641,24 +644,11 @@ fn golden_v4() -> Vec<(&'static str, Envelope)> {
     ]
 }
 
-/// Schema 4 is no longer written: schema 5 only added an event variant, so its golden files
-/// decode to the same events and re-encode as schema 5 with the same body.
+/// Schema 4 is no longer written: its golden files decode through the frozen schema-5 types
+/// to the same events, and re-encode as the current schema.
 #[test]
 fn golden_v4_bytes_still_decode() {
-    let dir = root().join("tests/fixtures/events/v4");
-    for (name, env) in golden_v4() {
-        let path = dir.join(format!("{name}.bin"));
-        let bytes = std::fs::read(&path).unwrap_or_else(|_| panic!("{} missing", path.display()));
-        assert_eq!(u16::from_le_bytes([bytes[0], bytes[1]]), 4);
-        assert_eq!(
-            decode(&bytes).unwrap(),
-            env,
-            "{name}: v4 bytes decode to the same event"
-        );
-        let again = encode(&env);
-        assert_eq!(u16::from_le_bytes([again[0], again[1]]), CURRENT_SCHEMA);
-        assert_eq!(again[2..], bytes[2..], "{name}: the v4 body is a v5 body");
-    }
+    older_schema_decodes(4, golden_v4());
 }
 
 /// Schema 5: an audit chain anchor.
@@ -679,29 +669,127 @@ fn golden_v5() -> Vec<(&'static str, Envelope)> {
     )]
 }
 
-/// Schema 5 is current: its golden files are written once under SWITCHYARD_BLESS (never
-/// rewritten) and this build must still write them byte for byte.
+/// Schema 5 is no longer written: its golden files decode through the frozen schema-5 types
+/// to the same events, and re-encode as the current schema.
 #[test]
 fn golden_v5_bytes_still_decode() {
-    assert_eq!(CURRENT_SCHEMA, 5, "a new schema needs its own golden files");
-    let dir = root().join("tests/fixtures/events/v5");
-    for (name, env) in golden_v5() {
+    older_schema_decodes(5, golden_v5());
+}
+
+/// Schema 6: guardrail findings on both sides of a request.
+fn golden_v6() -> Vec<(&'static str, Envelope)> {
+    let id = |n: u128| ulid::Ulid::from(0x019a_e200_0000_0000_0000_0000_0000_0000u128 + n);
+    let principal = Principal {
+        key_id: "01kb0000000000000000000009".into(),
+        user: Some("ana".into()),
+        team: Some("support".into()),
+        project: None,
+    };
+    let finding = |detector: &str, action, count, location, message| GuardrailFinding {
+        detector: detector.into(),
+        action,
+        count,
+        location,
+        message,
+    };
+    vec![
+        (
+            "request_accepted_with_findings",
+            Envelope {
+                id: id(1),
+                at_ms: 1_764_700_000_000,
+                request_id: id(100),
+                event: Event::RequestAccepted(RequestAccepted {
+                    principal: principal.clone(),
+                    endpoint: Endpoint::ChatCompletions,
+                    model: "gpt-4o-mini".into(),
+                    route: vec![DeploymentRef {
+                        provider: "openai".into(),
+                        model: "gpt-4o-mini".into(),
+                    }],
+                    stream: true,
+                    body: r#"{"messages":[{"role":"user","content":"mail [EMAIL_1]"}]}"#.into(),
+                    guardrail_findings: vec![
+                        finding(
+                            "email",
+                            GuardrailAction::Redact,
+                            2,
+                            FindingLocation::Request,
+                            Some(1),
+                        ),
+                        finding(
+                            "phone",
+                            GuardrailAction::Log,
+                            1,
+                            FindingLocation::Request,
+                            Some(0),
+                        ),
+                    ],
+                    cache_key: None,
+                    rule: None,
+                    routed_model: None,
+                }),
+            },
+        ),
+        (
+            "response_completed_with_findings",
+            Envelope {
+                id: id(2),
+                at_ms: 1_764_700_000_900,
+                request_id: id(100),
+                event: Event::ResponseCompleted(ResponseCompleted {
+                    principal,
+                    endpoint: Endpoint::ChatCompletions,
+                    model: "gpt-4o-mini".into(),
+                    attempts: vec![],
+                    provider: Some("openai".into()),
+                    provider_model: Some("gpt-4o-mini-2024-07-18".into()),
+                    status: 200,
+                    error: None,
+                    stream: true,
+                    ttft_us: Some(210_000),
+                    latency_us: 900_000,
+                    usage: None,
+                    finish_reason: Some("stop".into()),
+                    body: Some("write to [EMAIL_1]".into()),
+                    cache_hit: None,
+                    cache_score: None,
+                    guardrail_findings: vec![finding(
+                        "openai_key",
+                        GuardrailAction::Redact,
+                        1,
+                        FindingLocation::Response,
+                        None,
+                    )],
+                }),
+            },
+        ),
+    ]
+}
+
+/// Schema 6 is current: its golden files are written once under SWITCHYARD_BLESS (never
+/// rewritten) and this build must still write them byte for byte.
+#[test]
+fn golden_v6_bytes_still_decode() {
+    assert_eq!(CURRENT_SCHEMA, 6, "a new schema needs its own golden files");
+    let dir = root().join("tests/fixtures/events/v6");
+    for (name, env) in golden_v6() {
         let path = dir.join(format!("{name}.bin"));
         if bless() && !path.exists() {
             std::fs::create_dir_all(&dir).unwrap();
             std::fs::write(&path, encode(&env)).unwrap();
         }
         let bytes = std::fs::read(&path).unwrap_or_else(|_| panic!("{} missing", path.display()));
-        assert_eq!(u16::from_le_bytes([bytes[0], bytes[1]]), 5);
+        assert_eq!(u16::from_le_bytes([bytes[0], bytes[1]]), 6);
         assert_eq!(
             decode(&bytes).unwrap(),
             env,
-            "{name}: v5 bytes decode to the same event"
+            "{name}: v6 bytes decode to the same event"
         );
         assert_eq!(
             encode(&env),
             bytes,
-            "{name}: this build still writes v5 identically"
+            "{name}: this build still writes v6 identically"
         );
     }
 }

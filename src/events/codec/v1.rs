@@ -174,13 +174,11 @@ impl From<DeploymentRef> for current::DeploymentRef {
     }
 }
 
+/// Findings were reserved and never written before schema 6; should one exist, its `kind` names
+/// the detector and its action is kept when it is one of today's.
 impl From<GuardrailFinding> for current::GuardrailFinding {
     fn from(v: GuardrailFinding) -> Self {
-        Self {
-            guardrail: v.guardrail,
-            kind: v.kind,
-            action: v.action,
-        }
+        super::v5::finding(v.guardrail, v.kind, v.action)
     }
 }
 
@@ -269,6 +267,7 @@ impl From<ResponseCompleted> for current::ResponseCompleted {
             body: v.body,
             cache_hit: v.cache_hit,
             cache_score: v.cache_score,
+            guardrail_findings: Vec::new(),
         }
     }
 }

@@ -509,6 +509,7 @@ mod tests {
             body: Some("hi there".into()),
             cache_hit: None,
             cache_score: None,
+            guardrail_findings: vec![],
         })
     }
 
