@@ -228,6 +228,7 @@ fn request_events(rng: &mut Rng, at_ms: u64) -> Vec<Envelope> {
         body: (!failed).then(|| rng.words(answer_words)),
         cache_hit: None,
         cache_score: None,
+        guardrail_findings: vec![],
     });
     let done = at_ms + latency_us / 1000;
     let mut out = vec![env(at_ms, accepted), env(done, completed)];
