@@ -49,6 +49,8 @@ pub enum AppError {
     SecretsClient(reqwest::Error),
     #[error("server: {0}")]
     Serve(#[from] std::io::Error),
+    #[error(transparent)]
+    Guardrails(#[from] crate::guardrails::GuardrailError),
 }
 
 /// How long shutdown waits for the outbox to reach JetStream before leaving it on disk.
@@ -108,6 +110,14 @@ pub async fn serve(
         .map_err(AppError::Secrets)?;
     let providers = build_providers(&config.providers)?;
     let (mut services, sink) = Services::start(&config).await?;
+    // After the services: NATS is being reached (and the key directory read) meanwhile.
+    let policy_config = (config.guardrails.clone(), config.privacy.clone());
+    let guardrails = Arc::new(
+        tokio::task::spawn_blocking(move || {
+            crate::guardrails::Policy::new(&policy_config.0, &policy_config.1)
+        })
+        .await??,
+    );
     services.keep_secrets_fresh(&config.credentials, &fetcher);
     let requests = TaskTracker::new();
     // Cancelled by shutdown, or when the NATS server is refused.
@@ -138,6 +148,7 @@ pub async fn serve(
         tasks: requests.clone(),
         metrics: crate::telemetry::metrics(),
         credentials: config.credentials.clone(),
+        guardrails,
     });
     let admin = AdminState {
         admin_token_hash: config.admin_token_hash,

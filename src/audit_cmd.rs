@@ -58,6 +58,9 @@ struct SearchArgs {
     /// Admin records: `key_issued`, `key_rotated`, `key_revoked`, `key_expired`, `limits_set`.
     #[arg(long)]
     action: Option<String>,
+    /// Requests in which this guardrail detector found something (`email`, `openai_key`).
+    #[arg(long)]
+    guardrail: Option<String>,
     /// Error class (`upstream_5xx`) or refusal code (`invalid_api_key`).
     #[arg(long)]
     error: Option<String>,
@@ -124,6 +127,7 @@ impl AuditCmd {
                     provider,
                     outcome,
                     action,
+                    guardrail,
                     error,
                     surface,
                     status,
@@ -142,6 +146,7 @@ impl AuditCmd {
                     ("provider", provider),
                     ("outcome", outcome),
                     ("action", action),
+                    ("guardrail", guardrail),
                     ("error", error),
                     ("surface", surface),
                     ("status", status.map(|s| s.to_string())),

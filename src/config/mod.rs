@@ -3,6 +3,7 @@
 //! resolved. Runtime code holds validated handles, never names to look up again.
 
 mod budgets;
+mod guardrails;
 mod presets;
 mod pricing;
 mod rate;
@@ -11,6 +12,9 @@ mod secret;
 mod validate;
 
 pub use budgets::{BudgetsConfig, LedgerUnavailable};
+pub use guardrails::{
+    BodyPolicy, CustomDetector, GuardrailRule, GuardrailsConfig, PrivacyConfig, PrivacyRule,
+};
 pub use presets::Preset;
 pub use pricing::{Price, Pricing, RawPrice, RawPricing};
 pub use rate::{RateLedgerUnavailable, RateLimitsConfig};
@@ -68,6 +72,12 @@ pub struct RawConfig {
     /// How often secret references are fetched again, and how long a fetch may take.
     #[serde(default)]
     pub secrets: SecretsConfig,
+    /// Personal data and credentials in requests: detectors, actions, rules.
+    #[serde(default)]
+    pub guardrails: GuardrailsConfig,
+    /// What the event stream keeps of bodies.
+    #[serde(default)]
+    pub privacy: PrivacyConfig,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
@@ -588,6 +598,8 @@ pub struct Config {
     pub budgets: BudgetsConfig,
     pub rate_limits: RateLimitsConfig,
     pub secrets: SecretsConfig,
+    pub guardrails: GuardrailsConfig,
+    pub privacy: PrivacyConfig,
     /// Every secret reference of the file, each once, named by its path: what the gateway
     /// fetches before serving and keeps fresh.
     pub credentials: Vec<Credential>,

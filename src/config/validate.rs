@@ -84,6 +84,7 @@ pub fn validate_in(
     routing::validate(&raw.routing, &models, &mut problems);
     super::budgets::validate(&raw.budgets, &mut problems);
     super::rate::validate(&raw.rate_limits, &raw.nats.stream, &mut problems);
+    super::guardrails::validate(&raw.guardrails, &mut problems);
     let pricing = Pricing::validate(
         pricing.unwrap_or_else(|| RawPricing {
             currency: "USD".into(),
@@ -108,6 +109,8 @@ pub fn validate_in(
         pricing,
         budgets: raw.budgets,
         rate_limits: raw.rate_limits,
+        guardrails: raw.guardrails,
+        privacy: raw.privacy,
         secrets: raw.secrets,
         credentials,
     })

@@ -172,6 +172,24 @@ impl ApiError {
     }
 
     /// A model the key may not call.
+    /// The request holds something a guardrail blocks: named by detector, never echoed.
+    pub fn guardrail_blocked(detectors: &[String]) -> Self {
+        Self::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_request_error",
+            "guardrail_blocked",
+            format!(
+                "The request was blocked by a guardrail: it contains {} ({}). Remove it and try again.",
+                if detectors.len() == 1 {
+                    "a value a detector blocks"
+                } else {
+                    "values detectors block"
+                },
+                detectors.join(", ")
+            ),
+        )
+    }
+
     pub fn model_not_allowed(model: &str) -> Self {
         let mut e = Self::new(
             StatusCode::FORBIDDEN,

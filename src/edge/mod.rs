@@ -57,6 +57,8 @@ pub struct EdgeState {
     pub metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
     /// Every provider secret reference, for `/readyz` and the metrics.
     pub credentials: Vec<crate::secrets::Credential>,
+    /// Request guardrails and what the stream keeps of bodies.
+    pub guardrails: Arc<crate::guardrails::Policy>,
 }
 
 /// The full edge router.

@@ -44,12 +44,13 @@ use super::error::char_prefix;
 use super::rejected::{self, Refusal, Seen};
 use super::surface::{Authenticated, Canonical, Framer, Surface, SurfaceError, SurfaceRequest};
 use super::{ApiError, EdgeState, ratelimit, read_body, validate};
-use crate::config::Durability;
+use crate::config::{BodyPolicy, Durability};
 use crate::events::{
     Attempt, BreakerChanged, Endpoint, Envelope, ErrorInfo, Event, Principal, RequestAccepted,
     ResponseCompleted, SpendRecorded, Usage,
 };
 use crate::governance::budgets::{Estimate, Reservation, cost};
+use crate::guardrails::Inspection;
 use crate::providers::{ChatRequest, ChatStream, ProviderError, tokens};
 use crate::publish::PublishError;
 use crate::routing::{self, Deployment, ModelRoute, Outcome};
@@ -126,13 +127,23 @@ async fn admit_and_run<S: Surface, R: SurfaceRequest>(
     seen.principal = Some(Arc::clone(&caller.principal));
     // Parse: size limit, JSON, the surface's own checks, the canonical request.
     let bytes = read_body(headers, body, st.max_body_bytes, st.body_read_timeout).await?;
-    let req: R = serde_json::from_slice(&bytes).map_err(|e| validate::parse_error(&e, &bytes))?;
+    let mut req: R =
+        serde_json::from_slice(&bytes).map_err(|e| validate::parse_error(&e, &bytes))?;
     let (model, stream) = (req.model().to_owned(), req.is_stream());
     seen.model = Some(model.clone());
     if !caller.may_use(&model) {
         return Err(ApiError::model_not_allowed(&model).into());
     }
     let principal = caller.principal;
+    // Guardrails: one pass over the body as sent; a block refuses it, a redaction replaces
+    // values by placeholders in the body that goes on.
+    let inspection = st.guardrails.inspect(&principal, &model, &bytes);
+    if !inspection.blocked.is_empty() {
+        return Err(ApiError::guardrail_blocked(&inspection.blocked).into());
+    }
+    if let Some(redacted) = &inspection.forward {
+        req = serde_json::from_slice(redacted).map_err(|e| validate::parse_error(&e, redacted))?;
+    }
     let canonical = req.into_canonical()?;
     // Resolve: content rules, then the requested model.
     let resolved = st
@@ -191,9 +202,8 @@ async fn admit_and_run<S: Surface, R: SurfaceRequest>(
             model: model.clone(),
             route: route.refs.clone(),
             stream,
-            // invariant: serde_json accepted these bytes, so they are UTF-8.
-            body: clip(&bytes, st.max_event_body_bytes),
-            guardrail_findings: Vec::new(),
+            body: stored_request(&st, &principal, &bytes, &inspection),
+            guardrail_findings: inspection.findings,
             cache_key: None,
             routed_model: resolved.rule.as_ref().map(|_| route.name.clone()),
             rule: resolved.rule,
@@ -474,9 +484,35 @@ struct Finished {
     stream: bool,
 }
 
+/// The request body as the stream keeps it (`[privacy]`): as sent, with every finding masked, or
+/// nothing; clipped.
+fn stored_request(st: &EdgeState, p: &Principal, sent: &[u8], inspection: &Inspection) -> String {
+    match st.guardrails.bodies(p) {
+        BodyPolicy::Full => clip(sent, st.max_event_body_bytes),
+        BodyPolicy::Redacted => clip(
+            inspection.masked.as_deref().unwrap_or(sent),
+            st.max_event_body_bytes,
+        ),
+        BodyPolicy::Metadata => String::new(),
+    }
+}
+
+/// An answer as the stream keeps it (`[privacy]`).
+fn stored_response(st: &EdgeState, p: &Principal, body: String) -> Option<String> {
+    match st.guardrails.bodies(p) {
+        BodyPolicy::Full => Some(body),
+        BodyPolicy::Redacted => Some(st.guardrails.mask(&body)),
+        BodyPolicy::Metadata => None,
+    }
+}
+
 /// Publish ResponseCompleted and, when the cost is known, SpendRecorded; count the request.
 async fn finish(ctx: &Ctx, done: Finished) {
     let latency = ctx.started.elapsed();
+    // Before settling: the budget's settlement and the events that record it stay together.
+    let body = done
+        .body
+        .and_then(|b| stored_response(&ctx.st, &ctx.principal, b));
     let target = done.deployment.as_deref();
     let provider = target.map_or("none", |t| t.provider_name.as_str());
     metrics::counter!("switchyard_requests_total", "model" => ctx.route.name.clone(), "provider" => provider.to_owned(), "status" => done.status.to_string()).increment(1);
@@ -523,7 +559,7 @@ async fn finish(ctx: &Ctx, done: Finished) {
             latency_us: latency.as_micros() as u64,
             usage: done.usage,
             finish_reason: done.finish_reason,
-            body: done.body,
+            body,
             cache_hit: None,
             cache_score: None,
             guardrail_findings: Vec::new(),

@@ -8,7 +8,10 @@
 //! `password=` value, a longer match over a shorter one).
 
 mod pii;
+pub mod policy;
 mod secrets;
+
+pub use policy::{Inspection, Policy};
 
 use regex::{Regex, RegexSet};
 use serde::Serialize;

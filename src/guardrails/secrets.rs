@@ -110,7 +110,7 @@ pub(super) const SPECS: &[Spec] = &[
         // also inside a longer name, `PGPASSWORD`), not in an ARN-like `:secret:` path, then `:`, `=`, `=>`, an XML tag's `>`, or
         // spaces with at most a copula (`is`, `è`, `es`, `est`, `ist`) or a few words before a
         // colon; then the value.
-        pattern: r#"(?:^|[^:])(?i:password|passwd|pwd|passphrase|passwort|contraseña|senha|secret|api[_\-]?key|access[_\-]?token|auth[_\-]?token|client[_\-]?secret|secret[_\-]?key|private[_\-]?token|token)(?:["']?\s*(?:=>|[:=])|>|(?:\s+[\p{L}_]{1,12}){1,4}\s*:|\s+(?i:is|è|es|est|ist)?)\s*["']?([^\s"'`,;)}\]<]{12,})"#,
+        pattern: r#"(?:^|[^:])(?i:password|passwd|pwd|passphrase|passwort|contraseña|senha|secret|api[_\-]?key|access[_\-]?token|auth[_\-]?token|client[_\-]?secret|secret[_\-]?key|private[_\-]?token|token)(?:["']?\s*(?:=>|[:=])|>|(?:\s+[^\s:="'<>]{1,12}){1,4}\s*:|\s+(?i:is|è|es|est|ist)?)\s*["']?([^\s"'`,;)}\]<]{12,})"#,
         group: 1,
         confirm: assigned,
     },

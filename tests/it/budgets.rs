@@ -572,7 +572,8 @@ async fn a_threshold_crossing_is_published_once_and_posted_with_retries() {
     .await;
     let client = client();
     for base in [a.url(""), b.url(""), a.url("")] {
-        assert_eq!(chat(&client, &base, &key, &cent_body(false)).await.0, 200);
+        let (s, body) = chat(&client, &base, &key, &cent_body(false)).await;
+        assert_eq!(s, 200, "{body}");
     }
     // 3 of 5 cents: past 50 %, not 90 %
     let posted = wait_for(

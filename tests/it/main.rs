@@ -11,6 +11,7 @@ mod disconnect;
 mod durability;
 mod errors;
 mod files;
+mod guardrails;
 mod harness;
 mod keys;
 mod process;

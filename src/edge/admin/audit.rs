@@ -1,5 +1,5 @@
 //! The audit search API:
-//! - `GET /admin/audit/search?q=&key=&user=&team=&project=&model=&provider=&outcome=&error=&surface=&action=&status=&from=&to=&sort=&limit=&cursor=`:
+//! - `GET /admin/audit/search?q=&key=&user=&team=&project=&model=&provider=&outcome=&error=&surface=&action=&guardrail=&status=&from=&to=&sort=&limit=&cursor=`:
 //!   newest first by default (`sort=oldest` for the other way), `limit` up to 1000 (default
 //!   50), `cursor` from the previous page's `next_cursor`; the answer has the `count` of every
 //!   match and facets by model, team and status over them.
@@ -35,6 +35,7 @@ pub struct SearchQuery {
     error: Option<String>,
     surface: Option<String>,
     action: Option<String>,
+    guardrail: Option<String>,
     status: Option<u16>,
     from: Option<String>,
     to: Option<String>,
@@ -99,6 +100,7 @@ impl SearchQuery {
             ("error", self.error),
             ("surface", self.surface),
             ("action", self.action),
+            ("guardrail", self.guardrail),
         ] {
             if let Some(v) = value {
                 filters.push((name, v));

@@ -2,7 +2,7 @@
 //!
 //! Schema: prompt, response, error message and an admin change's detail are tokenised text
 //! (full-text search); ids and labels (request id, outcome, surface, key, user, team, project,
-//! models, provider, rule, error code, admin action) are exact-match strings, fast where the API facets or filters on them; time,
+//! models, provider, rule, error code, admin action, guardrail detectors) are exact-match strings, fast where the API facets or filters on them; time,
 //! status, latency, tokens and cost are fast numbers for range filters and sorting. The whole
 //! record is stored as JSON, so one document answers `GET /admin/audit/{id}`.
 //!
@@ -33,8 +33,18 @@ pub const MAX_LIMIT: usize = 1000;
 const FACET_SIZE: u32 = 20;
 
 /// The exact-match fields a search can filter on, by their API name.
-pub const FILTERS: [&str; 10] = [
-    "key", "user", "team", "project", "model", "provider", "outcome", "error", "surface", "action",
+pub const FILTERS: [&str; 11] = [
+    "key",
+    "user",
+    "team",
+    "project",
+    "model",
+    "provider",
+    "outcome",
+    "error",
+    "surface",
+    "action",
+    "guardrail",
 ];
 
 #[derive(Clone, Copy)]
@@ -56,6 +66,7 @@ pub(super) struct Fields {
     rule: Field,
     error: Field,
     action: Field,
+    guardrail: Field,
     status: Field,
     latency_us: Field,
     input_tokens: Field,
@@ -88,7 +99,8 @@ fn schema() -> (Schema, Fields) {
         provider: b.add_text_field("provider", exact.clone()),
         rule: b.add_text_field("rule", exact.clone()),
         error: b.add_text_field("error", exact.clone()),
-        action: b.add_text_field("action", exact),
+        action: b.add_text_field("action", exact.clone()),
+        guardrail: b.add_text_field("guardrail", exact),
         status: b.add_u64_field("status", number.clone()),
         latency_us: b.add_u64_field("latency_us", number.clone()),
         input_tokens: b.add_u64_field("input_tokens", number.clone()),
@@ -249,6 +261,9 @@ impl AuditIndex {
         if let Some(e) = r.endpoint {
             d.add_text(f.surface, surface_name(e));
         }
+        for g in &r.guardrail_findings {
+            d.add_text(f.guardrail, &g.detector);
+        }
         let labels = [
             (f.key, &r.key_id),
             (f.user, &r.user),
@@ -306,6 +321,7 @@ impl AuditIndex {
             "error" => f.error,
             "surface" => f.surface,
             "action" => f.action,
+            "guardrail" => f.guardrail,
             _ => return None,
         })
     }

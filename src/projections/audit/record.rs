@@ -13,8 +13,8 @@ use std::collections::{BTreeSet, HashMap};
 use ulid::Ulid;
 
 use crate::events::{
-    Attempt, Endpoint, Envelope, Event, RequestAccepted, RequestRejected, ResponseCompleted,
-    ScopeKind, SpendRecorded,
+    Attempt, Endpoint, Envelope, Event, GuardrailFinding, RequestAccepted, RequestRejected,
+    ResponseCompleted, ScopeKind, SpendRecorded,
 };
 
 /// An open request is closed as `incomplete` once an event stamped this long after its arrival
@@ -91,6 +91,8 @@ pub struct AuditRecord {
     pub prompt: Option<String>,
     /// The response body as the events carry it.
     pub response: Option<String>,
+    /// What the guardrails found in the request and the answer, and did (never the values).
+    pub guardrail_findings: Vec<GuardrailFinding>,
     /// Refusals: who asked, as far as the edge could tell.
     pub key_fingerprint: Option<String>,
     pub remote_addr: Option<String>,
@@ -136,6 +138,7 @@ impl AuditRecord {
             finish_reason: None,
             prompt: None,
             response: None,
+            guardrail_findings: Vec::new(),
             key_fingerprint: None,
             remote_addr: None,
             user_agent: None,
@@ -283,6 +286,10 @@ fn unclosed(request_id: Ulid, seq: u64, mut o: Open) -> AuditRecord {
             OPEN_TTL_MS / 60_000
         )),
         stream: a.as_ref().is_some_and(|a| a.stream),
+        guardrail_findings: a
+            .as_ref()
+            .map(|a| a.guardrail_findings.clone())
+            .unwrap_or_default(),
         prompt: a.map(|a| a.body),
         ..AuditRecord::new(request_id.to_string(), o.at_ms, Outcome::Incomplete, seq)
     }
@@ -371,6 +378,13 @@ fn completed(
         cost_nanos: spend.map(|s| s.cost_nanos),
         currency: spend.map(|s| s.currency.clone()),
         finish_reason: c.finish_reason.clone(),
+        guardrail_findings: accepted
+            .as_ref()
+            .map(|a| a.guardrail_findings.clone())
+            .unwrap_or_default()
+            .into_iter()
+            .chain(c.guardrail_findings.iter().cloned())
+            .collect(),
         prompt: accepted.map(|a| a.body),
         response: c.body.clone(),
         ..AuditRecord::new(request_id.to_string(), at_ms, Outcome::Completed, seq)

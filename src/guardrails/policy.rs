@@ -1,0 +1,354 @@
+//! The configured policy: what each finding does for a given caller and model, and what the
+//! event stream keeps of bodies.
+//!
+//! A request's body is scanned once, as the raw JSON the client sent: whatever the surface
+//! (chat, embeddings, Anthropic Messages), every string in it is covered in one pass, and a
+//! redaction is a text replacement by a placeholder that is itself valid inside a JSON string
+//! (`[EMAIL_1]`), after which the body is parsed again. Placeholders are consistent within a
+//! request: the same value gets the same placeholder, so the model still sees that two mentions
+//! are one.
+
+use std::collections::{BTreeMap, HashMap};
+
+use super::{Class, Custom, CustomPattern, Detector, Finding, GuardrailError, Scanner};
+use crate::config::{BodyPolicy, GuardrailsConfig, PrivacyConfig};
+use crate::events::{FindingLocation, GuardrailAction, GuardrailFinding, Principal};
+
+/// Labels a rule matches on; `None` matches anything.
+#[derive(Debug, Default)]
+struct Match {
+    key: Option<String>,
+    user: Option<String>,
+    team: Option<String>,
+    project: Option<String>,
+    model: Option<String>,
+}
+
+impl Match {
+    fn matches(&self, p: &Principal, model: Option<&str>) -> bool {
+        let is = |want: &Option<String>, got: Option<&str>| {
+            want.as_deref().is_none_or(|w| got == Some(w))
+        };
+        is(&self.key, Some(p.key_id.as_str()))
+            && is(&self.user, p.user.as_deref())
+            && is(&self.team, p.team.as_deref())
+            && is(&self.project, p.project.as_deref())
+            && is(&self.model, model)
+    }
+}
+
+/// The guardrails and privacy sections, compiled.
+pub struct Policy {
+    scanner: Scanner,
+    enabled: bool,
+    /// Per detector, the action of `[guardrails.actions]`.
+    defaults: Vec<GuardrailAction>,
+    /// Per rule, per detector, the action it names (if any).
+    rules: Vec<(Match, Vec<Option<GuardrailAction>>)>,
+    bodies: BodyPolicy,
+    privacy_rules: Vec<(Match, BodyPolicy)>,
+}
+
+/// What the request guardrails decided about one body.
+#[derive(Debug, Default)]
+pub struct Inspection {
+    /// By detector and message: what was found and done.
+    pub findings: Vec<GuardrailFinding>,
+    /// Detectors whose action is `block` that found something.
+    pub blocked: Vec<String>,
+    /// The body to forward, when something was redacted.
+    pub forward: Option<Vec<u8>>,
+    /// The body with every finding replaced, whatever its action (what a `redacted` privacy
+    /// policy stores), when anything was found.
+    pub masked: Option<Vec<u8>>,
+}
+
+fn class_name(c: Class) -> &'static str {
+    match c {
+        Class::Pii => "pii",
+        Class::Secret | Class::Generic => "secrets",
+    }
+}
+
+/// The action `actions` gives detector `d`: by name, then class, then `*`.
+fn pick(actions: &BTreeMap<String, GuardrailAction>, d: &Detector) -> Option<GuardrailAction> {
+    actions
+        .get(&d.name)
+        .or_else(|| actions.get(class_name(d.class)))
+        .or_else(|| actions.get("*"))
+        .copied()
+}
+
+impl Policy {
+    pub fn new(g: &GuardrailsConfig, p: &PrivacyConfig) -> Result<Self, GuardrailError> {
+        let custom: Vec<Custom> = g
+            .custom
+            .iter()
+            .map(|c| Custom {
+                name: c.name.clone(),
+                pattern: match &c.pattern {
+                    Some(r) => CustomPattern::Regex(r.clone()),
+                    None => CustomPattern::Words(c.words.clone()),
+                },
+            })
+            .collect();
+        let scanner = Scanner::new(&custom)?;
+        let defaults = scanner
+            .detectors()
+            .iter()
+            .map(|d| pick(&g.actions, d).unwrap_or(GuardrailAction::Log))
+            .collect();
+        let rules = g
+            .rules
+            .iter()
+            .map(|r| {
+                let m = Match {
+                    key: r.key.clone(),
+                    user: r.user.clone(),
+                    team: r.team.clone(),
+                    project: r.project.clone(),
+                    model: r.model.clone(),
+                };
+                let actions = scanner
+                    .detectors()
+                    .iter()
+                    .map(|d| pick(&r.actions, d))
+                    .collect();
+                (m, actions)
+            })
+            .collect();
+        let privacy_rules = p
+            .rules
+            .iter()
+            .map(|r| {
+                (
+                    Match {
+                        key: r.key.clone(),
+                        user: r.user.clone(),
+                        team: r.team.clone(),
+                        project: r.project.clone(),
+                        model: None,
+                    },
+                    r.bodies,
+                )
+            })
+            .collect();
+        Ok(Self {
+            scanner,
+            enabled: g.enabled,
+            defaults,
+            rules,
+            bodies: p.bodies,
+            privacy_rules,
+        })
+    }
+
+    pub fn scanner(&self) -> &Scanner {
+        &self.scanner
+    }
+
+    /// What the stream keeps of `p`'s bodies.
+    pub fn bodies(&self, p: &Principal) -> BodyPolicy {
+        self.privacy_rules
+            .iter()
+            .find(|(m, _)| m.matches(p, None))
+            .map_or(self.bodies, |(_, b)| *b)
+    }
+
+    /// Detector `d`'s action for this caller and model.
+    fn action(&self, rules: &[&Vec<Option<GuardrailAction>>], d: usize) -> GuardrailAction {
+        rules.iter().find_map(|r| r[d]).unwrap_or(self.defaults[d])
+    }
+
+    /// Scan a request body (raw JSON) sent by `p` for `model`.
+    pub fn inspect(&self, p: &Principal, model: &str, body: &[u8]) -> Inspection {
+        if !self.enabled {
+            return Inspection::default();
+        }
+        let Ok(text) = std::str::from_utf8(body) else {
+            return Inspection::default();
+        };
+        let found = self.scanner.scan(text);
+        if found.is_empty() {
+            return Inspection::default();
+        }
+        let rules: Vec<&Vec<Option<GuardrailAction>>> = self
+            .rules
+            .iter()
+            .filter(|(m, _)| m.matches(p, Some(model)))
+            .map(|(_, a)| a)
+            .collect();
+        let actions: Vec<GuardrailAction> = found
+            .iter()
+            .map(|f| self.action(&rules, f.detector))
+            .collect();
+        let mut placeholders = Placeholders::default();
+        let mut forward = String::with_capacity(text.len());
+        let mut masked = String::with_capacity(text.len());
+        let mut at = 0;
+        let mut redacted = false;
+        // (detector, message) → (count, action)
+        let mut tally: BTreeMap<(usize, Option<u32>), (u32, GuardrailAction)> = BTreeMap::new();
+        let mut blocked = Vec::new();
+        let starts = element_starts(text);
+        for (f, action) in found.iter().zip(&actions) {
+            let d = &self.scanner.detectors()[f.detector];
+            let placeholder = placeholders.of(d, &text[f.start..f.end]);
+            forward.push_str(&text[at..f.start]);
+            masked.push_str(&text[at..f.start]);
+            masked.push_str(placeholder);
+            match action {
+                GuardrailAction::Redact => {
+                    forward.push_str(placeholder);
+                    redacted = true;
+                }
+                GuardrailAction::Log | GuardrailAction::Block => {
+                    forward.push_str(&text[f.start..f.end]);
+                }
+            }
+            if *action == GuardrailAction::Block && !blocked.contains(&d.name) {
+                blocked.push(d.name.clone());
+            }
+            at = f.end;
+            let entry = tally
+                .entry((f.detector, message_index(&starts, f)))
+                .or_insert((0, *action));
+            entry.0 += 1;
+        }
+        forward.push_str(&text[at..]);
+        masked.push_str(&text[at..]);
+        let findings = tally
+            .into_iter()
+            .map(|((d, message), (count, action))| GuardrailFinding {
+                detector: self.scanner.detectors()[d].name.clone(),
+                action,
+                count,
+                location: FindingLocation::Request,
+                message,
+            })
+            .collect();
+        Inspection {
+            findings,
+            blocked,
+            forward: redacted.then(|| forward.into_bytes()),
+            masked: Some(masked.into_bytes()),
+        }
+    }
+
+    /// `text` (an answer, or a stream's log) with everything the detectors find replaced by
+    /// placeholders: what a `redacted` privacy policy stores.
+    pub fn mask(&self, text: &str) -> String {
+        if !self.enabled {
+            return text.to_owned();
+        }
+        let found = self.scanner.scan(text);
+        if found.is_empty() {
+            return text.to_owned();
+        }
+        let mut placeholders = Placeholders::default();
+        let mut out = String::with_capacity(text.len());
+        let mut at = 0;
+        for f in &found {
+            let d = &self.scanner.detectors()[f.detector];
+            out.push_str(&text[at..f.start]);
+            out.push_str(placeholders.of(d, &text[f.start..f.end]));
+            at = f.end;
+        }
+        out.push_str(&text[at..]);
+        out
+    }
+}
+
+/// Where each element of the body's top-level `messages` array (chat, Anthropic Messages) or
+/// `input` array (embeddings) starts, in bytes: a small lexer over the raw JSON (strings and
+/// their escapes, nesting), so findings can name their message without a second parse.
+fn element_starts(text: &str) -> Vec<usize> {
+    let b = text.as_bytes();
+    let (mut depth, mut i) = (0usize, 0usize);
+    let mut key_at_depth1: Option<(usize, usize)> = None;
+    let mut in_target = false;
+    let mut expect_element = false;
+    let mut starts = Vec::new();
+    while i < b.len() {
+        match b[i] {
+            b'"' => {
+                let start = i + 1;
+                i += 1;
+                while i < b.len() && b[i] != b'"' {
+                    i += if b[i] == b'\\' { 2 } else { 1 };
+                }
+                if depth == 1 {
+                    key_at_depth1 = Some((start, i.min(b.len())));
+                }
+                if in_target && depth == 2 && expect_element {
+                    starts.push(start - 1);
+                    expect_element = false;
+                }
+            }
+            b'[' | b'{' => {
+                if in_target && depth == 2 && expect_element {
+                    starts.push(i);
+                    expect_element = false;
+                }
+                if b[i] == b'[' && depth == 1 {
+                    in_target = key_at_depth1
+                        .is_some_and(|(s, e)| matches!(&text[s..e], "messages" | "input"));
+                    expect_element = in_target;
+                }
+                depth += 1;
+            }
+            b']' | b'}' => {
+                depth = depth.saturating_sub(1);
+                if depth == 1 {
+                    in_target = false;
+                }
+            }
+            b',' if in_target && depth == 2 => expect_element = true,
+            _ => {}
+        }
+        i += 1;
+    }
+    starts
+}
+
+/// The index of the message (or embeddings input) a finding is in; `None` outside them.
+fn message_index(starts: &[usize], f: &Finding) -> Option<u32> {
+    starts.iter().rposition(|&s| s <= f.start).map(|i| i as u32)
+}
+
+/// Placeholders of one request: `[EMAIL_1]`, `[EMAIL_2]`, … the same value, the same one.
+#[derive(Default)]
+struct Placeholders {
+    given: HashMap<(String, String), String>,
+    counts: HashMap<String, u32>,
+}
+
+impl Placeholders {
+    fn of(&mut self, d: &Detector, value: &str) -> &str {
+        let key = (d.placeholder.clone(), value.to_owned());
+        if !self.given.contains_key(&key) {
+            let n = self.counts.entry(d.placeholder.clone()).or_insert(0);
+            *n += 1;
+            let p = format!("[{}_{}]", d.placeholder, n);
+            self.given.insert(key.clone(), p);
+        }
+        &self.given[&key]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn elements_of_messages_and_inputs() {
+        let chat = r#"{"model":"m","messages":[{"content":"a \"]}","role":"system"},{"role":"user","content":[{"type":"text","text":"x"}]}],"user":"u"}"#;
+        let starts = super::element_starts(chat);
+        assert_eq!(starts.len(), 2, "{starts:?}");
+        assert_eq!(&chat[starts[1]..starts[1] + 8], r#"{"role":"#);
+        let emb = r#"{"input":["one","two"],"model":"m"}"#;
+        let starts = super::element_starts(emb);
+        assert_eq!(
+            starts.iter().map(|&s| &emb[s..s + 4]).collect::<Vec<_>>(),
+            [r#""one"#, r#""two"#]
+        );
+    }
+}

@@ -1,0 +1,237 @@
+//! Request guardrails through the gateway over real NATS: redaction reaches the upstream (the
+//! mock echoes what it got), blocking refuses with a clear error that echoes nothing, rules per
+//! team override the defaults, every surface is covered, findings are in the events and the
+//! audit index, and the privacy setting decides what the stream keeps of bodies.
+
+use crate::harness::*;
+use reqwest::Method;
+use serde_json::{Value, json};
+use std::time::Duration;
+use switchyard::events::{Event, FindingLocation, GuardrailAction};
+use switchyard_mock::MockConfig;
+
+const EMAIL: &str = "ana.lopez@corp-mail.io";
+const PHONE: &str = "+44 20 7946 0958";
+/// An OpenAI-shaped key, random: what a user pastes by mistake.
+const LEAKED: &str = "sk-proj-Qm7vT2xZ9LpR4kWc8YbN1sDf6Hj3Ga5Ue0Ko";
+
+const POLICY: &str = r#"
+[guardrails.actions]
+email = "redact"
+phone = "log"
+secrets = "block"
+codename = "redact"
+
+[[guardrails.rules]]
+team = "research"
+actions = { email = "block" }
+
+[[guardrails.custom]]
+name = "codename"
+words = ["Project Falcon"]
+"#;
+
+fn text(r: &Value) -> String {
+    r["choices"][0]["message"]["content"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_are_redacted_blocked_and_recorded_on_every_surface() {
+    let nats = Nats::start();
+    // Long enough answers to echo the whole prompt.
+    let mock = Mock::start(MockConfig {
+        stream_words: 40,
+        ..MockConfig::default()
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = TestConfig::new(&nats, &mock, dir.path());
+    cfg.extra = POLICY.into();
+    let gw = Gateway::start(cfg.build()).await;
+
+    // Redact: the upstream (which echoes the last user message) sees placeholders, the same one
+    // for the same address; a `log` finding goes through untouched.
+    let prompt = format!("write to {EMAIL} about Project Falcon, cc {EMAIL}, call {PHONE}");
+    let r = post_chat(&gw, KEY, &chat_body("gpt-4o-mini", &prompt, false)).await;
+    assert_eq!(r.status(), 200);
+    let id = r.headers()["x-request-id"].to_str().unwrap().to_owned();
+    let answer = text(&r.json().await.unwrap());
+    assert!(answer.contains("[EMAIL_1]"), "{answer}");
+    assert!(
+        !answer.contains("[EMAIL_2]"),
+        "one address, one placeholder: {answer}"
+    );
+    assert!(answer.contains("[CODENAME_1]"), "{answer}");
+    assert!(!answer.contains(EMAIL), "{answer}");
+    assert!(answer.contains("7946"), "a logged phone goes on: {answer}");
+
+    // Block: 400 naming the detector, the value never echoed.
+    let r = post_chat(
+        &gw,
+        KEY,
+        &chat_body("gpt-4o-mini", &format!("my key is {LEAKED}"), false),
+    )
+    .await;
+    assert_eq!(r.status(), 400);
+    let e: Value = r.json().await.unwrap();
+    assert_eq!(e["error"]["code"], "guardrail_blocked", "{e}");
+    let message = e["error"]["message"].as_str().unwrap();
+    assert!(message.contains("openai_key"), "{message}");
+    assert!(!e.to_string().contains(LEAKED));
+
+    // A rule: bob's team blocks what alice's redacts.
+    let r = post_chat(
+        &gw,
+        KEY2,
+        &chat_body("gpt-4o-mini", &format!("mail {EMAIL}"), false),
+    )
+    .await;
+    assert_eq!(r.status(), 400);
+
+    // The Anthropic surface and embeddings are scanned the same way.
+    let r = client()
+        .post(gw.url("/v1/messages"))
+        .header("x-api-key", KEY)
+        .json(&json!({"model": "gpt-4o-mini", "max_tokens": 50,
+            "messages": [{"role": "user", "content": format!("reach me at {EMAIL}")}]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let m: Value = r.json().await.unwrap();
+    let said = m["content"][0]["text"].as_str().unwrap();
+    assert!(
+        said.contains("[EMAIL_1]") && !said.contains(EMAIL),
+        "{said}"
+    );
+    let r = client()
+        .post(gw.url("/v1/embeddings"))
+        .bearer_auth(KEY)
+        .json(&json!({"model": "text-embedding-3-small", "input": [format!("{LEAKED}")]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        r.status(),
+        400,
+        "a secret in an embeddings input is blocked too"
+    );
+
+    // The events: findings without values; bodies kept redacted (the default privacy), the
+    // logged phone masked as well; the blocked key nowhere.
+    wait_drained(&gw).await;
+    let events = read_events(&nats.url()).await;
+    let mine = for_request(&events, &id);
+    let Event::RequestAccepted(a) = &mine[0].event else {
+        panic!("{:?}", mine[0])
+    };
+    let email = a
+        .guardrail_findings
+        .iter()
+        .find(|f| f.detector == "email")
+        .unwrap();
+    assert_eq!(
+        (email.action, email.count, email.location, email.message),
+        (
+            GuardrailAction::Redact,
+            2,
+            FindingLocation::Request,
+            Some(1)
+        )
+    );
+    let phone = a
+        .guardrail_findings
+        .iter()
+        .find(|f| f.detector == "phone")
+        .unwrap();
+    assert_eq!(phone.action, GuardrailAction::Log);
+    assert!(
+        a.body.contains("[EMAIL_1]") && a.body.contains("[PHONE_1]"),
+        "{}",
+        a.body
+    );
+    let Event::ResponseCompleted(c) = &mine[1].event else {
+        panic!("{:?}", mine[1])
+    };
+    let stored = c.body.as_deref().unwrap();
+    assert!(
+        !stored.contains("7946 0958"),
+        "the echoed phone is masked: {stored}"
+    );
+    for (_, _, raw) in &events {
+        for value in [EMAIL, LEAKED] {
+            assert!(
+                !raw.windows(value.len()).any(|w| w == value.as_bytes()),
+                "{value} reached the stream"
+            );
+        }
+    }
+    let refusals = count(
+        &events,
+        |e| matches!(e, Event::RequestRejected(r) if r.code == "guardrail_blocked"),
+    );
+    assert_eq!(refusals, 3);
+
+    // The audit index: by detector.
+    let url = gw.url("");
+    let page = wait_for("audit records", Duration::from_secs(15), || async {
+        let r = admin(
+            Method::GET,
+            format!("{url}/admin/audit/search?guardrail=email"),
+        )
+        .send()
+        .await
+        .unwrap();
+        let page: Value = r.json().await.unwrap();
+        (page["count"].as_u64() == Some(2)).then_some(page)
+    })
+    .await;
+    let rec = page["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["request_id"] == id.as_str())
+        .unwrap();
+    assert_eq!(
+        rec["guardrail_findings"].as_array().unwrap().len(),
+        3,
+        "{rec}"
+    );
+    gw.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_metadata_privacy_no_body_reaches_the_stream_or_the_outbox() {
+    let nats = Nats::start();
+    let mock = Mock::start(MockConfig::default()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = TestConfig::new(&nats, &mock, dir.path());
+    cfg.extra = "[privacy]\nbodies = \"metadata\"\n".into();
+    let gw = Gateway::start(cfg.build()).await;
+    let marker = "zebra-quartz-umbrella";
+    let r = post_chat(&gw, KEY, &chat_body("gpt-4o-mini", marker, false)).await;
+    assert_eq!(r.status(), 200);
+    assert!(
+        text(&r.json().await.unwrap()).contains(marker),
+        "the client still gets its answer"
+    );
+    let r = post_chat(&gw, KEY, &chat_body("gpt-4o-mini", marker, true)).await;
+    assert_eq!(r.status(), 200);
+    let _ = r.bytes().await.unwrap();
+    wait_drained(&gw).await;
+    gw.stop().await;
+    let events = read_events(&nats.url()).await;
+    assert!(events.len() >= 6, "{}", events.len());
+    for (_, env, raw) in &events {
+        assert!(
+            !raw.windows(marker.len()).any(|w| w == marker.as_bytes()),
+            "a body reached the stream: {env:?}"
+        );
+    }
+    let outbox = dir.path().join("outbox.redb");
+    let bytes = std::fs::read(&outbox).unwrap();
+    assert!(!bytes.windows(marker.len()).any(|w| w == marker.as_bytes()));
+}
