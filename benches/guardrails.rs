@@ -86,6 +86,30 @@ fn bench(c: &mut Criterion) {
     }
     g.finish();
 
+    // Many different small bodies in turn, as a gateway sees them (the regex engines' caches
+    // meet new text every time), from several threads at once.
+    let bodies: Vec<String> = (0..512)
+        .map(|i| {
+            format!(
+                r#"{{"model":"gpt-4o-mini","messages":[{{"role":"user","content":"Order {} shipped {} units to warehouse {} on 2026-11-{:02}; ticket INC-{} notes: {}"}}],"max_tokens":{}}}"#,
+                100_000_000 + i * 7919,
+                i % 97,
+                i % 13,
+                1 + i % 28,
+                40_000 + i,
+                &PROSE[..(i * 37) % 200 + 40],
+                16 + i % 64
+            )
+        })
+        .collect();
+    let mut i = 0;
+    c.bench_function("guardrails_inspect_varied_small_bodies", |b| {
+        b.iter(|| {
+            i = (i + 1) % bodies.len();
+            black_box(policy.inspect(&principal, "gpt-4o-mini", bodies[i].as_bytes()))
+        })
+    });
+
     // Nothing to find: the cost every clean request pays.
     let clean = PROSE.repeat(4);
     c.bench_function("guardrails_scan_clean_1KB", |b| {
