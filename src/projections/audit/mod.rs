@@ -247,3 +247,85 @@ impl Projection for AuditProjection {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::events::{Endpoint, RequestRejected};
+
+    fn refusal(at_ms: u64) -> Envelope {
+        let id = Ulid::from_parts(at_ms, 7);
+        Envelope {
+            id,
+            at_ms,
+            request_id: id,
+            event: Event::RequestRejected(RequestRejected {
+                endpoint: Endpoint::ChatCompletions,
+                status: 401,
+                code: "invalid_api_key".into(),
+                message: "no".into(),
+                principal: None,
+                key_id: None,
+                key_fingerprint: None,
+                model: None,
+                remote_addr: None,
+                user_agent: None,
+            }),
+        }
+    }
+
+    #[test]
+    fn retention_deletes_old_records_and_a_reopened_index_keeps_its_cutoff_and_chain() {
+        let dir = tempfile::tempdir().unwrap();
+        let day = 86_400_000;
+        {
+            let p = AuditProjection::open(dir.path()).unwrap();
+            let batch: Vec<Applied> = [day, 2 * day, 3 * day]
+                .into_iter()
+                .enumerate()
+                .map(|(i, at)| Applied {
+                    seq: i as u64 + 1,
+                    envelope: Some(refusal(at)),
+                })
+                .collect();
+            p.apply(&batch, true).unwrap();
+            p.flush().unwrap();
+            assert_eq!(p.index().len(), 3);
+            assert_eq!(p.expire(2 * day).unwrap(), 1, "the first day's record goes");
+            assert_eq!(p.index().len(), 2);
+            assert_eq!(p.expire(2 * day).unwrap(), 0, "a cutoff is applied once");
+            assert_eq!(p.position().chain.length, 3, "the chain is not rewritten");
+        }
+        let p = AuditProjection::open(dir.path()).unwrap();
+        let cp = p.position();
+        assert_eq!(
+            (cp.applied, cp.retained_from_ms, cp.chain.head_seq),
+            (3, 2 * day, 3)
+        );
+        assert_eq!(p.index().len(), 2);
+        let left = p.index().records_by_seq(1, 3).unwrap();
+        assert_eq!(left.iter().map(|r| r.seq).collect::<Vec<_>>(), [2, 3]);
+        assert_eq!(
+            left[1].prev_hash, left[0].hash,
+            "what is left still links up"
+        );
+    }
+
+    #[test]
+    fn instances_anchoring_the_same_head_publish_one_event() {
+        let chain = Chain {
+            head: [7; 32],
+            head_seq: 42,
+            head_at_ms: 1_764_000_000_000,
+            length: 10,
+        };
+        let (a, b) = (anchor_event(&chain), anchor_event(&chain));
+        assert_eq!(a.id, b.id, "the same Msg-Id: JetStream keeps one");
+        assert_eq!(a.id.timestamp_ms(), chain.head_at_ms);
+        let moved = Chain {
+            head_seq: 43,
+            ..chain
+        };
+        assert_ne!(anchor_event(&moved).id, a.id);
+    }
+}
