@@ -12,6 +12,14 @@ pub use crate::events::GuardrailAction;
 pub struct GuardrailsConfig {
     /// Scan requests at all.
     pub enabled: bool,
+    /// Scan answers too (non-streamed chat answers, on every surface), with the same actions:
+    /// `redact` replaces the value in the answer, `block` withholds the answer (502
+    /// `guardrail_blocked`).
+    pub responses: bool,
+    /// Put the values a request's redaction replaced back into its answer, where the model
+    /// repeated their placeholders (de-anonymisation), for the caller only: the stream keeps
+    /// what the privacy setting says.
+    pub restore: bool,
     /// What a finding does, by detector name (`email`, `openai_key`, a custom detector's
     /// name), by class (`pii`, `secrets`) or for all (`*`); the most specific wins.
     pub actions: BTreeMap<String, GuardrailAction>,
@@ -26,6 +34,8 @@ impl Default for GuardrailsConfig {
     fn default() -> Self {
         Self {
             enabled: true,
+            responses: true,
+            restore: false,
             actions: BTreeMap::from([
                 ("secrets".to_owned(), GuardrailAction::Block),
                 ("pii".to_owned(), GuardrailAction::Log),

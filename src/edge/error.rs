@@ -190,6 +190,24 @@ impl ApiError {
         )
     }
 
+    /// The provider's answer holds something a guardrail blocks: withheld, never echoed.
+    pub fn answer_blocked(detectors: &[String]) -> Self {
+        Self::new(
+            StatusCode::BAD_GATEWAY,
+            "api_error",
+            "guardrail_blocked",
+            format!(
+                "The provider's answer was withheld by a guardrail: it contains {} ({}).",
+                if detectors.len() == 1 {
+                    "a value a detector blocks"
+                } else {
+                    "values detectors block"
+                },
+                detectors.join(", ")
+            ),
+        )
+    }
+
     pub fn model_not_allowed(model: &str) -> Self {
         let mut e = Self::new(
             StatusCode::FORBIDDEN,

@@ -46,8 +46,8 @@ use super::surface::{Authenticated, Canonical, Framer, Surface, SurfaceError, Su
 use super::{ApiError, EdgeState, ratelimit, read_body, validate};
 use crate::config::{BodyPolicy, Durability};
 use crate::events::{
-    Attempt, BreakerChanged, Endpoint, Envelope, ErrorInfo, Event, Principal, RequestAccepted,
-    ResponseCompleted, SpendRecorded, Usage,
+    Attempt, BreakerChanged, Endpoint, Envelope, ErrorInfo, Event, GuardrailAction,
+    GuardrailFinding, Principal, RequestAccepted, ResponseCompleted, SpendRecorded, Usage,
 };
 use crate::governance::budgets::{Estimate, Reservation, cost};
 use crate::guardrails::Inspection;
@@ -86,6 +86,8 @@ struct Ctx {
     /// What the request reserved on its budgets; settled in [`finish`], freed if dropped
     /// unsettled.
     budget: Reservation,
+    /// The request's placeholders and their values, for `restore`.
+    restore: Vec<(String, String)>,
 }
 
 /// A request on surface `S` whose body is an `R`, from authentication to its response. A
@@ -203,7 +205,7 @@ async fn admit_and_run<S: Surface, R: SurfaceRequest>(
             route: route.refs.clone(),
             stream,
             body: stored_request(&st, &principal, &bytes, &inspection),
-            guardrail_findings: inspection.findings,
+            guardrail_findings: inspection.findings.clone(),
             cache_key: None,
             routed_model: resolved.rule.as_ref().map(|_| route.name.clone()),
             rule: resolved.rule,
@@ -219,6 +221,7 @@ async fn admit_and_run<S: Surface, R: SurfaceRequest>(
         started,
         client_gone: CancellationToken::new(),
         budget,
+        restore: inspection.restore,
     };
     // Route, attempt, render and close, on the request's own task.
     let mut response = detach::<S, _, _>(ctx, move |ctx| async move {
@@ -374,6 +377,9 @@ async fn plain_path<S: Surface>(
     // A provider answered (and billed) even when its answer cannot be rendered for this
     // surface: the request is closed with its usage either way.
     let rendered = S::answer(answer.body.clone(), &ctx.model, answer.usage.as_ref());
+    let mut findings = Vec::new();
+    let rendered = rendered.and_then(|r| guard_answer(&ctx, r, &mut findings));
+    let withheld = findings.iter().any(|f| f.action == GuardrailAction::Block);
     let strict = acked.as_ref().err().map(strict_audit_error);
     let gone = ctx.client_gone.is_cancelled();
     let (status, error) = match (&strict, &acked, &rendered) {
@@ -381,7 +387,11 @@ async fn plain_path<S: Surface>(
         (_, _, Err(e)) => (
             e.status.as_u16(),
             Some(ErrorInfo {
-                class: "unconvertible_answer".into(),
+                class: if withheld {
+                    "guardrail_blocked".into()
+                } else {
+                    "unconvertible_answer".into()
+                },
                 message: e.message.clone(),
             }),
         ),
@@ -394,6 +404,7 @@ async fn plain_path<S: Surface>(
     finish(
         &ctx,
         Finished {
+            findings,
             attempts,
             deployment: Some(Arc::clone(&dep)),
             status,
@@ -401,10 +412,18 @@ async fn plain_path<S: Surface>(
             ttft_us: Some(ctx.started.elapsed().as_micros() as u64),
             usage: answer.usage,
             finish_reason: answer.finish_reason,
-            body: Some(clip(
-                rendered.as_ref().unwrap_or(&answer.body),
-                ctx.st.max_event_body_bytes,
-            )),
+            // A withheld answer is kept masked whatever the privacy setting: what a guardrail
+            // blocks reaches no one, the stream included.
+            body: Some(if withheld {
+                ctx.st
+                    .guardrails
+                    .mask(&clip(&answer.body, ctx.st.max_event_body_bytes))
+            } else {
+                clip(
+                    rendered.as_ref().unwrap_or(&answer.body),
+                    ctx.st.max_event_body_bytes,
+                )
+            }),
             stream: false,
         },
     )
@@ -422,12 +441,38 @@ async fn plain_path<S: Surface>(
     Ok(r)
 }
 
+/// The response guardrails on a complete chat answer (embeddings are vectors: not scanned):
+/// redact, or withhold it; then put the request's redacted values back when `restore` is on.
+fn guard_answer(
+    ctx: &Ctx,
+    rendered: Bytes,
+    findings: &mut Vec<GuardrailFinding>,
+) -> Result<Bytes, ApiError> {
+    if ctx.endpoint == Endpoint::Embeddings {
+        return Ok(rendered);
+    }
+    let policy = &ctx.st.guardrails;
+    let inspection = policy.inspect_answer(&ctx.principal, &ctx.model, &rendered, &ctx.restore);
+    *findings = inspection.findings;
+    if !inspection.blocked.is_empty() {
+        return Err(ApiError::answer_blocked(&inspection.blocked));
+    }
+    let answer = inspection.forward.map_or(rendered, Bytes::from);
+    if policy.restore
+        && let Some(restored) = crate::guardrails::policy::restore(&answer, &ctx.restore)
+    {
+        return Ok(Bytes::from(restored));
+    }
+    Ok(answer)
+}
+
 /// Record a request that got no answer and turn the error into the client's response.
 async fn fail(ctx: &Ctx, attempts: Vec<Attempt>, e: &ProviderError, stream: bool) -> ApiError {
     let api = ApiError::from_provider(e);
     finish(
         ctx,
         Finished {
+            findings: Vec::new(),
             attempts,
             deployment: None,
             status: api.status.as_u16(),
@@ -472,6 +517,8 @@ async fn publish_breaker_changes(st: &EdgeState, changes: Vec<BreakerChanged>) {
 
 /// How a request ended, for the closing events.
 struct Finished {
+    /// What the response guardrails found in the answer.
+    findings: Vec<GuardrailFinding>,
     attempts: Vec<Attempt>,
     /// The deployment that answered, if any did.
     deployment: Option<Arc<Deployment>>,
@@ -562,7 +609,7 @@ async fn finish(ctx: &Ctx, done: Finished) {
             body,
             cache_hit: None,
             cache_score: None,
-            guardrail_findings: Vec::new(),
+            guardrail_findings: done.findings,
         }),
     );
     ctx.st.sink.emit(&completed).await;
@@ -599,6 +646,7 @@ async fn stream_path<S: Surface>(
         finish(
             &ctx,
             Finished {
+                findings: Vec::new(),
                 attempts,
                 deployment: Some(Arc::clone(&dep)),
                 status: api.status.as_u16(),
@@ -728,6 +776,7 @@ async fn forward<S: Surface>(
     finish(
         &ctx,
         Finished {
+            findings: Vec::new(),
             attempts,
             deployment: Some(dep),
             status,

@@ -47,6 +47,10 @@ pub struct Policy {
     rules: Vec<(Match, Vec<Option<GuardrailAction>>)>,
     bodies: BodyPolicy,
     privacy_rules: Vec<(Match, BodyPolicy)>,
+    /// Scan answers too.
+    pub responses: bool,
+    /// Put the redacted values back into answers.
+    pub restore: bool,
 }
 
 /// What the request guardrails decided about one body.
@@ -61,6 +65,9 @@ pub struct Inspection {
     /// The body with every finding replaced, whatever its action (what a `redacted` privacy
     /// policy stores), when anything was found.
     pub masked: Option<Vec<u8>>,
+    /// Each placeholder put into the forwarded body and the value it stands for (as it was
+    /// written in the JSON), to restore them in the answer when `restore` is on.
+    pub restore: Vec<(String, String)>,
 }
 
 fn class_name(c: Class) -> &'static str {
@@ -140,6 +147,8 @@ impl Policy {
             rules,
             bodies: p.bodies,
             privacy_rules,
+            responses: g.responses,
+            restore: g.restore,
         })
     }
 
@@ -162,6 +171,33 @@ impl Policy {
 
     /// Scan a request body (raw JSON) sent by `p` for `model`.
     pub fn inspect(&self, p: &Principal, model: &str, body: &[u8]) -> Inspection {
+        self.inspect_at(p, model, body, FindingLocation::Request, &[])
+    }
+
+    /// Scan an answer (raw JSON, in the surface's shape) to `p`'s request for `model`. `asked`
+    /// are the request's placeholders: a value the request redacted keeps its placeholder in
+    /// the answer, and new ones are numbered after them.
+    pub fn inspect_answer(
+        &self,
+        p: &Principal,
+        model: &str,
+        body: &[u8],
+        asked: &[(String, String)],
+    ) -> Inspection {
+        if !self.responses {
+            return Inspection::default();
+        }
+        self.inspect_at(p, model, body, FindingLocation::Response, asked)
+    }
+
+    fn inspect_at(
+        &self,
+        p: &Principal,
+        model: &str,
+        body: &[u8],
+        location: FindingLocation,
+        asked: &[(String, String)],
+    ) -> Inspection {
         if !self.enabled {
             return Inspection::default();
         }
@@ -182,7 +218,7 @@ impl Policy {
             .iter()
             .map(|f| self.action(&rules, f.detector))
             .collect();
-        let mut placeholders = Placeholders::default();
+        let mut placeholders = Placeholders::seeded(asked);
         let mut forward = String::with_capacity(text.len());
         let mut masked = String::with_capacity(text.len());
         let mut at = 0;
@@ -190,7 +226,11 @@ impl Policy {
         // (detector, message) → (count, action)
         let mut tally: BTreeMap<(usize, Option<u32>), (u32, GuardrailAction)> = BTreeMap::new();
         let mut blocked = Vec::new();
-        let starts = element_starts(text);
+        let mut restore: Vec<(String, String)> = Vec::new();
+        let starts = match location {
+            FindingLocation::Request => element_starts(text),
+            FindingLocation::Response => Vec::new(),
+        };
         for (f, action) in found.iter().zip(&actions) {
             let d = &self.scanner.detectors()[f.detector];
             let placeholder = placeholders.of(d, &text[f.start..f.end]);
@@ -201,6 +241,9 @@ impl Policy {
                 GuardrailAction::Redact => {
                     forward.push_str(placeholder);
                     redacted = true;
+                    if !restore.iter().any(|(p, _)| p == placeholder) {
+                        restore.push((placeholder.to_owned(), text[f.start..f.end].to_owned()));
+                    }
                 }
                 GuardrailAction::Log | GuardrailAction::Block => {
                     forward.push_str(&text[f.start..f.end]);
@@ -223,7 +266,7 @@ impl Policy {
                 detector: self.scanner.detectors()[d].name.clone(),
                 action,
                 count,
-                location: FindingLocation::Request,
+                location,
                 message,
             })
             .collect();
@@ -232,6 +275,7 @@ impl Policy {
             blocked,
             forward: redacted.then(|| forward.into_bytes()),
             masked: Some(masked.into_bytes()),
+            restore,
         }
     }
 
@@ -257,6 +301,20 @@ impl Policy {
         out.push_str(&text[at..]);
         out
     }
+}
+
+/// `answer` with the request's placeholders replaced by the values they stand for. The values
+/// are put back as they were written in the request's JSON, so the answer stays valid JSON.
+pub fn restore(answer: &[u8], pairs: &[(String, String)]) -> Option<Vec<u8>> {
+    let text = std::str::from_utf8(answer).ok()?;
+    if pairs.is_empty() || !pairs.iter().any(|(p, _)| text.contains(p.as_str())) {
+        return None;
+    }
+    let mut out = text.to_owned();
+    for (placeholder, value) in pairs {
+        out = out.replace(placeholder.as_str(), value);
+    }
+    Some(out.into_bytes())
 }
 
 /// Where each element of the body's top-level `messages` array (chat, Anthropic Messages) or
@@ -324,6 +382,26 @@ struct Placeholders {
 }
 
 impl Placeholders {
+    /// Placeholders already given (`[EMAIL_1]` → its value): kept, and counted.
+    fn seeded(given: &[(String, String)]) -> Self {
+        let mut p = Self::default();
+        for (placeholder, value) in given {
+            let Some((kind, n)) = placeholder
+                .strip_prefix('[')
+                .and_then(|s| s.strip_suffix(']'))
+                .and_then(|s| s.rsplit_once('_'))
+            else {
+                continue;
+            };
+            let n: u32 = n.parse().unwrap_or(0);
+            p.given
+                .insert((kind.to_owned(), value.clone()), placeholder.clone());
+            let count = p.counts.entry(kind.to_owned()).or_insert(0);
+            *count = (*count).max(n);
+        }
+        p
+    }
+
     fn of(&mut self, d: &Detector, value: &str) -> &str {
         let key = (d.placeholder.clone(), value.to_owned());
         if !self.given.contains_key(&key) {
@@ -338,6 +416,45 @@ impl Placeholders {
 
 #[cfg(test)]
 mod tests {
+    use crate::config::{GuardrailsConfig, PrivacyConfig};
+    use crate::events::{FindingLocation, GuardrailAction, Principal};
+    use std::collections::BTreeMap;
+
+    #[test]
+    fn answers_are_redacted_or_withheld_and_placeholders_restored() {
+        let cfg = GuardrailsConfig {
+            actions: BTreeMap::from([
+                ("email".to_owned(), GuardrailAction::Redact),
+                ("secrets".to_owned(), GuardrailAction::Block),
+            ]),
+            ..GuardrailsConfig::default()
+        };
+        let policy = super::Policy::new(&cfg, &PrivacyConfig::default()).unwrap();
+        let p = Principal::default();
+        let req = br#"{"messages":[{"role":"user","content":"ping ana@corp-mail.io"}]}"#;
+        let asked = policy.inspect(&p, "m", req);
+        assert_eq!(
+            asked.restore,
+            [("[EMAIL_1]".to_owned(), "ana@corp-mail.io".to_owned())]
+        );
+        let answer =
+            br#"{"choices":[{"message":{"content":"wrote [EMAIL_1] and bo@corp-mail.io"}}]}"#;
+        let checked = policy.inspect_answer(&p, "m", answer, &asked.restore);
+        assert_eq!(checked.findings[0].location, FindingLocation::Response);
+        let forwarded = String::from_utf8(checked.forward.unwrap()).unwrap();
+        assert!(
+            forwarded.contains("wrote [EMAIL_1] and [EMAIL_2]"),
+            "a new address in the answer is numbered after the request's: {forwarded}"
+        );
+        let restored = super::restore(br#"{"content":"wrote [EMAIL_1]"}"#, &asked.restore).unwrap();
+        assert_eq!(restored, br#"{"content":"wrote ana@corp-mail.io"}"#);
+        let leaked = br#"{"content":"use sk-proj-Qm7vT2xZ9LpR4kWc8YbN1sDf6Hj3Ga5Ue0Ko"}"#;
+        assert_eq!(
+            policy.inspect_answer(&p, "m", leaked, &[]).blocked,
+            ["openai_key"]
+        );
+    }
+
     #[test]
     fn elements_of_messages_and_inputs() {
         let chat = r#"{"model":"m","messages":[{"content":"a \"]}","role":"system"},{"role":"user","content":[{"type":"text","text":"x"}]}],"user":"u"}"#;

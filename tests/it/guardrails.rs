@@ -161,6 +161,16 @@ async fn requests_are_redacted_blocked_and_recorded_on_every_surface() {
         !stored.contains("7946 0958"),
         "the echoed phone is masked: {stored}"
     );
+    // The answer was scanned too: the echoed phone is a (logged) response finding.
+    let echoed = c
+        .guardrail_findings
+        .iter()
+        .find(|f| f.detector == "phone")
+        .unwrap_or_else(|| panic!("{:?}", c.guardrail_findings));
+    assert_eq!(
+        (echoed.location, echoed.action, echoed.message),
+        (FindingLocation::Response, GuardrailAction::Log, None)
+    );
     for (_, _, raw) in &events {
         for value in [EMAIL, LEAKED] {
             assert!(
@@ -197,8 +207,8 @@ async fn requests_are_redacted_blocked_and_recorded_on_every_surface() {
         .unwrap();
     assert_eq!(
         rec["guardrail_findings"].as_array().unwrap().len(),
-        3,
-        "{rec}"
+        4,
+        "email, phone, codename in the request; the echoed phone in the answer: {rec}"
     );
     gw.stop().await;
 }
@@ -234,4 +244,45 @@ async fn with_metadata_privacy_no_body_reaches_the_stream_or_the_outbox() {
     let outbox = dir.path().join("outbox.redb");
     let bytes = std::fs::read(&outbox).unwrap();
     assert!(!bytes.windows(marker.len()).any(|w| w == marker.as_bytes()));
+}
+
+/// `restore`: the provider sees placeholders, the caller gets its own values back where the
+/// model repeated them; the stream keeps neither.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redacted_values_are_restored_in_the_answer_for_the_caller_only() {
+    let nats = Nats::start();
+    let mock = Mock::start(MockConfig {
+        stream_words: 40,
+        ..MockConfig::default()
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = TestConfig::new(&nats, &mock, dir.path());
+    cfg.extra = format!("[guardrails]\nrestore = true\n{POLICY}");
+    let gw = Gateway::start(cfg.build()).await;
+    let r = post_chat(
+        &gw,
+        KEY,
+        &chat_body(
+            "gpt-4o-mini",
+            &format!("summarise the mail from {EMAIL}"),
+            false,
+        ),
+    )
+    .await;
+    assert_eq!(r.status(), 200);
+    let id = r.headers()["x-request-id"].to_str().unwrap().to_owned();
+    let answer = text(&r.json().await.unwrap());
+    assert!(answer.contains(EMAIL), "restored for the caller: {answer}");
+    assert!(!answer.contains("[EMAIL_1]"), "{answer}");
+    wait_drained(&gw).await;
+    let events = read_events(&nats.url()).await;
+    for env in for_request(&events, &id) {
+        let raw = switchyard::events::encode(&env);
+        assert!(
+            !raw.windows(EMAIL.len()).any(|w| w == EMAIL.as_bytes()),
+            "the stream keeps the redacted form: {env:?}"
+        );
+    }
+    gw.stop().await;
 }
