@@ -31,6 +31,15 @@ name = "codename"
 words = ["Project Falcon"]
 "#;
 
+/// A mock whose answers are long enough to echo the whole prompt.
+async fn echoing_mock() -> Mock {
+    Mock::start(MockConfig {
+        stream_words: 40,
+        ..MockConfig::default()
+    })
+    .await
+}
+
 fn text(r: &Value) -> String {
     r["choices"][0]["message"]["content"]
         .as_str()
@@ -41,12 +50,7 @@ fn text(r: &Value) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn requests_are_redacted_blocked_and_recorded_on_every_surface() {
     let nats = Nats::start();
-    // Long enough answers to echo the whole prompt.
-    let mock = Mock::start(MockConfig {
-        stream_words: 40,
-        ..MockConfig::default()
-    })
-    .await;
+    let mock = echoing_mock().await;
     let dir = tempfile::tempdir().unwrap();
     let mut cfg = TestConfig::new(&nats, &mock, dir.path());
     cfg.extra = POLICY.into();
@@ -251,11 +255,7 @@ async fn with_metadata_privacy_no_body_reaches_the_stream_or_the_outbox() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redacted_values_are_restored_in_the_answer_for_the_caller_only() {
     let nats = Nats::start();
-    let mock = Mock::start(MockConfig {
-        stream_words: 40,
-        ..MockConfig::default()
-    })
-    .await;
+    let mock = echoing_mock().await;
     let dir = tempfile::tempdir().unwrap();
     let mut cfg = TestConfig::new(&nats, &mock, dir.path());
     cfg.extra = format!("[guardrails]\nrestore = true\n{POLICY}");
