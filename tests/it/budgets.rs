@@ -565,6 +565,8 @@ async fn a_threshold_crossing_is_published_once_and_posted_with_retries() {
     };
     let a = Gateway::start(with_hook("a")).await;
     let b = Gateway::start(with_hook("b")).await;
+    // b is about to serve a key issued on a: it must have read the directory first.
+    wait_keys_ready(&b).await;
     let (id, key) = issue(
         &a.url(""),
         json!({"name": "alerts", "budgets": [{"period": "weekly", "limit": "0.05", "alert_at_percent": [50, 90]}]}),

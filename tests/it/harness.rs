@@ -350,6 +350,17 @@ pub async fn readyz(gw: &Gateway) -> serde_json::Value {
         .expect("readyz json")
 }
 
+/// Wait until the gateway has read the key directory from the stream (before that, an issued
+/// key is answered 503 `keys_loading`, as it should be).
+pub async fn wait_keys_ready(gw: &Gateway) {
+    wait_for(
+        "the key directory is read",
+        Duration::from_secs(15),
+        || async { (readyz(gw).await["projections"]["keys"]["ready"] == true).then_some(()) },
+    )
+    .await;
+}
+
 /// Wait until the gateway has published everything (outbox empty, connected).
 pub async fn wait_drained(gw: &Gateway) {
     wait_for(
