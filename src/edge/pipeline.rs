@@ -377,8 +377,8 @@ async fn plain_path<S: Surface>(
     // A provider answered (and billed) even when its answer cannot be rendered for this
     // surface: the request is closed with its usage either way.
     let rendered = S::answer(answer.body.clone(), &ctx.model, answer.usage.as_ref());
-    let mut findings = Vec::new();
-    let rendered = rendered.and_then(|r| guard_answer(&ctx, r, &mut findings));
+    let (mut findings, mut masked) = (Vec::new(), None);
+    let rendered = rendered.and_then(|r| guard_answer(&ctx, r, &mut findings, &mut masked));
     let withheld = findings.iter().any(|f| f.action == GuardrailAction::Block);
     let strict = acked.as_ref().err().map(strict_audit_error);
     let gone = ctx.client_gone.is_cancelled();
@@ -405,6 +405,7 @@ async fn plain_path<S: Surface>(
         &ctx,
         Finished {
             findings,
+            masked_body: if withheld { None } else { masked },
             attempts,
             deployment: Some(Arc::clone(&dep)),
             status,
@@ -447,6 +448,7 @@ fn guard_answer(
     ctx: &Ctx,
     rendered: Bytes,
     findings: &mut Vec<GuardrailFinding>,
+    masked: &mut Option<String>,
 ) -> Result<Bytes, ApiError> {
     if ctx.endpoint == Endpoint::Embeddings {
         return Ok(rendered);
@@ -454,6 +456,11 @@ fn guard_answer(
     let policy = &ctx.st.guardrails;
     let inspection = policy.inspect_answer(&ctx.principal, &ctx.model, &rendered, &ctx.restore);
     *findings = inspection.findings;
+    // The scan already gives what a `redacted` stream keeps: no second pass at the close.
+    if inspection.scanned {
+        let stored = inspection.masked.as_deref().unwrap_or(&rendered);
+        *masked = Some(clip(stored, ctx.st.max_event_body_bytes));
+    }
     if !inspection.blocked.is_empty() {
         return Err(ApiError::answer_blocked(&inspection.blocked));
     }
@@ -473,6 +480,7 @@ async fn fail(ctx: &Ctx, attempts: Vec<Attempt>, e: &ProviderError, stream: bool
         ctx,
         Finished {
             findings: Vec::new(),
+            masked_body: None,
             attempts,
             deployment: None,
             status: api.status.as_u16(),
@@ -519,6 +527,8 @@ async fn publish_breaker_changes(st: &EdgeState, changes: Vec<BreakerChanged>) {
 struct Finished {
     /// What the response guardrails found in the answer.
     findings: Vec<GuardrailFinding>,
+    /// The body as a `redacted` stream keeps it, when the guardrails' scan already made it.
+    masked_body: Option<String>,
     attempts: Vec<Attempt>,
     /// The deployment that answered, if any did.
     deployment: Option<Arc<Deployment>>,
@@ -557,9 +567,12 @@ fn stored_response(st: &EdgeState, p: &Principal, body: String) -> Option<String
 async fn finish(ctx: &Ctx, done: Finished) {
     let latency = ctx.started.elapsed();
     // Before settling: the budget's settlement and the events that record it stay together.
-    let body = done
-        .body
-        .and_then(|b| stored_response(&ctx.st, &ctx.principal, b));
+    let body = match (ctx.st.guardrails.bodies(&ctx.principal), done.masked_body) {
+        (BodyPolicy::Redacted, Some(masked)) => Some(masked),
+        _ => done
+            .body
+            .and_then(|b| stored_response(&ctx.st, &ctx.principal, b)),
+    };
     let target = done.deployment.as_deref();
     let provider = target.map_or("none", |t| t.provider_name.as_str());
     metrics::counter!("switchyard_requests_total", "model" => ctx.route.name.clone(), "provider" => provider.to_owned(), "status" => done.status.to_string()).increment(1);
@@ -647,6 +660,7 @@ async fn stream_path<S: Surface>(
             &ctx,
             Finished {
                 findings: Vec::new(),
+                masked_body: None,
                 attempts,
                 deployment: Some(Arc::clone(&dep)),
                 status: api.status.as_u16(),
@@ -777,6 +791,7 @@ async fn forward<S: Surface>(
         &ctx,
         Finished {
             findings: Vec::new(),
+            masked_body: None,
             attempts,
             deployment: Some(dep),
             status,

@@ -68,6 +68,9 @@ pub struct Inspection {
     /// Each placeholder put into the forwarded body and the value it stands for (as it was
     /// written in the JSON), to restore them in the answer when `restore` is on.
     pub restore: Vec<(String, String)>,
+    /// The body was scanned (guardrails on, UTF-8): `masked` is then exactly what a `redacted`
+    /// privacy policy stores (`None`: nothing found, the body as is).
+    pub scanned: bool,
 }
 
 fn class_name(c: Class) -> &'static str {
@@ -206,7 +209,10 @@ impl Policy {
         };
         let found = self.scanner.scan(text);
         if found.is_empty() {
-            return Inspection::default();
+            return Inspection {
+                scanned: true,
+                ..Inspection::default()
+            };
         }
         let rules: Vec<&Vec<Option<GuardrailAction>>> = self
             .rules
@@ -276,6 +282,7 @@ impl Policy {
             forward: redacted.then(|| forward.into_bytes()),
             masked: Some(masked.into_bytes()),
             restore,
+            scanned: true,
         }
     }
 

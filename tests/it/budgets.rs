@@ -345,13 +345,18 @@ deployments = [{{ provider = "broken", model = "metered-2" }}]
         drop(body);
     }
     mock.state.set_config(mock_config());
+    // Settled (nothing reserved) and recorded: the spend the stream projects has stopped moving
+    // (a reservation is released at once, its SpendRecorded is projected a moment later).
     let cancelled = wait_for("every cancel is settled", Duration::from_secs(10), || {
         let base = base.clone();
         let id = id.clone();
         async move {
             let b = budgets(&base, "key", &id).await;
-            (b[0]["reserved_nanos"] == 0 && b[0]["spent_nanos"].as_u64()? > 0)
-                .then(|| b[0]["spent_nanos"].as_u64().unwrap())
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            let again = budgets(&base, "key", &id).await;
+            let spent = again[0]["spent_nanos"].as_u64()?;
+            (again[0]["reserved_nanos"] == 0 && spent > 0 && b[0]["spent_nanos"] == spent)
+                .then_some(spent)
         }
     })
     .await;
