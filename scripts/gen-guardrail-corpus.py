@@ -1227,40 +1227,50 @@ POSITIVE_VALUES = set()   # every generated positive value (all unique)
 NEGATIVE_VALUES = []      # every generated look-alike value
 
 
-def fill(template):
-    """Returns (text, findings) with findings in order of appearance."""
+def fill_with(template, placeholder, positive, negative, positive_values, negative_values,
+              taken=frozenset()):
+    """Returns (text, findings) with findings in order of appearance. Positive values are
+    unique within `positive_values` and never one of `taken`."""
     out, findings, pos = [], [], 0
-    for m in PLACEHOLDER.finditer(template):
+    for m in placeholder.finditer(template):
         out.append(template[pos:m.start()])
         name, variant = m.group(1), m.group(2)
-        if name in POSITIVE_GENERATORS:
+        if name in positive:
             while True:
-                value = POSITIVE_GENERATORS[name](variant)
-                if value not in POSITIVE_VALUES:
+                value = positive[name](variant)
+                if value not in positive_values and value not in taken:
                     break
-            POSITIVE_VALUES.add(value)
+            positive_values.add(value)
             findings.append({"detector": name, "match": value})
         else:
-            value = NEGATIVE_GENERATORS[name](variant)
-            NEGATIVE_VALUES.append(value)
+            value = negative[name](variant)
+            negative_values.append(value)
         out.append(value)
         pos = m.end()
     out.append(template[pos:])
     return "".join(out), findings
 
 
-def build_cases():
+def fill(template):
+    return fill_with(template, PLACEHOLDER, POSITIVE_GENERATORS, NEGATIVE_GENERATORS,
+                     POSITIVE_VALUES, NEGATIVE_VALUES)
+
+
+def assemble(fill, detectors, positive_templates, mixed_templates, negative_templates,
+             only_detector):
+    """Every template filled, in order, with ids `<first detector>-NNN` / `neg-NNN`.
+    `only_detector(findings, detector)` checks a single-detector template's findings."""
     cases = []
-    for detector in DETECTORS:
-        for template in POSITIVE_TEMPLATES[detector]:
+    for detector in detectors:
+        for template in positive_templates[detector]:
             text, findings = fill(template)
-            assert [f["detector"] for f in findings] == [detector], template
+            assert only_detector(findings, detector), template
             cases.append((text, findings))
-    for template in MIXED_TEMPLATES:
+    for template in mixed_templates:
         text, findings = fill(template)
         assert len(findings) >= 2, template
         cases.append((text, findings))
-    for template in NEGATIVE_TEMPLATES:
+    for template in negative_templates:
         text, findings = fill(template)
         assert not findings, template
         cases.append((text, findings))
@@ -1272,6 +1282,27 @@ def build_cases():
         out.append({"id": "%s-%03d" % (prefix, counters[prefix]), "text": text,
                     "findings": findings})
     return out
+
+
+def build_cases():
+    return assemble(fill, DETECTORS, POSITIVE_TEMPLATES, MIXED_TEMPLATES, NEGATIVE_TEMPLATES,
+                    lambda findings, d: [f["detector"] for f in findings] == [d])
+
+
+def write_corpus(cases, per_detector, negatives, stats):
+    """The cases as JSON lines on stdout; with `stats`, per-detector counts on stderr."""
+    sys.stdout.reconfigure(encoding="utf-8", newline="\n")
+    for case in cases:
+        sys.stdout.write(json.dumps(case, ensure_ascii=False) + "\n")
+
+    if stats:
+        findings = Counter(f["detector"] for c in cases for f in c["findings"])
+        mixed_cases = sum(1 for c in cases if len(c["findings"]) > 1)
+        print("detector              cases  findings", file=sys.stderr)
+        for det in DETECTORS:
+            print(f"{det:<20} {per_detector[det]:>6} {findings[det]:>9}", file=sys.stderr)
+        print(f"positive cases: {len(cases) - negatives} (mixed: {mixed_cases}), "
+              f"negatives: {negatives}, total: {len(cases)}", file=sys.stderr)
 
 
 # --------------------------------------------------------------------------------------------
@@ -1425,20 +1456,7 @@ def main():
 
     cases = build_cases()
     per_detector, negatives = self_check(cases)
-
-    sys.stdout.reconfigure(encoding="utf-8", newline="\n")
-    for case in cases:
-        sys.stdout.write(json.dumps(case, ensure_ascii=False) + "\n")
-
-    if args.stats:
-        findings = Counter(f["detector"] for c in cases for f in c["findings"])
-        mixed_cases = sum(1 for c in cases if len(c["findings"]) > 1)
-        print("detector              cases  findings", file=sys.stderr)
-        for det in DETECTORS:
-            print(f"{det:<20} {per_detector[det]:>6} {findings[det]:>9}", file=sys.stderr)
-        print(f"positive cases: {len(cases) - negatives} (mixed: {mixed_cases}), "
-              f"negatives: {negatives}, total: {len(cases)}", file=sys.stderr)
-
+    write_corpus(cases, per_detector, negatives, args.stats)
 
 if __name__ == "__main__":
     main()

@@ -63,8 +63,6 @@ import json
 import os
 import random
 import re
-import sys
-import uuid
 from collections import Counter
 
 SEED = 20260719  # the in-sample script uses 20260301
@@ -719,49 +717,13 @@ IN_SAMPLE_VALUES = set()  # positive values of corpus.jsonl (filled in main)
 
 
 def fill(template):
-    out, findings, pos = [], [], 0
-    for m in PLACEHOLDER.finditer(template):
-        out.append(template[pos:m.start()])
-        name, variant = m.group(1), m.group(2)
-        if name in POSITIVE_GENERATORS:
-            while True:
-                value = POSITIVE_GENERATORS[name](variant)
-                if value not in POSITIVE_VALUES and value not in IN_SAMPLE_VALUES:
-                    break
-            POSITIVE_VALUES.add(value)
-            findings.append({"detector": name, "match": value})
-        else:
-            value = NEGATIVE_GENERATORS[name](variant)
-            NEGATIVE_VALUES.append(value)
-        out.append(value)
-        pos = m.end()
-    out.append(template[pos:])
-    return "".join(out), findings
+    return B.fill_with(template, PLACEHOLDER, POSITIVE_GENERATORS, NEGATIVE_GENERATORS,
+                       POSITIVE_VALUES, NEGATIVE_VALUES, taken=IN_SAMPLE_VALUES)
 
 
 def build_cases():
-    cases = []
-    for detector in DETECTORS:
-        for template in POSITIVE_TEMPLATES[detector]:
-            text, findings = fill(template)
-            assert {f["detector"] for f in findings} == {detector}, template
-            cases.append((text, findings))
-    for template in MIXED_TEMPLATES:
-        text, findings = fill(template)
-        assert len(findings) >= 2, template
-        cases.append((text, findings))
-    for template in NEGATIVE_TEMPLATES:
-        text, findings = fill(template)
-        assert not findings, template
-        cases.append((text, findings))
-
-    counters, out = Counter(), []
-    for text, findings in cases:
-        prefix = findings[0]["detector"] if findings else "neg"
-        counters[prefix] += 1
-        out.append({"id": "%s-%03d" % (prefix, counters[prefix]), "text": text,
-                    "findings": findings})
-    return out
+    return B.assemble(fill, DETECTORS, POSITIVE_TEMPLATES, MIXED_TEMPLATES, NEGATIVE_TEMPLATES,
+                      lambda findings, d: {f["detector"] for f in findings} == {d})
 
 
 # --------------------------------------------------------------------------------------------
@@ -893,20 +855,7 @@ def main():
 
     cases = build_cases()
     per_detector, negatives = self_check(cases)
-
-    sys.stdout.reconfigure(encoding="utf-8", newline="\n")
-    for case in cases:
-        sys.stdout.write(json.dumps(case, ensure_ascii=False) + "\n")
-
-    if args.stats:
-        findings = Counter(f["detector"] for c in cases for f in c["findings"])
-        mixed_cases = sum(1 for c in cases if len(c["findings"]) > 1)
-        print("detector              cases  findings", file=sys.stderr)
-        for det in DETECTORS:
-            print(f"{det:<20} {per_detector[det]:>6} {findings[det]:>9}", file=sys.stderr)
-        print(f"positive cases: {len(cases) - negatives} (mixed: {mixed_cases}), "
-              f"negatives: {negatives}, total: {len(cases)}", file=sys.stderr)
-
+    B.write_corpus(cases, per_detector, negatives, args.stats)
 
 if __name__ == "__main__":
     main()
