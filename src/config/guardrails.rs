@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 pub use crate::events::GuardrailAction;
+use crate::guardrails::policy::GROUPS;
 
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
@@ -121,8 +122,7 @@ pub(super) fn validate(g: &GuardrailsConfig, problems: &mut Vec<String>) {
                 c.name
             ));
         }
-        if builtin.contains(&c.name.as_str()) || ["pii", "secrets", "*"].contains(&c.name.as_str())
-        {
+        if builtin.contains(&c.name.as_str()) || GROUPS.contains(&c.name.as_str()) {
             problems.push(format!("{at}.name: `{}` is a built-in name", c.name));
         }
         if custom_names.contains(&c.name.as_str()) {
@@ -142,9 +142,7 @@ pub(super) fn validate(g: &GuardrailsConfig, problems: &mut Vec<String>) {
         }
     }
     let known = |name: &str| {
-        builtin.contains(&name)
-            || custom_names.contains(&name)
-            || ["pii", "secrets", "*"].contains(&name)
+        builtin.contains(&name) || custom_names.contains(&name) || GROUPS.contains(&name)
     };
     let mut check = |at: &str, actions: &BTreeMap<String, GuardrailAction>| {
         for name in actions.keys() {

@@ -401,11 +401,26 @@ async fn plain_path<S: Surface>(
     if gone {
         count_disconnect(&ctx, "before_answer");
     }
+    // A withheld answer is kept masked whatever the privacy setting: what a guardrail blocks
+    // reaches no one, the stream included.
+    let body = if withheld {
+        let hidden = ctx
+            .st
+            .guardrails
+            .mask(&clip(&answer.body, ctx.st.max_event_body_bytes));
+        masked = Some(hidden.clone());
+        hidden
+    } else {
+        clip(
+            rendered.as_ref().unwrap_or(&answer.body),
+            ctx.st.max_event_body_bytes,
+        )
+    };
     finish(
         &ctx,
         Finished {
             findings,
-            masked_body: if withheld { None } else { masked },
+            masked_body: masked,
             attempts,
             deployment: Some(Arc::clone(&dep)),
             status,
@@ -413,18 +428,7 @@ async fn plain_path<S: Surface>(
             ttft_us: Some(ctx.started.elapsed().as_micros() as u64),
             usage: answer.usage,
             finish_reason: answer.finish_reason,
-            // A withheld answer is kept masked whatever the privacy setting: what a guardrail
-            // blocks reaches no one, the stream included.
-            body: Some(if withheld {
-                ctx.st
-                    .guardrails
-                    .mask(&clip(&answer.body, ctx.st.max_event_body_bytes))
-            } else {
-                clip(
-                    rendered.as_ref().unwrap_or(&answer.body),
-                    ctx.st.max_event_body_bytes,
-                )
-            }),
+            body: Some(body),
             stream: false,
         },
     )
@@ -555,10 +559,16 @@ fn stored_request(st: &EdgeState, p: &Principal, sent: &[u8], inspection: &Inspe
 }
 
 /// An answer as the stream keeps it (`[privacy]`).
-fn stored_response(st: &EdgeState, p: &Principal, body: String) -> Option<String> {
+/// `masked`: the body as a `redacted` stream keeps it, when the guardrails already made it.
+fn stored_response(
+    st: &EdgeState,
+    p: &Principal,
+    body: Option<String>,
+    masked: Option<String>,
+) -> Option<String> {
     match st.guardrails.bodies(p) {
-        BodyPolicy::Full => Some(body),
-        BodyPolicy::Redacted => Some(st.guardrails.mask(&body)),
+        BodyPolicy::Full => body,
+        BodyPolicy::Redacted => masked.or_else(|| body.map(|b| st.guardrails.mask(&b))),
         BodyPolicy::Metadata => None,
     }
 }
@@ -567,12 +577,7 @@ fn stored_response(st: &EdgeState, p: &Principal, body: String) -> Option<String
 async fn finish(ctx: &Ctx, done: Finished) {
     let latency = ctx.started.elapsed();
     // Before settling: the budget's settlement and the events that record it stay together.
-    let body = match (ctx.st.guardrails.bodies(&ctx.principal), done.masked_body) {
-        (BodyPolicy::Redacted, Some(masked)) => Some(masked),
-        _ => done
-            .body
-            .and_then(|b| stored_response(&ctx.st, &ctx.principal, b)),
-    };
+    let body = stored_response(&ctx.st, &ctx.principal, done.body, done.masked_body);
     let target = done.deployment.as_deref();
     let provider = target.map_or("none", |t| t.provider_name.as_str());
     metrics::counter!("switchyard_requests_total", "model" => ctx.route.name.clone(), "provider" => provider.to_owned(), "status" => done.status.to_string()).increment(1);

@@ -138,16 +138,6 @@ pub enum GuardrailAction {
     Block,
 }
 
-impl GuardrailAction {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            GuardrailAction::Log => "log",
-            GuardrailAction::Redact => "redact",
-            GuardrailAction::Block => "block",
-        }
-    }
-}
-
 /// Where a guardrail looked. (Schema 6.)
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]

@@ -73,6 +73,9 @@ pub struct Inspection {
     pub scanned: bool,
 }
 
+/// Names an action may be given for besides a detector's: each class ([`class_name`]), and all.
+pub const GROUPS: [&str; 3] = ["pii", "secrets", "*"];
+
 fn class_name(c: Class) -> &'static str {
     match c {
         Class::Pii => "pii",
@@ -224,11 +227,12 @@ impl Policy {
             .iter()
             .map(|f| self.action(&rules, f.detector))
             .collect();
-        let mut placeholders = Placeholders::seeded(asked);
-        let mut forward = String::with_capacity(text.len());
-        let mut masked = String::with_capacity(text.len());
-        let mut at = 0;
-        let mut redacted = false;
+        let names = self.placeholders(text, &found, Placeholders::seeded(asked));
+        let redacted = actions.contains(&GuardrailAction::Redact);
+        let forward = splice(text, &found, |i| {
+            (actions[i] == GuardrailAction::Redact).then_some(names[i].as_str())
+        });
+        let masked = splice(text, &found, |i| Some(names[i].as_str()));
         // (detector, message) → (count, action)
         let mut tally: BTreeMap<(usize, Option<u32>), (u32, GuardrailAction)> = BTreeMap::new();
         let mut blocked = Vec::new();
@@ -237,35 +241,22 @@ impl Policy {
             FindingLocation::Request => element_starts(text),
             FindingLocation::Response => Vec::new(),
         };
-        for (f, action) in found.iter().zip(&actions) {
+        for (i, (f, action)) in found.iter().zip(&actions).enumerate() {
             let d = &self.scanner.detectors()[f.detector];
-            let placeholder = placeholders.of(d, &text[f.start..f.end]);
-            forward.push_str(&text[at..f.start]);
-            masked.push_str(&text[at..f.start]);
-            masked.push_str(placeholder);
             match action {
-                GuardrailAction::Redact => {
-                    forward.push_str(placeholder);
-                    redacted = true;
-                    if !restore.iter().any(|(p, _)| p == placeholder) {
-                        restore.push((placeholder.to_owned(), text[f.start..f.end].to_owned()));
-                    }
+                GuardrailAction::Redact if !restore.iter().any(|(p, _)| *p == names[i]) => {
+                    restore.push((names[i].clone(), text[f.start..f.end].to_owned()));
                 }
-                GuardrailAction::Log | GuardrailAction::Block => {
-                    forward.push_str(&text[f.start..f.end]);
+                GuardrailAction::Block if !blocked.contains(&d.name) => {
+                    blocked.push(d.name.clone());
                 }
+                _ => {}
             }
-            if *action == GuardrailAction::Block && !blocked.contains(&d.name) {
-                blocked.push(d.name.clone());
-            }
-            at = f.end;
             let entry = tally
                 .entry((f.detector, message_index(&starts, f)))
                 .or_insert((0, *action));
             entry.0 += 1;
         }
-        forward.push_str(&text[at..]);
-        masked.push_str(&text[at..]);
         let findings = tally
             .into_iter()
             .map(|((d, message), (count, action))| GuardrailFinding {
@@ -296,18 +287,33 @@ impl Policy {
         if found.is_empty() {
             return text.to_owned();
         }
-        let mut placeholders = Placeholders::default();
-        let mut out = String::with_capacity(text.len());
-        let mut at = 0;
-        for f in &found {
-            let d = &self.scanner.detectors()[f.detector];
-            out.push_str(&text[at..f.start]);
-            out.push_str(placeholders.of(d, &text[f.start..f.end]));
-            at = f.end;
-        }
-        out.push_str(&text[at..]);
-        out
+        let names = self.placeholders(text, &found, Placeholders::default());
+        splice(text, &found, |i| Some(names[i].as_str()))
     }
+
+    /// Each finding's placeholder, numbered by `given` (the same value, the same one).
+    fn placeholders(&self, text: &str, found: &[Finding], mut given: Placeholders) -> Vec<String> {
+        found
+            .iter()
+            .map(|f| {
+                let d = &self.scanner.detectors()[f.detector];
+                given.of(d, &text[f.start..f.end]).to_owned()
+            })
+            .collect()
+    }
+}
+
+/// `text` with the `i`th finding replaced by `with(i)` (kept as it is on `None`).
+fn splice<'a>(text: &str, found: &[Finding], with: impl Fn(usize) -> Option<&'a str>) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut at = 0;
+    for (i, f) in found.iter().enumerate() {
+        out.push_str(&text[at..f.start]);
+        out.push_str(with(i).unwrap_or(&text[f.start..f.end]));
+        at = f.end;
+    }
+    out.push_str(&text[at..]);
+    out
 }
 
 /// `answer` with the request's placeholders replaced by the values they stand for. The values

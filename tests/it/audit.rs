@@ -51,6 +51,17 @@ const QUERIES: [&str; 8] = [
     "surface=messages",
 ];
 
+/// `switchyard replay audit` on `cfg`'s config file (written into `dir`), as a user runs it.
+fn replay_audit(cfg: &TestConfig, dir: &std::path::Path) -> std::process::Output {
+    let config_file = dir.join("switchyard.toml");
+    std::fs::write(&config_file, cfg.toml()).unwrap();
+    std::process::Command::new(env!("CARGO_BIN_EXE_switchyard"))
+        .args(["replay", "audit", "--config"])
+        .arg(&config_file)
+        .output()
+        .unwrap()
+}
+
 fn files_contain(dir: &std::path::Path, needle: &[u8]) -> bool {
     let mut found = false;
     for entry in std::fs::read_dir(dir).unwrap() {
@@ -248,15 +259,7 @@ async fn every_request_is_searchable_and_a_rebuilt_index_answers_the_same() {
 
     // `switchyard replay audit` rebuilds the index from the stream, refusing while the
     // gateway that writes it runs.
-    let config_file = dir.path().join("switchyard.toml");
-    std::fs::write(&config_file, cfg.toml()).unwrap();
-    let replay = || {
-        std::process::Command::new(env!("CARGO_BIN_EXE_switchyard"))
-            .args(["replay", "audit", "--config"])
-            .arg(&config_file)
-            .output()
-            .unwrap()
-    };
+    let replay = || replay_audit(&cfg, dir.path());
     let gw = Gateway::start(cfg.build()).await;
     let busy = replay();
     assert!(!busy.status.success());
@@ -488,13 +491,7 @@ async fn verify_reports_tampering_with_the_stream_and_the_index() {
 
     // Rebuild the index from the tampered stream: it now agrees with the stream, but the gap
     // and the anchors made before the deletion still tell.
-    let config_file = dir.path().join("switchyard.toml");
-    std::fs::write(&config_file, cfg.toml()).unwrap();
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_switchyard"))
-        .args(["replay", "audit", "--config"])
-        .arg(&config_file)
-        .output()
-        .unwrap();
+    let out = replay_audit(&cfg, dir.path());
     assert!(
         out.status.success(),
         "{}",

@@ -47,16 +47,16 @@ pub fn anchor_event(chain: &Chain) -> Envelope {
     let mut rand = [0u8; 16];
     rand.copy_from_slice(&digest[..16]);
     let id = Ulid::from_parts(chain.head_at_ms, u128::from_be_bytes(rand));
-    let mut env = Envelope::new(
+    Envelope {
         id,
-        Event::AuditAnchored(AuditAnchored {
+        at_ms: crate::governance::now_ms(),
+        request_id: id,
+        event: Event::AuditAnchored(AuditAnchored {
             head_seq: chain.head_seq,
             head: hex::encode(chain.head),
             length: chain.length,
         }),
-    );
-    env.id = id;
-    env
+    }
 }
 
 /// The runner's durable requests commit no more often than this (the ticker's flush does).
@@ -75,6 +75,16 @@ pub struct Checkpoint {
     /// index's retention.
     #[serde(default)]
     pub retained_from_ms: u64,
+}
+
+impl Checkpoint {
+    /// The checkpoint in `index`'s last commit (the default for a new index).
+    pub fn of(index: &AuditIndex) -> Result<Self, IndexError> {
+        Ok(match index.payload()? {
+            Some(p) if !p.is_empty() => serde_json::from_str(&p)?,
+            _ => Checkpoint::default(),
+        })
+    }
 }
 
 struct State {
@@ -116,10 +126,7 @@ impl AuditProjection {
     /// Open (or create) the index in `dir`.
     pub fn open(dir: &Path) -> Result<Self, IndexError> {
         let index = AuditIndex::open(dir)?;
-        let cp: Checkpoint = match index.payload()? {
-            Some(p) if !p.is_empty() => serde_json::from_str(&p)?,
-            _ => Checkpoint::default(),
-        };
+        let cp = Checkpoint::of(&index)?;
         Ok(Self {
             index,
             state: Mutex::new(State {

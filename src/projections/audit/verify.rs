@@ -216,12 +216,7 @@ impl Verifier {
         range: Range,
         last: u64,
     ) -> Result<Self, ProjectionError> {
-        let checkpoint: Checkpoint = match index.payload()? {
-            Some(p) if !p.is_empty() => {
-                serde_json::from_str(&p).map_err(super::IndexError::from)?
-            }
-            _ => Checkpoint::default(),
-        };
+        let checkpoint = Checkpoint::of(index)?;
         let from = range.from.unwrap_or(first).max(first);
         let to = range.to.unwrap_or(last).min(last);
         let upto = to.min(checkpoint.applied);
@@ -404,17 +399,15 @@ impl Verifier {
         if head_seq < self.first || !self.in_range(anchor_seq) {
             return;
         }
-        self.report.anchors += 1;
-        // No record closing at `head_seq` in the recomputed chain: its closing event is gone
-        // (unless the chain there is unknown, below).
+        // No record closing at `head_seq` in the recomputed chain: its closing event is gone,
+        // unless the chain there is not known (stream truncated): nothing to compare then.
         let recomputed = self.heads.get(&head_seq).map(hex::encode);
-        if recomputed.as_deref() == Some(anchored) {
-            self.report.anchors_matched += 1;
+        if recomputed.is_none() && self.head.is_none() {
             return;
         }
-        if recomputed.is_none() && self.head.is_none() {
-            // The chain at the head is not known (stream truncated): nothing to compare.
-            self.report.anchors -= 1;
+        self.report.anchors += 1;
+        if recomputed.as_deref() == Some(anchored) {
+            self.report.anchors_matched += 1;
             return;
         }
         self.problem(Problem::AnchorMismatch {
