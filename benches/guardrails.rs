@@ -3,6 +3,7 @@
 //! (prose, a little code and a log excerpt, one email and one phone number per KB as a real
 //! conversation has) at 1 KB, 16 KB and 128 KB, and the whole request inspection (scan, actions,
 //! placeholders, the body rebuilt) on a chat body of each size. Target: under 10 µs per KB.
+//! Then a streamed answer through the stream guard, per chunk.
 //!
 //! Run: `cargo bench --bench guardrails`.
 
@@ -11,7 +12,7 @@ use std::collections::BTreeMap;
 use std::hint::black_box;
 use switchyard::config::{GuardrailsConfig, PrivacyConfig};
 use switchyard::events::{GuardrailAction, Principal};
-use switchyard::guardrails::{Policy, Scanner};
+use switchyard::guardrails::{AnswerGuard, ChunkGuard, Policy, Scanner};
 
 const PROSE: &str = "Thanks for the quick reply. I looked at the invoice for order 100234556781 again and \
 the totals still do not match what the dashboard shows for November; the difference is about 4.5% \
@@ -115,6 +116,35 @@ fn bench(c: &mut Criterion) {
     c.bench_function("guardrails_scan_clean_1KB", |b| {
         b.iter(|| black_box(scanner.scan(black_box(&clean))))
     });
+
+    // A streamed answer: 1 KB of text as canonical chunks of 4 characters (sub-word tokens),
+    // through the stream guard (parse, hold, scan what is let through, rewrite the chunk).
+    let answer = text(1);
+    let chars: Vec<char> = answer.chars().collect();
+    let chunks: Vec<bytes::Bytes> = chars
+        .chunks(4)
+        .map(|piece| {
+            let content: String = piece.iter().collect();
+            let chunk = serde_json::json!({"id": "chatcmpl-1", "object": "chat.completion.chunk",
+                "created": 1, "model": "gpt-4o-mini",
+                "choices": [{"index": 0, "delta": {"content": content}, "finish_reason": null}]});
+            bytes::Bytes::from(serde_json::to_vec(&chunk).unwrap())
+        })
+        .collect();
+    let policy = std::sync::Arc::new(policy);
+    let mut g = c.benchmark_group("guardrails_stream");
+    g.throughput(Throughput::Elements(chunks.len() as u64));
+    g.bench_function("1KB_answer_in_4_char_chunks", |b| {
+        b.iter(|| {
+            let guard = AnswerGuard::new(policy.clone(), &principal, "gpt-4o-mini", &[]).unwrap();
+            let mut guard = ChunkGuard::new(guard);
+            for chunk in &chunks {
+                black_box(guard.chunk(chunk));
+            }
+            black_box(guard.end())
+        })
+    });
+    g.finish();
 }
 
 criterion_group!(benches, bench);

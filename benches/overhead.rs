@@ -31,7 +31,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 mod harness;
-use harness::{Proc, env_u64, free_port, mock_binary, nats_binary, pct, wait_port};
+use harness::{Proc, env_u64, free_port, mock_binary, pct, start_gateway, start_nats, wait_port};
 
 /// The bootstrap key in the config file.
 const CONFIG_KEY: &str = "sk-bench-key";
@@ -88,35 +88,6 @@ deployments = [{{ provider = "mock-anthropic", model = "claude-haiku-4-5" }}]
         pricing = root.join("config/pricing.toml").display().to_string(),
         data = dir.join("var").display().to_string(),
         hash = hex::encode(switchyard::governance::hash_key(CONFIG_KEY)),
-    )
-}
-
-/// A nats-server with JetStream on a free port, its store under `dir`.
-fn start_nats(dir: &std::path::Path) -> (Proc, u16) {
-    let port = free_port();
-    let nats = Proc(
-        Command::new(nats_binary())
-            .args(["-a", "127.0.0.1", "-p", &port.to_string(), "-js", "-sd"])
-            .arg(dir.join("js"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("nats-server (run scripts/test or scripts/bench once to install it)"),
-    );
-    (nats, port)
-}
-
-/// `switchyard serve` from `bin` with `config`.
-fn start_gateway(bin: &std::path::Path, config: &std::path::Path) -> Proc {
-    Proc(
-        Command::new(bin)
-            .args(["serve", "--config"])
-            .arg(config)
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap(),
     )
 }
 
@@ -319,7 +290,7 @@ fn main() {
     )
     .unwrap();
     wait_port(nats_port);
-    let gateway = start_gateway(&bin, &config);
+    let gateway = start_gateway(&bin, &config, "warn");
     // The A/B baseline: another build, with its own JetStream so that its events stay apart.
     let baseline = std::env::var_os("SWITCHYARD_BENCH_BASELINE").map(|b| {
         let b = PathBuf::from(b);
@@ -340,7 +311,7 @@ fn main() {
         )
         .unwrap();
         wait_port(nats_port);
-        let gw = start_gateway(&b, &config);
+        let gw = start_gateway(&b, &config, "warn");
         wait_port(port);
         (nats, gw, port, b)
     });

@@ -31,7 +31,7 @@ use switchyard::config::{RetryBudgetConfig, RetryConfig};
 use switchyard_mock::{MockConfig, MockStats};
 
 mod harness;
-use harness::{Proc, env_u64, free_port, mock_binary, nats_binary, pct, wait_port};
+use harness::{Proc, env_u64, free_port, mock_binary, pct, start_gateway, start_nats, wait_port};
 
 const KEY: &str = "sk-bench-key";
 /// The retry budget counts over this window (`BUDGET_WINDOW_SECS` in routing/health.rs).
@@ -676,23 +676,7 @@ fn faults() {
     let workers = env_u64("SWITCHYARD_BENCH_CONCURRENCY", 32);
     let dir = tempfile::tempdir().unwrap();
 
-    let nats_port = free_port();
-    let _nats = Proc(
-        Command::new(nats_binary())
-            .args([
-                "-a",
-                "127.0.0.1",
-                "-p",
-                &nats_port.to_string(),
-                "-js",
-                "-sd",
-            ])
-            .arg(dir.path().join("js"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("nats-server (run scripts/test or scripts/bench once to install it)"),
-    );
+    let (_nats, nats_port) = start_nats(dir.path());
     let mocks = Mocks::start(&mock_binary(&bin));
     // A port nothing listens on: every connection is refused.
     let dead_port = free_port();
@@ -707,17 +691,8 @@ fn faults() {
     let toml = gateway_config(&root, dir.path(), gw_port, nats_port, &providers);
     std::fs::write(&config, toml).unwrap();
     wait_port(nats_port);
-    let gateway = Proc(
-        Command::new(&bin)
-            .args(["serve", "--config"])
-            .arg(&config)
-            // Every failed request is a warning, and failures are the point here.
-            .env("RUST_LOG", "error")
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap(),
-    );
+    // Every failed request is a warning, and failures are the point here.
+    let gateway = start_gateway(&bin, &config, "error");
     for m in mocks.all() {
         wait_port(m.port);
     }

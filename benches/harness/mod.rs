@@ -1,8 +1,10 @@
-//! What the end-to-end benchmarks (`overhead`, `reliability`) share beyond the process plumbing
-//! of `switchyard-testkit` (which the integration tests use too): env tunables, percentiles and
-//! the mock binary. Nothing here measures or prints; each benchmark owns its load and its tables.
+//! What the end-to-end benchmarks (`overhead`, `reliability`, `ttft`) share beyond the process
+//! plumbing of `switchyard-testkit` (which the integration tests use too): env tunables,
+//! percentiles, the mock binary, starting nats-server and the gateway. Nothing here measures or
+//! prints; each benchmark owns its load and its tables.
 
 use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
 
 /// A numeric tunable from the environment, or its default.
 pub fn env_u64(name: &str, default: u64) -> u64 {
@@ -33,4 +35,33 @@ pub fn mock_binary(gateway: &Path) -> PathBuf {
         mock.display()
     );
     mock
+}
+
+/// A nats-server with JetStream on a free port, its store under `dir`.
+pub fn start_nats(dir: &std::path::Path) -> (Proc, u16) {
+    let port = free_port();
+    let nats = Proc(
+        Command::new(nats_binary())
+            .args(["-a", "127.0.0.1", "-p", &port.to_string(), "-js", "-sd"])
+            .arg(dir.join("js"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("nats-server (run scripts/test or scripts/bench once to install it)"),
+    );
+    (nats, port)
+}
+
+/// `switchyard serve` from `bin` with `config`, logging at `log` (`RUST_LOG`).
+pub fn start_gateway(bin: &std::path::Path, config: &std::path::Path, log: &str) -> Proc {
+    Proc(
+        Command::new(bin)
+            .args(["serve", "--config"])
+            .arg(config)
+            .env("RUST_LOG", log)
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap(),
+    )
 }

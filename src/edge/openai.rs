@@ -17,7 +17,7 @@ use super::rejected::{self, Peer};
 use super::surface::{Auth, Authenticated, Canonical, Framer, Surface, SurfaceRequest};
 use super::{ApiError, EdgeState, validate};
 use crate::events::{Endpoint, Usage};
-use crate::providers::{ChatRequest, EmbeddingsRequest, ProviderError, StreamChunk};
+use crate::providers::{ChatRequest, EmbeddingsRequest, StreamChunk};
 
 /// OpenAI's API shape.
 pub struct OpenAi;
@@ -137,8 +137,8 @@ impl Framer for OpenAiFramer {
         vec![Bytes::from_static(b"data: [DONE]\n\n")]
     }
 
-    fn error(&mut self, e: &ProviderError) -> Vec<Bytes> {
-        vec![sse_frame(&[&ApiError::from_provider(e).body_json()])]
+    fn error(&mut self, e: &ApiError) -> Vec<Bytes> {
+        vec![sse_frame(&[&e.body_json()])]
     }
 }
 

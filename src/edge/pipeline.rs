@@ -50,8 +50,8 @@ use crate::events::{
     GuardrailFinding, Principal, RequestAccepted, ResponseCompleted, SpendRecorded, Usage,
 };
 use crate::governance::budgets::{Estimate, Reservation, cost};
-use crate::guardrails::Inspection;
-use crate::providers::{ChatRequest, ChatStream, ProviderError, tokens};
+use crate::guardrails::{AnswerGuard, ChunkGuard, Inspection, Step};
+use crate::providers::{ChatRequest, ChatStream, ProviderError, StreamChunk, tokens};
 use crate::publish::PublishError;
 use crate::routing::{self, Deployment, ModelRoute, Outcome};
 
@@ -699,7 +699,8 @@ async fn stream_path<S: Surface>(
 }
 
 /// Forward upstream chunks to the client, keep what the events need, and publish the closing
-/// events however the stream ends (done, upstream broke, client went away).
+/// events however the stream ends (done, upstream broke, a guardrail withheld it, client went
+/// away).
 async fn forward<S: Surface>(
     ctx: Ctx,
     req: ChatRequest,
@@ -709,11 +710,22 @@ async fn forward<S: Surface>(
     tx: mpsc::Sender<Result<Bytes, std::convert::Infallible>>,
 ) {
     let mut framer = S::framer(&req, &ctx.model);
+    let mut guard = AnswerGuard::new(
+        Arc::clone(&ctx.st.guardrails),
+        &ctx.principal,
+        &ctx.model,
+        &ctx.restore,
+    )
+    .map(ChunkGuard::new);
+    // What the client got, and (when the guardrails scan the answer) what a `redacted` stream
+    // keeps of it.
     let mut log = String::new();
+    let mut masked_log = guard.as_ref().map(|_| String::new());
     let mut usage = None;
     let mut finish_reason = None;
     let mut ttft_us = None;
     let mut error: Option<ProviderError> = None;
+    let mut withheld = false;
     let mut client_gone = false;
     'read: loop {
         // A client that leaves cancels the upstream stream at once, not at the next chunk: a
@@ -734,19 +746,51 @@ async fn forward<S: Surface>(
                 if ttft_us.is_none() {
                     ttft_us = Some(ctx.started.elapsed().as_micros() as u64);
                 }
-                log.push_str(&String::from_utf8_lossy(&chunk.data));
-                log.push('\n');
                 if chunk.usage.is_some() {
                     usage = chunk.usage;
                 }
                 if chunk.finish_reason.is_some() {
                     finish_reason = chunk.finish_reason.clone();
                 }
-                for frame in framer.chunk(&chunk) {
-                    if tx.send(Ok(frame)).await.is_err() {
+                let Some(g) = guard.as_mut() else {
+                    keep(&mut log, &chunk.data);
+                    if !send_frames(&tx, framer.chunk(&chunk)).await {
                         client_gone = true;
                         break 'read;
                     }
+                    continue;
+                };
+                let (send, stored) = match g.chunk(&chunk.data) {
+                    Step::Send { send, stored } => (send, stored),
+                    Step::Blocked => {
+                        withheld = true;
+                        break 'read;
+                    }
+                };
+                // The chunk itself is the last one sent: flushed text goes before it.
+                let n = send.len();
+                for (i, data) in send.into_iter().enumerate() {
+                    keep(&mut log, &data);
+                    let piece = if i + 1 == n {
+                        StreamChunk {
+                            data,
+                            ..chunk.clone()
+                        }
+                    } else {
+                        StreamChunk {
+                            data,
+                            usage: None,
+                            finish_reason: None,
+                            usage_only: false,
+                        }
+                    };
+                    if !send_frames(&tx, framer.chunk(&piece)).await {
+                        client_gone = true;
+                        break 'read;
+                    }
+                }
+                if let Some(m) = masked_log.as_mut() {
+                    stored.iter().for_each(|d| keep(m, d));
                 }
             }
             Err(e) => {
@@ -756,16 +800,57 @@ async fn forward<S: Surface>(
         }
     }
     drop(stream);
+    // A stream that ended without finishing its choices lets go of what it held.
+    if error.is_none()
+        && !client_gone
+        && !withheld
+        && let Some(g) = guard.as_mut()
+    {
+        match g.end() {
+            Step::Send { send, stored } => {
+                for data in send {
+                    keep(&mut log, &data);
+                    let piece = StreamChunk {
+                        data,
+                        usage: None,
+                        finish_reason: None,
+                        usage_only: false,
+                    };
+                    if !send_frames(&tx, framer.chunk(&piece)).await {
+                        client_gone = true;
+                        break;
+                    }
+                }
+                if let Some(m) = masked_log.as_mut() {
+                    stored.iter().for_each(|d| keep(m, d));
+                }
+            }
+            Step::Blocked => withheld = true,
+        }
+    }
+    let findings = guard
+        .as_ref()
+        .map(|g| g.guard().findings())
+        .unwrap_or_default();
     // A stream without usage (some servers never send it) is counted by us, marked estimated.
     let usage = usage.or_else(|| Some(tokens::estimate(&req, &log)));
     let (closing, err_info) = match (&error, client_gone) {
         (Some(e), _) => (
-            framer.error(e),
+            framer.error(&ApiError::from_provider(e)),
             Some(ErrorInfo {
                 class: e.label().to_owned(),
                 message: e.to_string(),
             }),
         ),
+        (None, false) if withheld => {
+            let blocked = guard.as_ref().map(|g| g.guard().blocked()).unwrap_or(&[]);
+            let api = ApiError::answer_blocked(blocked);
+            let info = ErrorInfo {
+                class: "guardrail_blocked".into(),
+                message: api.message.clone(),
+            };
+            (framer.error(&api), Some(info))
+        }
         (None, true) => {
             let before = ctx.client_gone.is_cancelled();
             count_disconnect(
@@ -780,11 +865,7 @@ async fn forward<S: Surface>(
         }
         (None, false) => (framer.done(usage.as_ref()), None),
     };
-    for frame in closing {
-        if tx.send(Ok(frame)).await.is_err() {
-            break;
-        }
-    }
+    send_frames(&tx, closing).await;
     drop(tx);
     // A client gone before the answer was handed over never saw the 200.
     let status = if client_gone && ctx.client_gone.is_cancelled() {
@@ -792,11 +873,12 @@ async fn forward<S: Surface>(
     } else {
         200
     };
+    let clip_log = |l: &str| clip(l.as_bytes(), ctx.st.max_event_body_bytes);
     finish(
         &ctx,
         Finished {
-            findings: Vec::new(),
-            masked_body: None,
+            findings,
+            masked_body: masked_log.as_deref().map(clip_log),
             attempts,
             deployment: Some(dep),
             status,
@@ -804,11 +886,30 @@ async fn forward<S: Surface>(
             ttft_us,
             usage,
             finish_reason,
-            body: Some(clip(log.as_bytes(), ctx.st.max_event_body_bytes)),
+            body: Some(clip_log(&log)),
             stream: true,
         },
     )
     .await;
+}
+
+/// One chunk's JSON onto a stream's log.
+fn keep(log: &mut String, data: &[u8]) {
+    log.push_str(&String::from_utf8_lossy(data));
+    log.push('\n');
+}
+
+/// Send `frames` to the client; false once it is gone.
+async fn send_frames(
+    tx: &mpsc::Sender<Result<Bytes, std::convert::Infallible>>,
+    frames: Vec<Bytes>,
+) -> bool {
+    for frame in frames {
+        if tx.send(Ok(frame)).await.is_err() {
+            return false;
+        }
+    }
+    true
 }
 
 #[cfg(test)]

@@ -19,7 +19,7 @@ use std::sync::Arc;
 use super::{ApiError, EdgeState, presented_key};
 use crate::events::{Endpoint, Usage};
 use crate::governance::{AuthError, Caller};
-use crate::providers::{ChatRequest, EmbeddingsRequest, ProviderError, StreamChunk};
+use crate::providers::{ChatRequest, EmbeddingsRequest, StreamChunk};
 
 /// The canonical request the pipeline routes: OpenAI's shapes, whatever the surface.
 pub enum Canonical {
@@ -68,8 +68,9 @@ pub trait Surface: Send + Sync + 'static {
 pub trait Framer: Send + 'static {
     fn chunk(&mut self, chunk: &StreamChunk) -> Vec<Bytes>;
     fn done(&mut self, usage: Option<&Usage>) -> Vec<Bytes>;
-    /// Bytes were already sent with status 200: a broken stream ends with an error event.
-    fn error(&mut self, e: &ProviderError) -> Vec<Bytes>;
+    /// Bytes were already sent with status 200: a broken (or withheld) stream ends with an
+    /// error event.
+    fn error(&mut self, e: &ApiError) -> Vec<Bytes>;
 }
 
 /// The one internal error, rendered by the surface `S`.

@@ -10,8 +10,10 @@
 mod pii;
 pub mod policy;
 mod secrets;
+pub mod stream;
 
 pub use policy::{Inspection, Policy};
+pub use stream::{AnswerGuard, ChunkGuard, Step};
 
 use regex::{Regex, RegexSet};
 use serde::Serialize;

@@ -10,6 +10,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
+use super::stream::Hold;
 use super::{Class, Custom, CustomPattern, Detector, Finding, GuardrailError, Scanner};
 use crate::config::{BodyPolicy, GuardrailsConfig, PrivacyConfig};
 use crate::events::{FindingLocation, GuardrailAction, GuardrailFinding, Principal};
@@ -51,6 +52,8 @@ pub struct Policy {
     pub responses: bool,
     /// Put the redacted values back into answers.
     pub restore: bool,
+    /// Where a streamed answer may hold a finding still coming (`None`: a fixed window).
+    hold: Option<Hold>,
 }
 
 /// What the request guardrails decided about one body.
@@ -106,6 +109,13 @@ impl Policy {
             })
             .collect();
         let scanner = Scanner::new(&custom)?;
+        let hold = Hold::new(scanner.detectors().iter().map(|d| d.regex.as_str()));
+        if hold.is_none() {
+            tracing::warn!(
+                "a custom guardrail pattern needs Unicode classes: streamed answers are held back \
+                 by a fixed window instead of by the patterns"
+            );
+        }
         let defaults = scanner
             .detectors()
             .iter()
@@ -155,11 +165,34 @@ impl Policy {
             privacy_rules,
             responses: g.responses,
             restore: g.restore,
+            hold,
         })
     }
 
     pub fn scanner(&self) -> &Scanner {
         &self.scanner
+    }
+
+    pub(super) fn hold(&self) -> Option<&Hold> {
+        self.hold.as_ref()
+    }
+
+    /// Answers are scanned.
+    pub fn scans_answers(&self) -> bool {
+        self.enabled && self.responses
+    }
+
+    /// Each detector's action for `p` and `model`.
+    pub(super) fn actions_for(&self, p: &Principal, model: &str) -> Vec<GuardrailAction> {
+        let rules: Vec<&Vec<Option<GuardrailAction>>> = self
+            .rules
+            .iter()
+            .filter(|(m, _)| m.matches(p, Some(model)))
+            .map(|(_, a)| a)
+            .collect();
+        (0..self.scanner.detectors().len())
+            .map(|d| self.action(&rules, d))
+            .collect()
     }
 
     /// What the stream keeps of `p`'s bodies.
@@ -217,16 +250,8 @@ impl Policy {
                 ..Inspection::default()
             };
         }
-        let rules: Vec<&Vec<Option<GuardrailAction>>> = self
-            .rules
-            .iter()
-            .filter(|(m, _)| m.matches(p, Some(model)))
-            .map(|(_, a)| a)
-            .collect();
-        let actions: Vec<GuardrailAction> = found
-            .iter()
-            .map(|f| self.action(&rules, f.detector))
-            .collect();
+        let by_detector = self.actions_for(p, model);
+        let actions: Vec<GuardrailAction> = found.iter().map(|f| by_detector[f.detector]).collect();
         let names = self.placeholders(text, &found, Placeholders::seeded(asked));
         let redacted = actions.contains(&GuardrailAction::Redact);
         let forward = splice(text, &found, |i| {
@@ -304,7 +329,11 @@ impl Policy {
 }
 
 /// `text` with the `i`th finding replaced by `with(i)` (kept as it is on `None`).
-fn splice<'a>(text: &str, found: &[Finding], with: impl Fn(usize) -> Option<&'a str>) -> String {
+pub(super) fn splice<'a>(
+    text: &str,
+    found: &[Finding],
+    with: impl Fn(usize) -> Option<&'a str>,
+) -> String {
     let mut out = String::with_capacity(text.len());
     let mut at = 0;
     for (i, f) in found.iter().enumerate() {
@@ -389,14 +418,14 @@ fn message_index(starts: &[usize], f: &Finding) -> Option<u32> {
 
 /// Placeholders of one request: `[EMAIL_1]`, `[EMAIL_2]`, … the same value, the same one.
 #[derive(Default)]
-struct Placeholders {
+pub(super) struct Placeholders {
     given: HashMap<(String, String), String>,
     counts: HashMap<String, u32>,
 }
 
 impl Placeholders {
     /// Placeholders already given (`[EMAIL_1]` → its value): kept, and counted.
-    fn seeded(given: &[(String, String)]) -> Self {
+    pub(super) fn seeded(given: &[(String, String)]) -> Self {
         let mut p = Self::default();
         for (placeholder, value) in given {
             let Some((kind, n)) = placeholder
@@ -415,7 +444,7 @@ impl Placeholders {
         p
     }
 
-    fn of(&mut self, d: &Detector, value: &str) -> &str {
+    pub(super) fn of(&mut self, d: &Detector, value: &str) -> &str {
         let key = (d.placeholder.clone(), value.to_owned());
         if !self.given.contains_key(&key) {
             let n = self.counts.entry(d.placeholder.clone()).or_insert(0);

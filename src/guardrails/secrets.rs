@@ -90,7 +90,9 @@ pub(super) const SPECS: &[Spec] = &[
         name: "private_key",
         placeholder: "PRIVATE_KEY",
         class: Class::Secret,
-        pattern: r"-----BEGIN (?:[A-Z0-9]+ )?PRIVATE KEY-----(?s:.)*?-----END (?:[A-Z0-9]+ )?PRIVATE KEY-----",
+        // The body up to the first run of five dashes: a match ends at the first END line,
+        // and a stream stops holding a block once it is complete.
+        pattern: r"-----BEGIN (?:[A-Z0-9]+ )?PRIVATE KEY-----(?:[^-]|-{1,4}[^-])*-----END (?:[A-Z0-9]+ )?PRIVATE KEY-----",
         group: 0,
         confirm: pem,
     },

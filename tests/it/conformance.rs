@@ -453,31 +453,6 @@ fn assert_tool_call(call: &Value) -> (String, String, Value) {
     (id.to_owned(), name.to_owned(), args)
 }
 
-/// The chunks of an OpenAI SSE body, and whether it ended with `[DONE]`.
-fn sse_chunks(text: &str) -> (Vec<Value>, bool) {
-    let mut frames: Vec<&str> = text
-        .split("\n\n")
-        .filter(|f| !f.trim().is_empty())
-        .map(|f| f.strip_prefix("data: ").unwrap_or_else(|| panic!("{f:?}")))
-        .collect();
-    let done = frames.last() == Some(&"[DONE]");
-    if done {
-        frames.pop();
-    }
-    let chunks = frames
-        .iter()
-        .map(|f| serde_json::from_str(f).unwrap_or_else(|e| panic!("{e}: {f}")))
-        .collect();
-    (chunks, done)
-}
-
-fn streamed_text(chunks: &[Value]) -> String {
-    chunks
-        .iter()
-        .filter_map(|c| c["choices"][0]["delta"]["content"].as_str())
-        .collect()
-}
-
 /// Tool calls assembled from stream deltas, by index: (id, name, arguments text).
 fn streamed_calls(chunks: &[Value]) -> Vec<(String, String, String)> {
     let mut calls: Vec<(String, String, String)> = Vec::new();

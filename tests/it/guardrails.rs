@@ -286,3 +286,120 @@ async fn redacted_values_are_restored_in_the_answer_for_the_caller_only() {
     }
     gw.stop().await;
 }
+
+/// Streamed answers are guarded across chunk boundaries: the mock streams three-character
+/// pieces, so every value the answer carries is split over chunks. A placeholder is restored,
+/// a logged phone number is recorded (and masked in the stream), and a blocked phrase ends the
+/// stream with an error before any of it is sent; on both surfaces.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn streamed_answers_are_guarded_across_chunk_boundaries() {
+    let nats = Nats::start();
+    let mock = Mock::start(MockConfig {
+        stream_words: 40,
+        token_chars: 3,
+        ..MockConfig::default()
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = TestConfig::new(&nats, &mock, dir.path());
+    // The mock cycles the prompt's words: "omega alpha" is in the answer, never in the prompt.
+    let policy = POLICY.replace(
+        "codename = \"redact\"",
+        "codename = \"redact\"\nwraparound = \"block\"",
+    );
+    cfg.extra = format!(
+        "[guardrails]\nrestore = true\n{policy}\n[[guardrails.custom]]\n\
+         name = \"wraparound\"\nwords = [\"omega alpha\"]\n"
+    );
+    let gw = Gateway::start(cfg.build()).await;
+
+    let prompt = format!("mail {EMAIL} or call {PHONE}");
+    let r = post_chat(&gw, KEY, &chat_body("gpt-4o-mini", &prompt, true)).await;
+    assert_eq!(r.status(), 200);
+    let id = r.headers()["x-request-id"].to_str().unwrap().to_owned();
+    let (chunks, done) = sse_chunks(&r.text().await.unwrap());
+    assert!(done);
+    let said = streamed_text(&chunks);
+    assert_eq!(said.matches(EMAIL).count(), 5, "restored: {said}");
+    assert!(!said.contains("[EMAIL_"), "{said}");
+    assert_eq!(said.matches(PHONE).count(), 5, "logged, sent: {said}");
+
+    // The Anthropic surface gets the same text, translated from the guarded chunks.
+    let r = client()
+        .post(gw.url("/v1/messages"))
+        .header("x-api-key", KEY)
+        .json(
+            &json!({"model": "gpt-4o-mini", "max_tokens": 100, "stream": true,
+            "messages": [{"role": "user", "content": prompt}]}),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let body = r.text().await.unwrap();
+    let deltas: String = body
+        .lines()
+        .filter_map(|l| l.strip_prefix("data: "))
+        .filter_map(|d| serde_json::from_str::<Value>(d).ok())
+        .filter_map(|v| v["delta"]["text"].as_str().map(str::to_owned))
+        .collect();
+    assert_eq!(deltas, said, "{body}");
+
+    // A blocked phrase split over chunks ends the stream with an error, none of it sent.
+    let r = post_chat(
+        &gw,
+        KEY,
+        &chat_body("gpt-4o-mini", "alpha beta omega", true),
+    )
+    .await;
+    assert_eq!(r.status(), 200);
+    let blocked_id = r.headers()["x-request-id"].to_str().unwrap().to_owned();
+    let (chunks, done) = sse_chunks(&r.text().await.unwrap());
+    assert!(!done, "a withheld stream does not end with [DONE]");
+    let last = chunks.last().unwrap();
+    assert_eq!(last["error"]["code"], "guardrail_blocked", "{last}");
+    assert!(
+        last["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("wraparound")
+    );
+    let said = streamed_text(&chunks);
+    assert_eq!(said, "alpha beta ", "nothing of the phrase went out");
+
+    wait_drained(&gw).await;
+    let events = read_events(&nats.url()).await;
+    let done_event = |rid: &str| {
+        for_request(&events, rid)
+            .into_iter()
+            .find_map(|e| match e.event {
+                Event::ResponseCompleted(c) => Some(c),
+                _ => None,
+            })
+            .unwrap()
+    };
+    let c = done_event(&id);
+    let phone = c
+        .guardrail_findings
+        .iter()
+        .find(|f| f.detector == "phone")
+        .unwrap_or_else(|| panic!("{:?}", c.guardrail_findings));
+    assert_eq!(
+        (phone.action, phone.count, phone.location),
+        (GuardrailAction::Log, 5, FindingLocation::Response)
+    );
+    let stored = c.body.as_deref().unwrap();
+    assert!(
+        !stored.contains("7946") && !stored.contains(EMAIL),
+        "the stream keeps the answer masked: {stored}"
+    );
+    assert!(stored.contains("[PHONE_1]"), "{stored}");
+    let c = done_event(&blocked_id);
+    assert_eq!(c.error.as_ref().unwrap().class, "guardrail_blocked");
+    let w = &c.guardrail_findings[0];
+    assert_eq!(
+        (w.detector.as_str(), w.action),
+        ("wraparound", GuardrailAction::Block)
+    );
+    gw.stop().await;
+}

@@ -434,3 +434,28 @@ impl Drop for GatewayProcess {
 pub fn admin(method: reqwest::Method, url: String) -> reqwest::RequestBuilder {
     client().request(method, url).bearer_auth(ADMIN)
 }
+
+/// The chunks of an OpenAI SSE body, and whether it ended with `[DONE]`.
+pub fn sse_chunks(text: &str) -> (Vec<serde_json::Value>, bool) {
+    let mut frames: Vec<&str> = text
+        .split("\n\n")
+        .filter(|f| !f.trim().is_empty())
+        .map(|f| f.strip_prefix("data: ").unwrap_or_else(|| panic!("{f:?}")))
+        .collect();
+    let done = frames.last() == Some(&"[DONE]");
+    if done {
+        frames.pop();
+    }
+    let chunks = frames
+        .iter()
+        .map(|f| serde_json::from_str(f).unwrap_or_else(|e| panic!("{e}: {f}")))
+        .collect();
+    (chunks, done)
+}
+
+pub fn streamed_text(chunks: &[serde_json::Value]) -> String {
+    chunks
+        .iter()
+        .filter_map(|c| c["choices"][0]["delta"]["content"].as_str())
+        .collect()
+}

@@ -31,6 +31,9 @@ pub struct MockConfig {
     pub malformed_rate: f64,
     /// Words in a generated reply.
     pub stream_words: usize,
+    /// OpenAI chat streams: cut each word into pieces of at most this many characters, as
+    /// models stream sub-word tokens (0: one chunk per word).
+    pub token_chars: usize,
     /// Answer without usage, as some OpenAI-compatible servers do.
     pub omit_usage: bool,
     /// OpenAI chat: refuse prompts longer than this many (mock-counted) tokens with OpenAI's
@@ -63,6 +66,7 @@ impl Default for MockConfig {
             cut_rate: 0.0,
             malformed_rate: 0.0,
             stream_words: DEFAULT_STREAM_WORDS,
+            token_chars: 0,
             omit_usage: false,
             context_window: None,
             omit_response_id: false,

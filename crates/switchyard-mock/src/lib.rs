@@ -124,6 +124,9 @@ pub struct MockArgs {
     /// Words in a generated reply.
     #[arg(long, default_value_t = DEFAULT_STREAM_WORDS)]
     pub stream_words: usize,
+    /// OpenAI chat streams: cut each word into pieces of at most N characters (0: whole words).
+    #[arg(long, default_value_t = 0)]
+    pub token_chars: usize,
     /// Play a server that reports no usage (plain or streamed).
     #[arg(long)]
     pub omit_usage: bool,
@@ -160,6 +163,7 @@ impl MockArgs {
             cut_rate: self.cut_rate,
             malformed_rate: self.malformed_rate,
             stream_words: self.stream_words,
+            token_chars: self.token_chars,
             omit_usage: self.omit_usage,
             context_window: self.context_window,
             omit_response_id: self.omit_response_id,
@@ -504,8 +508,13 @@ async fn chat(State(state): State<MockState>, body: Bytes) -> Response {
     };
     let reply = openai::reply(&req, cfg.stream_words, seq, n);
     if stream {
-        return match openai::stream_frames(&meta, &reply, n, req.include_usage() && !cfg.omit_usage)
-        {
+        return match openai::stream_frames(
+            &meta,
+            &reply,
+            n,
+            req.include_usage() && !cfg.omit_usage,
+            cfg.token_chars,
+        ) {
             Ok(frames) => sse(frames, &cfg, plan, shared.halt.clone()),
             Err(e) => openai::internal(&e.to_string()),
         };

@@ -20,7 +20,7 @@ use super::rejected::{self, Peer};
 use super::surface::{Auth, Authenticated, Canonical, Framer, Surface, SurfaceRequest};
 use super::{ApiError, EdgeState, read_body};
 use crate::events::{Endpoint, Usage};
-use crate::providers::{ChatRequest, ProviderError, StreamChunk, tokens};
+use crate::providers::{ChatRequest, StreamChunk, tokens};
 use convert::{InRequest, Refused, StreamTranslator, checked_chat, to_chat, to_message};
 
 /// Anthropic's Messages API shape.
@@ -82,9 +82,8 @@ impl Framer for StreamTranslator {
     fn done(&mut self, usage: Option<&Usage>) -> Vec<Bytes> {
         StreamTranslator::done(self, usage)
     }
-    fn error(&mut self, e: &ProviderError) -> Vec<Bytes> {
-        let api = ApiError::from_provider(e);
-        StreamTranslator::error(self, api.anthropic_type(), &api.message)
+    fn error(&mut self, e: &ApiError) -> Vec<Bytes> {
+        StreamTranslator::error(self, e.anthropic_type(), &e.message)
     }
 }
 

@@ -569,16 +569,44 @@ impl FrameWriter<'_> {
     }
 }
 
-/// The SSE frames of a streamed answer: a role chunk per choice, one chunk per word (or per
-/// tool call) per choice, a finish chunk per choice, the usage chunk if asked, `[DONE]`.
+/// `text` in stream pieces: words with their trailing space, each cut into pieces of at most
+/// `token_chars` characters when that is not 0.
+fn pieces(text: &str, token_chars: usize) -> Vec<&str> {
+    let mut out = Vec::new();
+    for word in text.split_inclusive(' ') {
+        if token_chars == 0 {
+            out.push(word);
+            continue;
+        }
+        let mut rest = word;
+        while !rest.is_empty() {
+            let cut = rest
+                .char_indices()
+                .nth(token_chars)
+                .map_or(rest.len(), |(i, _)| i);
+            out.push(&rest[..cut]);
+            rest = &rest[cut..];
+        }
+    }
+    out
+}
+
+/// The SSE frames of a streamed answer: a role chunk per choice, one chunk per word (or word
+/// piece, or tool call) per choice, a finish chunk per choice, the usage chunk if asked,
+/// `[DONE]`.
 pub(crate) fn stream_frames(
     meta: &Meta<'_>,
     reply: &Reply<'_>,
     n: u32,
     include_usage: bool,
+    token_chars: usize,
 ) -> serde_json::Result<Frames> {
+    let text_pieces = match &reply.answer {
+        Answer::Text { text, .. } => pieces(text, token_chars),
+        Answer::ToolCall { .. } => Vec::new(),
+    };
     let words = match &reply.answer {
-        Answer::Text { text, .. } => text.split_inclusive(' ').count(),
+        Answer::Text { .. } => text_pieces.len(),
         Answer::ToolCall { .. } => reply.calls().count(),
     };
     let frames = (words + 2) * n as usize + 2;
@@ -600,8 +628,8 @@ pub(crate) fn stream_frames(
     match &reply.answer {
         // Every word keeps its trailing space but the last, so the deltas concatenate to
         // exactly the non-stream content.
-        Answer::Text { text, .. } => {
-            for word in text.split_inclusive(' ') {
+        Answer::Text { .. } => {
+            for word in &text_pieces {
                 for index in 0..n {
                     w.chunk(
                         index,

@@ -101,7 +101,7 @@ fn parallel_calls_are_numbered_in_the_message_and_in_stream_deltas() {
     assert_eq!(calls.len(), 2);
     assert_eq!(calls[1]["function"]["name"], "b");
     assert!(calls[1].get("index").is_none());
-    let frames = stream_frames(&meta, &r, 1, false).unwrap();
+    let frames = stream_frames(&meta, &r, 1, false, 0).unwrap();
     // role, one delta per call, finish, [DONE]
     assert_eq!(frames.len(), 5);
     let second: serde_json::Value =
