@@ -767,30 +767,10 @@ async fn forward<S: Surface>(
                         break 'read;
                     }
                 };
-                // The chunk itself is the last one sent: flushed text goes before it.
-                let n = send.len();
-                for (i, data) in send.into_iter().enumerate() {
-                    keep(&mut log, &data);
-                    let piece = if i + 1 == n {
-                        StreamChunk {
-                            data,
-                            ..chunk.clone()
-                        }
-                    } else {
-                        StreamChunk {
-                            data,
-                            usage: None,
-                            finish_reason: None,
-                            usage_only: false,
-                        }
-                    };
-                    if !send_frames(&tx, framer.chunk(&piece)).await {
-                        client_gone = true;
-                        break 'read;
-                    }
-                }
-                if let Some(m) = masked_log.as_mut() {
-                    stored.iter().for_each(|d| keep(m, d));
+                let logs = (&mut log, masked_log.as_mut());
+                if !send_guarded(&tx, &mut framer, logs, send, stored, Some(&chunk)).await {
+                    client_gone = true;
+                    break 'read;
                 }
             }
             Err(e) => {
@@ -808,22 +788,8 @@ async fn forward<S: Surface>(
     {
         match g.end() {
             Step::Send { send, stored } => {
-                for data in send {
-                    keep(&mut log, &data);
-                    let piece = StreamChunk {
-                        data,
-                        usage: None,
-                        finish_reason: None,
-                        usage_only: false,
-                    };
-                    if !send_frames(&tx, framer.chunk(&piece)).await {
-                        client_gone = true;
-                        break;
-                    }
-                }
-                if let Some(m) = masked_log.as_mut() {
-                    stored.iter().for_each(|d| keep(m, d));
-                }
+                let logs = (&mut log, masked_log.as_mut());
+                client_gone = !send_guarded(&tx, &mut framer, logs, send, stored, None).await;
             }
             Step::Blocked => withheld = true,
         }
@@ -897,6 +863,42 @@ async fn forward<S: Surface>(
 fn keep(log: &mut String, data: &[u8]) {
     log.push_str(&String::from_utf8_lossy(data));
     log.push('\n');
+}
+
+/// Send and log what the stream guard let through. The last of `send` is `original` rewritten
+/// (its usage and finish kept); any before it carry text a finishing choice flushed. `stored` is
+/// what a `redacted` stream keeps. False once the client is gone.
+async fn send_guarded<F: Framer>(
+    tx: &mpsc::Sender<Result<Bytes, std::convert::Infallible>>,
+    framer: &mut F,
+    (log, masked_log): (&mut String, Option<&mut String>),
+    send: Vec<Bytes>,
+    stored: Vec<Bytes>,
+    original: Option<&StreamChunk>,
+) -> bool {
+    if let Some(m) = masked_log {
+        stored.iter().for_each(|d| keep(m, d));
+    }
+    let n = send.len();
+    for (i, data) in send.into_iter().enumerate() {
+        keep(log, &data);
+        let piece = match original {
+            Some(chunk) if i + 1 == n => StreamChunk {
+                data,
+                ..chunk.clone()
+            },
+            _ => StreamChunk {
+                data,
+                usage: None,
+                finish_reason: None,
+                usage_only: false,
+            },
+        };
+        if !send_frames(tx, framer.chunk(&piece)).await {
+            return false;
+        }
+    }
+    true
 }
 
 /// Send `frames` to the client; false once it is gone.
