@@ -291,9 +291,9 @@ async fn every_request_is_searchable_and_a_rebuilt_index_answers_the_same() {
             "{q}: the replayed index answers like the live one"
         );
     }
-    gw.stop().await;
 
-    // A second instance with its own data directory builds the same index from the stream.
+    // A second instance with its own data directory, started beside the first, builds the same
+    // index from the stream.
     let dir2 = tempfile::tempdir().unwrap();
     let gw2 = Gateway::start(TestConfig::new(&nats, &mock, dir2.path()).build()).await;
     let url2 = gw2.url("");
@@ -305,7 +305,22 @@ async fn every_request_is_searchable_and_a_rebuilt_index_answers_the_same() {
             "{q}: the rebuilt index answers like the live one"
         );
     }
+    // Each instance's index has a consumer of its own: requests through either one are in both
+    // (a shared consumer would hand each event to one of them).
+    for i in 0..8 {
+        let through = if i % 2 == 0 { &gw } else { &gw2 };
+        let r = post_chat(
+            through,
+            KEY,
+            &chat_body("gpt-4o-mini", "both see it", false),
+        )
+        .await;
+        assert_eq!(r.status(), 200);
+    }
+    wait_records(&url2, 13).await;
+    wait_records(&url, 13).await;
     gw2.stop().await;
+    gw.stop().await;
 
     // No presented or provider key is in the index files.
     let index_dir = dir.path().join("audit");

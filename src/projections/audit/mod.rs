@@ -120,6 +120,29 @@ impl State {
 pub struct AuditProjection {
     index: AuditIndex,
     state: Mutex<State>,
+    /// This index's durable consumer: its own, since every index needs every event (two
+    /// gateways on one NATS sharing one would each index half of them).
+    consumer: String,
+}
+
+/// The file in the index directory naming its consumer (a random id, made once).
+const CONSUMER_FILE: &str = "consumer";
+
+/// The index's consumer name, from `dir`, made on first use.
+fn consumer_of(dir: &Path) -> Result<String, IndexError> {
+    let path = dir.join(CONSUMER_FILE);
+    match std::fs::read_to_string(&path) {
+        Ok(name) if !name.trim().is_empty() => Ok(name.trim().to_owned()),
+        Ok(_) => make_consumer(&path),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => make_consumer(&path),
+        Err(e) => Err(e.into()),
+    }
+}
+
+fn make_consumer(path: &Path) -> Result<String, IndexError> {
+    let name = format!("audit-{:016x}", rand::random::<u64>());
+    std::fs::write(path, &name)?;
+    Ok(name)
 }
 
 impl AuditProjection {
@@ -127,7 +150,9 @@ impl AuditProjection {
     pub fn open(dir: &Path) -> Result<Self, IndexError> {
         let index = AuditIndex::open(dir)?;
         let cp = Checkpoint::of(&index)?;
+        let consumer = consumer_of(dir)?;
         Ok(Self {
+            consumer,
             index,
             state: Mutex::new(State {
                 joiner: Joiner::default(),
@@ -204,6 +229,10 @@ impl AuditProjection {
 impl Projection for AuditProjection {
     fn name(&self) -> &'static str {
         "audit"
+    }
+
+    fn consumer(&self) -> String {
+        self.consumer.clone()
     }
 
     fn filter_subject(&self) -> &'static str {
