@@ -158,6 +158,11 @@ impl Scanner {
         &self.detectors
     }
 
+    /// Whether any detector has a candidate in `text` (one pass, nothing located).
+    pub fn any(&self, text: &str) -> bool {
+        self.set.is_match(text)
+    }
+
     /// Everything sensitive in `text`, in order, without overlaps.
     pub fn scan(&self, text: &str) -> Vec<Finding> {
         let mut found = Vec::new();

@@ -218,9 +218,16 @@ impl AnswerGuard {
         if cut == 0 {
             return Ok(Release::default());
         }
-        let scanned = format!("{}{}", ch.context, ch.pending);
-        let base = ch.context.len();
-        let found = self.policy.scanner().scan(&scanned);
+        // Most text has no candidate at all: then nothing before it can make one (the patterns
+        // look back at most a `\b` or one character), and the scan with the context is skipped.
+        let scanner = self.policy.scanner();
+        let (scanned, base, found) = if scanner.any(&ch.pending) {
+            let scanned = format!("{}{}", ch.context, ch.pending);
+            let found = scanner.scan(&scanned);
+            (Cow::Owned(scanned), ch.context.len(), found)
+        } else {
+            (Cow::Borrowed(ch.pending.as_str()), 0, Vec::new())
+        };
         // A finding across the cut is held from its start.
         let mut end = base + cut;
         while let Some(f) = found
@@ -238,7 +245,9 @@ impl AnswerGuard {
                 end: f.end - base,
             })
             .collect();
-        let released = &scanned[base..end];
+        let released = scanned[base..end].to_owned();
+        drop(scanned);
+        let released = released.as_str();
         let actions: Vec<GuardrailAction> = mine.iter().map(|f| self.actions[f.detector]).collect();
         for (f, action) in mine.iter().zip(&actions) {
             let entry = self.tally.entry(f.detector).or_insert((0, *action));
@@ -374,9 +383,9 @@ struct FunctionView<'a> {
 
 /// One string of the chunk replaced: its byte range, and what goes there for the client and
 /// for the log.
-struct Edit {
+struct Edit<'a> {
     at: std::ops::Range<usize>,
-    original: String,
+    original: Cow<'a, str>,
     release: Release,
 }
 
@@ -415,7 +424,11 @@ impl ChunkGuard {
                 stored: vec![data.clone()],
             };
         };
-        self.last = Some((view.id.to_string(), view.created, view.model.to_string()));
+        if self.last.as_ref().is_none_or(|(id, created, model)| {
+            (id.as_str(), *created, model.as_str()) != (&*view.id, view.created, &*view.model)
+        }) {
+            self.last = Some((view.id.to_string(), view.created, view.model.to_string()));
+        }
         let mut edits: Vec<Edit> = Vec::new();
         let mut flushes: Vec<(u32, Vec<(ChannelKey, Release)>)> = Vec::new();
         // Nothing in the chunk but held text: it is not sent at all.
@@ -436,7 +449,7 @@ impl ChunkGuard {
                 };
                 edits.push(Edit {
                     at: range_of(data, raw.get()),
-                    original: text.into_owned(),
+                    original: text,
                     release,
                 });
             }
@@ -455,7 +468,7 @@ impl ChunkGuard {
                     };
                     edits.push(Edit {
                         at: range_of(data, args.get()),
-                        original: text.into_owned(),
+                        original: text,
                         release,
                     });
                 }
@@ -571,7 +584,7 @@ impl ChunkGuard {
 }
 
 /// `data` with each edit's range replaced by the JSON string of what `pick` takes.
-fn rewrite(data: &[u8], edits: &[Edit], pick: impl Fn(&Release) -> &String) -> Bytes {
+fn rewrite(data: &[u8], edits: &[Edit<'_>], pick: impl Fn(&Release) -> &String) -> Bytes {
     let mut out = Vec::with_capacity(data.len() + 16);
     let mut at = 0;
     for e in edits {
