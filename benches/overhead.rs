@@ -23,6 +23,9 @@
 //! build as the baseline it measures one feature on and off, e.g. the audit index:
 //! `SWITCHYARD_BENCH_BASELINE=target/release/switchyard SWITCHYARD_BENCH_KEY=config
 //! SWITCHYARD_BENCH_BASELINE_EXTRA=$'[projections.audit]\nenabled = false'`.
+//! `SWITCHYARD_BENCH_EXTRA` does the same for this build's config, so a feature can be measured
+//! with the roles swapped too (on as this build, then on as the baseline), which cancels what
+//! the two positions in a block do to each side.
 
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
@@ -284,9 +287,10 @@ fn main() {
     );
     let gw_port = free_port();
     let config = dir.path().join("bench.toml");
+    let extra = std::env::var("SWITCHYARD_BENCH_EXTRA").unwrap_or_default();
     std::fs::write(
         &config,
-        gateway_config(&root, dir.path(), gw_port, nats_port, mock_port, true),
+        gateway_config(&root, dir.path(), gw_port, nats_port, mock_port, true) + "\n" + &extra,
     )
     .unwrap();
     wait_port(nats_port);
