@@ -84,6 +84,13 @@ fn standalone(text: &str, start: usize, end: usize, glue: impl Fn(u8) -> bool) -
 
 fn email(text: &str, start: usize, end: usize) -> bool {
     let m = &text[start..end];
+    // `scheme://user:password@host`: a URL's user info, not an address.
+    let token_start = text[..start]
+        .rfind(|c: char| c.is_whitespace() || matches!(c, '"' | '\'' | '<' | '('))
+        .map_or(0, |i| i + 1);
+    if text[token_start..start].contains("://") {
+        return false;
+    }
     let Some((local, domain)) = m.split_once('@') else {
         return false;
     };
@@ -334,17 +341,33 @@ fn iban(text: &str, start: usize, end: usize) -> bool {
     length_ok && iban_checksum(&compact)
 }
 
+/// `end`, or past a CIDR prefix length (`/24`) right after it.
+fn past_prefix(text: &str, end: usize) -> usize {
+    let rest = &text.as_bytes()[end..];
+    let digits = rest
+        .iter()
+        .skip(1)
+        .take_while(|b| b.is_ascii_digit())
+        .count();
+    if rest.first() == Some(&b'/') && (1..=3).contains(&digits) {
+        end + 1 + digits
+    } else {
+        end
+    }
+}
+
 fn ip(text: &str, start: usize, end: usize) -> bool {
     let m = &text[start..end];
+    let token_end = past_prefix(text, end);
     if m.contains('.') {
         // Versions are written v1.2.3.4 or 1.2.3.4.5: glued to more dotted numbers or a `v`.
-        return standalone(text, start, end, |b| b.is_ascii_alphanumeric())
+        return standalone(text, start, token_end, |b| b.is_ascii_alphanumeric())
             && !text[..start].ends_with(['v', 'V'])
             && m.parse::<std::net::Ipv4Addr>().is_ok()
             && m.split('.').all(|o| o == "0" || !o.starts_with('0'));
     }
     let glue = |b: u8| b.is_ascii_alphanumeric() || b == b':' || b == b'_';
-    if !standalone(text, start, end, glue) {
+    if !standalone(text, start, token_end, glue) {
         return false;
     }
     let groups: Vec<&str> = m.split(':').filter(|g| !g.is_empty()).collect();

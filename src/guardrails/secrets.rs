@@ -109,10 +109,11 @@ pub(super) const SPECS: &[Spec] = &[
         placeholder: "SECRET",
         class: Class::Generic,
         // A secret's name (English, or the word for password in the languages we see most;
-        // also inside a longer name, `PGPASSWORD`), not in an ARN-like `:secret:` path, then `:`, `=`, `=>`, an XML tag's `>`, or
-        // spaces with at most a copula (`is`, `è`, `es`, `est`, `ist`) or a few words before a
-        // colon; then the value.
-        pattern: r#"(?:^|[^:])(?i:password|passwd|pwd|passphrase|passwort|contraseña|senha|secret|api[_\-]?key|access[_\-]?token|auth[_\-]?token|client[_\-]?secret|secret[_\-]?key|private[_\-]?token|token)(?:["']?\s*(?:=>|[:=])|>|(?:\s+[^\s:="'<>]{1,12}){1,4}\s*:|\s+(?i:is|è|es|est|ist)?)\s*["']?([^\s"'`,;)}\]<]{12,})"#,
+        // also inside a longer name, `PGPASSWORD`, and inflected, `lösenordet`), not in an
+        // ARN-like `:secret:` path, then `:`, `=`, `=>`, an XML tag's `>`, a few words before a
+        // colon or before a copula (`is`, `è`, `es`, `est`, `ist`, `är`, `er`, `jest`), or
+        // spaces; then the value.
+        pattern: r#"(?:^|[^:])(?i:password|passwd|pwd|passphrase|passwort|kennwort|contraseña|senha|mot de passe|wachtwoord|lösenord|hasło|haslo|heslo|şifre|sifre|salasana|adgangskode|пароль|パスワード|密码|secret|api[_\-]?key|access[_\-]?token|auth[_\-]?token|client[_\-]?secret|secret[_\-]?key|private[_\-]?key|encryption[_\-]?key|signing[_\-]?key|private[_\-]?token|requirepass|token)(?i:et|en|s)?(?:["']?\s*(?:=>|[:=])|>|(?:\s+[^\s:="'<>]{1,12}){1,4}\s*:|(?:\s+[^\s:="'<>]{1,12}){0,5}\s+(?i:is|è|es|est|ist|är|er|jest)\s|\s+)\s*["']?([^\s"'`,;)}\]<]{12,})"#,
         group: 1,
         confirm: assigned,
     },
@@ -127,13 +128,14 @@ pub(super) const SPECS: &[Spec] = &[
     },
 ];
 
-/// A PEM block with a body (not `...`).
+/// A PEM block with a body (not `...`, not a `<paste your key here>` placeholder).
 fn pem(text: &str, start: usize, end: usize) -> bool {
-    let body = text[start..end]
+    let m = &text[start..end];
+    let body = m
         .bytes()
         .filter(|b| b.is_ascii_alphanumeric() || *b == b'+' || *b == b'/')
         .count();
-    body >= 64
+    body >= 64 && !m.contains(['<', '>'])
 }
 
 /// The token on jwt.io's front page, quoted in countless tutorials.
@@ -273,5 +275,10 @@ fn assigned(text: &str, start: usize, end: usize) -> bool {
         .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_');
     let code_name = env_name || (identifiers && (bare.contains('.') || bare.len() < v.len()));
     let located = v.contains("://") || v.starts_with('/');
-    !reference && !code_name && !located && !placeholder(v) && classes >= 3 && entropy(v) >= 3.2
+    // Three kinds of character, or a long random run of letters and digits (a hex secret).
+    let alnum_run = v.len() >= 24
+        && v.bytes().all(|b| b.is_ascii_alphanumeric())
+        && v.bytes().any(|b| b.is_ascii_digit());
+    let random = (classes >= 3 && entropy(v) >= 3.2) || (alnum_run && entropy(v) >= 3.5);
+    !reference && !code_name && !located && !placeholder(v) && random
 }
