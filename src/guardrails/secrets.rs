@@ -113,7 +113,7 @@ pub(super) const SPECS: &[Spec] = &[
         // ARN-like `:secret:` path, then `:`, `=`, `=>`, an XML tag's `>`, a few words before a
         // colon or before a copula (`is`, `è`, `es`, `est`, `ist`, `är`, `er`, `jest`), or
         // spaces; then the value.
-        pattern: r#"(?:^|[^:])(?i:password|passwd|pwd|passphrase|passwort|kennwort|contraseña|senha|mot de passe|wachtwoord|lösenord|hasło|haslo|heslo|şifre|sifre|salasana|adgangskode|пароль|パスワード|密码|secret|api[_\-]?key|access[_\-]?token|auth[_\-]?token|client[_\-]?secret|secret[_\-]?key|private[_\-]?key|encryption[_\-]?key|signing[_\-]?key|private[_\-]?token|requirepass|token)(?i:et|en|s)?(?:["']?\s*(?:=>|[:=])|>|(?:\s+[^\s:="'<>]{1,12}){1,4}\s*:|(?:\s+[^\s:="'<>]{1,12}){0,5}\s+(?i:is|è|es|est|ist|är|er|jest)\s|\s+)\s*["']?([^\s"'`,;)}\]<]{12,})"#,
+        pattern: r#"(?:^|[^:])(?i:password|passwd|pwd|passphrase|passwort|kennwort|contraseña|senha|mot de passe|wachtwoord|lösenord|hasło|haslo|heslo|şifre|sifre|salasana|adgangskode|пароль|パスワード|密码|secret|api[_\-]?key|access[_\-]?token|auth[_\-]?token|client[_\-]?secret|secret[_\-]?key|private[_\-]?key|encryption[_\-]?key|signing[_\-]?key|private[_\-]?token|requirepass|token)(?i:et|en|s)?(?:["']?\s*(?:=>|[:=])|>|(?:\s+[^\s:="'<>]{1,12}){1,4}\s*:|(?:\s+[A-Za-z]{1,12}){0,5}\s+(?i:is|è|es|est|ist|är|er|jest)\s|\s+)\s*["']?([^\s"'`,;)}\]<]{12,})"#,
         group: 1,
         confirm: assigned,
     },
