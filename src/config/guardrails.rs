@@ -13,9 +13,10 @@ use crate::guardrails::policy::GROUPS;
 pub struct GuardrailsConfig {
     /// Scan requests at all.
     pub enabled: bool,
-    /// Scan answers too (non-streamed chat answers, on every surface), with the same actions:
-    /// `redact` replaces the value in the answer, `block` withholds the answer (502
-    /// `guardrail_blocked`).
+    /// Scan answers too (chat answers on every surface, streamed ones included), with the same
+    /// actions: `redact` replaces the value in the answer, `block` withholds the answer (502
+    /// `guardrail_blocked`), or ends a stream with an in-stream `guardrail_blocked` error before
+    /// the value is sent.
     pub responses: bool,
     /// Put the values a request's redaction replaced back into its answer, where the model
     /// repeated their placeholders (de-anonymisation), for the caller only: the stream keeps
