@@ -240,6 +240,8 @@ impl Policy {
         if !self.enabled {
             return Inspection::default();
         }
+        let normalized = unescaped(body);
+        let body = normalized.as_deref().unwrap_or(body);
         let Ok(text) = std::str::from_utf8(body) else {
             return Inspection::default();
         };
@@ -326,6 +328,18 @@ impl Policy {
             })
             .collect()
     }
+}
+
+/// A body that writes characters as `\u` escapes (`sk\u002dproj-…`, or every non-ASCII letter,
+/// as Python's `json.dumps` does) hides them from a scan of the raw JSON: such a body is scanned
+/// (and, when redacted, forwarded) as serde_json writes it again, with only `"`, `\` and control
+/// characters escaped. `None`: the body has no `\u` escape (or is not JSON), scan it as it is.
+fn unescaped(body: &[u8]) -> Option<Vec<u8>> {
+    if !body.windows(2).any(|w| w == b"\\u") {
+        return None;
+    }
+    let value: serde_json::Value = serde_json::from_slice(body).ok()?;
+    serde_json::to_vec(&value).ok()
 }
 
 /// `text` with the `i`th finding replaced by `with(i)` (kept as it is on `None`).
@@ -495,6 +509,27 @@ mod tests {
             policy.inspect_answer(&p, "m", leaked, &[]).blocked,
             ["openai_key"]
         );
+    }
+
+    #[test]
+    fn values_written_as_unicode_escapes_are_seen() {
+        let cfg = GuardrailsConfig {
+            actions: BTreeMap::from([
+                ("email".to_owned(), GuardrailAction::Redact),
+                ("secrets".to_owned(), GuardrailAction::Block),
+            ]),
+            ..GuardrailsConfig::default()
+        };
+        let policy = super::Policy::new(&cfg, &PrivacyConfig::default()).unwrap();
+        let p = Principal::default();
+        let key = br#"{"messages":[{"role":"user","content":"key sk\u002dproj-Qm7vT2xZ9LpR4kWc8YbN1sDf6Hj3Ga5Ue0Ko"}]}"#;
+        assert_eq!(policy.inspect(&p, "m", key).blocked, ["openai_key"]);
+        let mail =
+            br#"{"messages":[{"role":"user","content":"Se\u00f1or, mail ana\u0040corp-mail.io"}]}"#;
+        let got = policy.inspect(&p, "m", mail);
+        let forward = String::from_utf8(got.forward.unwrap()).unwrap();
+        assert!(forward.contains("Señor, mail [EMAIL_1]"), "{forward}");
+        assert_eq!(got.findings[0].message, Some(0));
     }
 
     #[test]

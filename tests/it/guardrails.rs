@@ -86,6 +86,21 @@ async fn requests_are_redacted_blocked_and_recorded_on_every_surface() {
     assert!(message.contains("openai_key"), "{message}");
     assert!(!e.to_string().contains(LEAKED));
 
+    // A value written with JSON escapes is seen as the provider would read it.
+    let escaped = format!(
+        r#"{{"model":"gpt-4o-mini","messages":[{{"role":"user","content":"key {}"}}]}}"#,
+        LEAKED.replacen('-', "\\u002d", 1)
+    );
+    let r = client()
+        .post(gw.url("/v1/chat/completions"))
+        .bearer_auth(KEY)
+        .header("content-type", "application/json")
+        .body(escaped)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400, "an escaped key is blocked too");
+
     // A rule: bob's team blocks what alice's redacts.
     let r = post_chat(
         &gw,
@@ -187,7 +202,7 @@ async fn requests_are_redacted_blocked_and_recorded_on_every_surface() {
         &events,
         |e| matches!(e, Event::RequestRejected(r) if r.code == "guardrail_blocked"),
     );
-    assert_eq!(refusals, 3);
+    assert_eq!(refusals, 4);
 
     // The audit index: by detector.
     let url = gw.url("");
