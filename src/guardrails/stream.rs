@@ -365,6 +365,10 @@ struct ChoiceView<'a> {
     delta: BTreeMap<Cow<'a, str>, &'a RawValue>,
     #[serde(borrow, default)]
     finish_reason: Option<Cow<'a, str>>,
+    /// Log probabilities of the chunk's tokens: a chunk carrying them is sent even when all of
+    /// its text is held.
+    #[serde(borrow, default)]
+    logprobs: Option<&'a RawValue>,
 }
 
 #[derive(Deserialize)]
@@ -436,6 +440,7 @@ impl ChunkGuard {
         for choice in &view.choices {
             let finishing = choice.finish_reason.is_some();
             only_text &= !finishing
+                && choice.logprobs.is_none_or(is_null)
                 && choice
                     .delta
                     .iter()

@@ -168,6 +168,13 @@ fn chunks_are_rewritten_in_place_held_ones_skipped_and_flushed_before_the_finish
     );
     // Nothing of this chunk can go yet: it is not sent.
     assert!(sent(g.chunk(&chunk(Some("pez@corp-mail"), None))).is_empty());
+    // Unless it carries something besides its text.
+    let with_logprobs = Bytes::from(
+        String::from_utf8(chunk(Some(""), None).to_vec())
+            .unwrap()
+            .replace(r#""logprobs":null"#, r#""logprobs":{"content":[]}"#),
+    );
+    assert_eq!(sent(g.chunk(&with_logprobs)).len(), 1);
     let last = sent(g.chunk(&chunk(Some(".io"), Some("stop"))));
     assert_eq!(last.len(), 1, "{last:?}");
     let v: serde_json::Value = serde_json::from_str(&last[0]).unwrap();
