@@ -94,11 +94,8 @@ deployments = [{{ provider = "mock-anthropic", model = "claude-haiku-4-5" }}]
     )
 }
 
-/// Issue a key with generous limits (and give its team some), unless the bootstrap key is asked for.
-async fn issue_key(client: &reqwest::Client, base: &str) {
-    if std::env::var("SWITCHYARD_BENCH_KEY").is_ok_and(|v| v == "config") {
-        return;
-    }
+/// A key with generous limits (and some for its team too) issued by the gateway at `base`.
+async fn issue_key(client: &reqwest::Client, base: &str) -> String {
     let limits = serde_json::json!({
         "budgets": [{"period": "daily", "limit": "1000000"}, {"period": "monthly", "limit": "10000000"}],
         "rate_limit": {"requests_per_minute": 100_000_000u64, "tokens_per_minute": 100_000_000_000u64},
@@ -131,8 +128,18 @@ async fn issue_key(client: &reqwest::Client, base: &str) {
         r.text().await.unwrap()
     );
     let v: serde_json::Value = r.json().await.unwrap();
-    let _ = KEY.set(v["key"].as_str().unwrap().to_owned());
+    v["key"].as_str().unwrap().to_owned()
 }
+
+/// The baseline build is called with a key it issued (`SWITCHYARD_BENCH_BASELINE_KEY=issued`),
+/// not its bootstrap key: with `SWITCHYARD_BENCH_KEY=config` on this build, the governance path
+/// is measured in the other position.
+fn baseline_issues_key() -> bool {
+    std::env::var("SWITCHYARD_BENCH_BASELINE_KEY").is_ok_and(|v| v == "issued")
+}
+
+/// The key the baseline presents: its bootstrap key, or one it issued.
+static BASE_KEY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
 const BODY: &str = r#"{"model":"gpt-4o-mini","messages":[{"role":"system","content":"You are terse."},{"role":"user","content":"Summarise the plot of Hamlet in two sentences, please."}],"temperature":0.2,"max_tokens":64}"#;
 /// The same conversation as the gateway sends it to an Anthropic deployment (the direct baseline
 /// of the Anthropic adapter run).
@@ -311,7 +318,15 @@ fn main() {
         let extra = std::env::var("SWITCHYARD_BENCH_BASELINE_EXTRA").unwrap_or_default();
         std::fs::write(
             &config,
-            gateway_config(&root, &home, port, nats_port, mock_port, false) + "\n" + &extra,
+            gateway_config(
+                &root,
+                &home,
+                port,
+                nats_port,
+                mock_port,
+                baseline_issues_key(),
+            ) + "\n"
+                + &extra,
         )
         .unwrap();
         wait_port(nats_port);
@@ -331,14 +346,22 @@ fn main() {
         let client = reqwest::Client::builder().pool_max_idle_per_host(1024).tcp_nodelay(true).build().unwrap();
         let direct_url = format!("http://127.0.0.1:{mock_port}/v1/chat/completions");
         let via_url = format!("http://127.0.0.1:{gw_port}/v1/chat/completions");
-        issue_key(&client, &format!("http://127.0.0.1:{gw_port}")).await;
+        if !std::env::var("SWITCHYARD_BENCH_KEY").is_ok_and(|v| v == "config") {
+            let _ = KEY.set(issue_key(&client, &format!("http://127.0.0.1:{gw_port}")).await);
+        }
+        if let Some((_, _, port, _)) = &baseline
+            && baseline_issues_key()
+        {
+            let _ = BASE_KEY.set(issue_key(&client, &format!("http://127.0.0.1:{port}")).await);
+        }
         let direct = Target { url: &direct_url, body: BODY, key: CONFIG_KEY };
         let via = Target { url: &via_url, body: BODY, key: key() };
         let anthropic_url = format!("http://127.0.0.1:{mock_port}/v1/messages");
         let direct_anthropic = Target { url: &anthropic_url, body: ANTHROPIC_BODY, key: CONFIG_KEY };
         let via_claude = Target { url: &via_url, body: VIA_CLAUDE_BODY, key: key() };
         let base_url = baseline.as_ref().map(|(_, _, port, _)| format!("http://127.0.0.1:{port}/v1/chat/completions"));
-        let via_base = base_url.as_deref().map(|url| Target { url, body: BODY, key: CONFIG_KEY });
+        let base_key = BASE_KEY.get().map_or(CONFIG_KEY, String::as_str);
+        let via_base = base_url.as_deref().map(|url| Target { url, body: BODY, key: base_key });
         let gw_requests = AtomicU64::new(0);
         println!("key: {}", if KEY.get().is_some() { "issued, with key and team budgets and rate limits" } else { "bootstrap (config), no limits" });
 
@@ -438,7 +461,8 @@ fn main() {
         if let Some((_, _, _, path)) = &baseline {
             let (g50, g99) = (pct(&g_lat, 0.5) - pct(&d_lat, 0.5), pct(&g_lat, 0.99) - pct(&d_lat, 0.99));
             let (b50, b99) = (pct(&b_lat, 0.5) - pct(&d_lat, 0.5), pct(&b_lat, 0.99) - pct(&d_lat, 0.99));
-            println!("\n### A/B: this build against {} (bootstrap key, no limits), same blocks\n", path.display());
+            let base_key = if BASE_KEY.get().is_some() { "a key it issued, with limits" } else { "bootstrap key, no limits" };
+            println!("\n### A/B: this build against {} ({base_key}), same blocks\n", path.display());
             println!("| path | p50 µs | p90 µs | p99 µs | p99.9 µs |");
             println!("|---|---|---|---|---|");
             row("through the baseline build", &b_lat);
