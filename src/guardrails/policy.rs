@@ -254,12 +254,9 @@ impl Policy {
         }
         let by_detector = self.actions_for(p, model);
         let actions: Vec<GuardrailAction> = found.iter().map(|f| by_detector[f.detector]).collect();
-        let names = self.placeholders(text, &found, Placeholders::seeded(asked));
+        let names = self.placeholders(text, &found, &mut Placeholders::seeded(asked));
         let redacted = actions.contains(&GuardrailAction::Redact);
-        let forward = splice(text, &found, |i| {
-            (actions[i] == GuardrailAction::Redact).then_some(names[i].as_str())
-        });
-        let masked = splice(text, &found, |i| Some(names[i].as_str()));
+        let (forward, masked) = redactions(text, &found, &actions, &names);
         // (detector, message) → (count, action)
         let mut tally: BTreeMap<(usize, Option<u32>), (u32, GuardrailAction)> = BTreeMap::new();
         let mut blocked = Vec::new();
@@ -314,12 +311,17 @@ impl Policy {
         if found.is_empty() {
             return text.to_owned();
         }
-        let names = self.placeholders(text, &found, Placeholders::default());
+        let names = self.placeholders(text, &found, &mut Placeholders::default());
         splice(text, &found, |i| Some(names[i].as_str()))
     }
 
     /// Each finding's placeholder, numbered by `given` (the same value, the same one).
-    fn placeholders(&self, text: &str, found: &[Finding], mut given: Placeholders) -> Vec<String> {
+    pub(super) fn placeholders(
+        &self,
+        text: &str,
+        found: &[Finding],
+        given: &mut Placeholders,
+    ) -> Vec<String> {
         found
             .iter()
             .map(|f| {
@@ -359,18 +361,36 @@ pub(super) fn splice<'a>(
     out
 }
 
+/// `text` as the client gets it (the findings whose action is `redact` replaced by their
+/// placeholders) and as a `redacted` stream keeps it (every finding replaced).
+pub(super) fn redactions(
+    text: &str,
+    found: &[Finding],
+    actions: &[GuardrailAction],
+    names: &[String],
+) -> (String, String) {
+    let forward = splice(text, found, |i| {
+        (actions[i] == GuardrailAction::Redact).then_some(names[i].as_str())
+    });
+    (forward, splice(text, found, |i| Some(names[i].as_str())))
+}
+
 /// `answer` with the request's placeholders replaced by the values they stand for. The values
 /// are put back as they were written in the request's JSON, so the answer stays valid JSON.
 pub fn restore(answer: &[u8], pairs: &[(String, String)]) -> Option<Vec<u8>> {
-    let text = std::str::from_utf8(answer).ok()?;
-    if pairs.is_empty() || !pairs.iter().any(|(p, _)| text.contains(p.as_str())) {
+    restored(std::str::from_utf8(answer).ok()?, pairs).map(String::into_bytes)
+}
+
+/// `text` with each placeholder of `pairs` replaced by its value; `None` when it has none.
+pub(super) fn restored(text: &str, pairs: &[(String, String)]) -> Option<String> {
+    if !pairs.iter().any(|(p, _)| text.contains(p.as_str())) {
         return None;
     }
     let mut out = text.to_owned();
     for (placeholder, value) in pairs {
         out = out.replace(placeholder.as_str(), value);
     }
-    Some(out.into_bytes())
+    Some(out)
 }
 
 /// Where each element of the body's top-level `messages` array (chat, Anthropic Messages) or
@@ -476,8 +496,8 @@ mod tests {
     use crate::events::{FindingLocation, GuardrailAction, Principal};
     use std::collections::BTreeMap;
 
-    #[test]
-    fn answers_are_redacted_or_withheld_and_placeholders_restored() {
+    /// E-mail addresses redacted, secrets blocked, the rest logged.
+    fn redact_email_block_secrets() -> super::Policy {
         let cfg = GuardrailsConfig {
             actions: BTreeMap::from([
                 ("email".to_owned(), GuardrailAction::Redact),
@@ -485,7 +505,12 @@ mod tests {
             ]),
             ..GuardrailsConfig::default()
         };
-        let policy = super::Policy::new(&cfg, &PrivacyConfig::default()).unwrap();
+        super::Policy::new(&cfg, &PrivacyConfig::default()).unwrap()
+    }
+
+    #[test]
+    fn answers_are_redacted_or_withheld_and_placeholders_restored() {
+        let policy = redact_email_block_secrets();
         let p = Principal::default();
         let req = br#"{"messages":[{"role":"user","content":"ping ana@corp-mail.io"}]}"#;
         let asked = policy.inspect(&p, "m", req);
@@ -513,14 +538,7 @@ mod tests {
 
     #[test]
     fn values_written_as_unicode_escapes_are_seen() {
-        let cfg = GuardrailsConfig {
-            actions: BTreeMap::from([
-                ("email".to_owned(), GuardrailAction::Redact),
-                ("secrets".to_owned(), GuardrailAction::Block),
-            ]),
-            ..GuardrailsConfig::default()
-        };
-        let policy = super::Policy::new(&cfg, &PrivacyConfig::default()).unwrap();
+        let policy = redact_email_block_secrets();
         let p = Principal::default();
         let key = br#"{"messages":[{"role":"user","content":"key sk\u002dproj-Qm7vT2xZ9LpR4kWc8YbN1sDf6Hj3Ga5Ue0Ko"}]}"#;
         assert_eq!(policy.inspect(&p, "m", key).blocked, ["openai_key"]);

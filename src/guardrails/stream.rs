@@ -12,7 +12,7 @@
 //! stream ends with an error) or logged, exactly as a complete answer is.
 
 use std::borrow::Cow;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use bytes::Bytes;
@@ -24,7 +24,7 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 
 use super::Finding;
-use super::policy::{Placeholders, Policy, splice};
+use super::policy::{Placeholders, Policy, redactions, restored};
 use crate::events::{FindingLocation, GuardrailAction, GuardrailFinding, Principal};
 use crate::providers::canonical::{Chunk, ChunkChoice, Delta, OaOutToolCall};
 
@@ -260,22 +260,9 @@ impl AnswerGuard {
         if !self.blocked.is_empty() {
             return Err(Withheld);
         }
-        let names: Vec<String> = mine
-            .iter()
-            .map(|f| {
-                let d = &self.policy.scanner().detectors()[f.detector];
-                self.names.of(d, &released[f.start..f.end]).to_owned()
-            })
-            .collect();
-        let mut forward = splice(released, &mine, |i| {
-            (actions[i] == GuardrailAction::Redact).then_some(names[i].as_str())
-        });
-        let masked = splice(released, &mine, |i| Some(names[i].as_str()));
-        for (placeholder, value) in &self.restore {
-            if forward.contains(placeholder.as_str()) {
-                forward = forward.replace(placeholder.as_str(), value);
-            }
-        }
+        let names = self.policy.placeholders(released, &mine, &mut self.names);
+        let (forward, masked) = redactions(released, &mine, &actions, &names);
+        let forward = restored(&forward, &self.restore).unwrap_or(forward);
         let taken = end - base;
         ch.context.push_str(released);
         if ch.context.len() > CONTEXT {
@@ -434,7 +421,9 @@ impl ChunkGuard {
             self.last = Some((view.id.to_string(), view.created, view.model.to_string()));
         }
         let mut edits: Vec<Edit> = Vec::new();
-        let mut flushes: Vec<(u32, Vec<(ChannelKey, Release)>)> = Vec::new();
+        // What finishing choices still held goes before the chunk.
+        let mut send = Vec::new();
+        let mut stored = Vec::new();
         // Nothing in the chunk but held text: it is not sent at all.
         let mut only_text = view.usage.is_none_or(is_null) && !view.choices.is_empty();
         for choice in &view.choices {
@@ -479,22 +468,9 @@ impl ChunkGuard {
                 }
             }
             // The choice's other channels (not in this chunk) let go of what they hold.
-            if finishing {
-                match self.flush(choice.index) {
-                    Some(Ok(released)) => flushes.push((choice.index, released)),
-                    Some(Err(Withheld)) => return Step::Blocked,
-                    None => {}
-                }
+            if finishing && self.flush(choice.index, &mut send, &mut stored).is_err() {
+                return Step::Blocked;
             }
-        }
-        let mut send = Vec::new();
-        let mut stored = Vec::new();
-        for (choice, released) in &flushes {
-            let Some((fwd, kept)) = self.flushed_chunk(*choice, released) else {
-                continue;
-            };
-            send.push(fwd);
-            stored.push(kept);
         }
         edits.sort_by_key(|e| e.at.start);
         let unchanged = edits.iter().all(|e| e.release.forward == e.original);
@@ -512,7 +488,6 @@ impl ChunkGuard {
             } else {
                 rewrite(data, &edits, |r| &r.masked)
             };
-            // A flush goes before the finishing chunk it belongs to.
             send.push(fwd);
             stored.push(kept);
         }
@@ -521,43 +496,37 @@ impl ChunkGuard {
 
     /// The stream ended without finishing every choice: what they still held.
     pub fn end(&mut self) -> Step {
-        let choices: Vec<u32> = self.guard.channels.keys().map(|k| k.0).collect();
+        let choices: BTreeSet<u32> = self.guard.channels.keys().map(|k| k.0).collect();
         let mut send = Vec::new();
         let mut stored = Vec::new();
-        let mut done = Vec::new();
         for choice in choices {
-            if done.contains(&choice) {
-                continue;
-            }
-            done.push(choice);
-            match self.flush(choice) {
-                Some(Ok(released)) => {
-                    if let Some((fwd, kept)) = self.flushed_chunk(choice, &released) {
-                        send.push(fwd);
-                        stored.push(kept);
-                    }
-                }
-                Some(Err(Withheld)) => return Step::Blocked,
-                None => {}
+            if self.flush(choice, &mut send, &mut stored).is_err() {
+                return Step::Blocked;
             }
         }
         Step::Send { send, stored }
     }
 
-    /// Let through everything `choice` holds.
-    fn flush(&mut self, choice: u32) -> Option<Result<Vec<(ChannelKey, Release)>, Withheld>> {
-        let held = self.guard.held(choice);
-        if held.is_empty() {
-            return None;
+    /// Let through everything `choice` holds, as a chunk of its own onto `send` (and its log
+    /// form onto `stored`).
+    fn flush(
+        &mut self,
+        choice: u32,
+        send: &mut Vec<Bytes>,
+        stored: &mut Vec<Bytes>,
+    ) -> Result<(), Withheld> {
+        let mut released = Vec::new();
+        for channel in self.guard.held(choice) {
+            released.push((channel, self.guard.push(channel, "", true)?));
         }
-        let mut out = Vec::new();
-        for channel in held {
-            match self.guard.push(channel, "", true) {
-                Ok(r) => out.push((channel, r)),
-                Err(Withheld) => return Some(Err(Withheld)),
-            }
+        if released.is_empty() {
+            return Ok(());
         }
-        Some(Ok(out))
+        if let Some((fwd, kept)) = self.flushed_chunk(choice, &released) {
+            send.push(fwd);
+            stored.push(kept);
+        }
+        Ok(())
     }
 
     /// A chunk carrying what `choice`'s channels released at its end: for the client, and for
