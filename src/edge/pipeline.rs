@@ -402,14 +402,10 @@ async fn plain_path<S: Surface>(
         count_disconnect(&ctx, "before_answer");
     }
     // A withheld answer is kept masked whatever the privacy setting: what a guardrail blocks
-    // reaches no one, the stream included.
+    // reaches no one, the stream included. Its scan already masked it (a withheld answer was
+    // scanned), whole and then clipped.
     let body = if withheld {
-        let hidden = ctx
-            .st
-            .guardrails
-            .mask(&clip(&answer.body, ctx.st.max_event_body_bytes));
-        masked = Some(hidden.clone());
-        hidden
+        masked.clone().unwrap_or_default()
     } else {
         clip(
             rendered.as_ref().unwrap_or(&answer.body),

@@ -382,6 +382,18 @@ async fn streamed_answers_are_guarded_across_chunk_boundaries() {
     let said = streamed_text(&chunks);
     assert_eq!(said, "alpha beta ", "nothing of the phrase went out");
 
+    // The same answer not streamed is withheld whole, and the stream keeps it masked.
+    let r = post_chat(
+        &gw,
+        KEY,
+        &chat_body("gpt-4o-mini", "alpha beta omega", false),
+    )
+    .await;
+    assert_eq!(r.status(), 502);
+    let plain_id = r.headers()["x-request-id"].to_str().unwrap().to_owned();
+    let e: Value = r.json().await.unwrap();
+    assert_eq!(e["error"]["code"], "guardrail_blocked", "{e}");
+
     wait_drained(&gw).await;
     let events = read_events(&nats.url()).await;
     let done_event = |rid: &str| {
@@ -415,6 +427,13 @@ async fn streamed_answers_are_guarded_across_chunk_boundaries() {
     assert_eq!(
         (w.detector.as_str(), w.action),
         ("wraparound", GuardrailAction::Block)
+    );
+    let c = done_event(&plain_id);
+    assert_eq!(c.error.as_ref().unwrap().class, "guardrail_blocked");
+    let kept = c.body.as_deref().unwrap();
+    assert!(
+        kept.contains("[WRAPAROUND_1]") && !kept.contains("omega alpha"),
+        "{kept}"
     );
     gw.stop().await;
 }
