@@ -184,7 +184,7 @@ fn request_events(rng: &mut Rng, at_ms: u64) -> Vec<Envelope> {
         stream: roll.is_multiple_of(2),
         body,
         guardrail_findings: vec![],
-        cache_key: None,
+        cache: None,
         rule: None,
         routed_model: None,
     });
@@ -226,8 +226,8 @@ fn request_events(rng: &mut Rng, at_ms: u64) -> Vec<Envelope> {
         usage: (!failed).then_some(usage),
         finish_reason: (!failed).then(|| "stop".into()),
         body: (!failed).then(|| rng.words(answer_words)),
-        cache_hit: None,
-        cache_score: None,
+        cache: None,
+        whole_body: false,
         guardrail_findings: vec![],
     });
     let done = at_ms + latency_us / 1000;

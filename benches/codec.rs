@@ -29,7 +29,7 @@ fn envelope() -> Envelope {
             stream: false,
             body: BODY.into(),
             guardrail_findings: vec![],
-            cache_key: None,
+            cache: None,
             rule: None,
             routed_model: None,
         }),

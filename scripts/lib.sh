@@ -88,3 +88,24 @@ ensure_moto() {
   fi
   export SWITCHYARD_MOTO_PYTHON="$venv/bin/python"
 }
+
+# ensure_embedder: the semantic cache's local embedder weights (WordLlama's static token vectors
+# and tokenizer), from the pinned `wordllama` wheel on PyPI, unpacked into tools/wordllama (nothing
+# installed or imported: only the two data files are read). The config's
+# `cache.embedder_path` default points at tools/wordllama/wordllama.
+WORDLLAMA_PIN="wordllama==0.4.0.post1"
+ensure_embedder() {
+  local dir="$ROOT/tools/wordllama"
+  local stamp="$dir/.pin"
+  if [ ! -f "$dir/wordllama/weights/l2_supercat_256.safetensors" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$WORDLLAMA_PIN" ]; then
+    echo "installing the cache's embedder weights into tools/wordllama ($WORDLLAMA_PIN)" >&2
+    rm -rf "$dir" && mkdir -p "$dir/wheel"
+    # The data files are the same in every build of the wheel: take the CPython 3.11 x86-64 one
+    # whatever this machine's Python is, and unpack it as a zip (nothing is built or imported).
+    python3 -m pip download --quiet --disable-pip-version-check --no-deps --only-binary=:all: \
+      --python-version 3.11 --platform manylinux2014_x86_64 --dest "$dir/wheel" "$WORDLLAMA_PIN" >&2
+    python3 -m zipfile -e "$dir"/wheel/*.whl "$dir" >&2
+    rm -rf "$dir/wheel"
+    echo "$WORDLLAMA_PIN" > "$stamp"
+  fi
+}

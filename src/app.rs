@@ -51,6 +51,16 @@ pub enum AppError {
     Serve(#[from] std::io::Error),
     #[error(transparent)]
     Guardrails(#[from] crate::guardrails::GuardrailError),
+    #[error(
+        "the semantic cache cannot start: {0} (scripts/run and scripts/test install the weights; or set [cache] embedder_path, or semantic = false)"
+    )]
+    Cache(#[from] crate::cache::embed::EmbedError),
+    #[error("no model has the cache on in this config (`[cache] enabled`, or a model's `cache`)")]
+    CacheOff,
+    #[error(
+        "the cache lives inside each `switchyard serve` (in memory); `switchyard replay cache` shows what it holds"
+    )]
+    CacheInServe,
 }
 
 /// How long shutdown waits for the outbox to reach JetStream before leaving it on disk.
@@ -119,6 +129,18 @@ pub async fn serve(
         .await??,
     );
     services.keep_secrets_fresh(&config.credentials, &fetcher);
+    let cache_config = config.clone();
+    let cache =
+        tokio::task::spawn_blocking(move || crate::cache::Cache::from_config(&cache_config))
+            .await??;
+    if let Some(cache) = &cache {
+        services.tasks.spawn(crate::cache::follow::follow(
+            services.client.clone(),
+            config.nats.stream.clone(),
+            Arc::clone(cache),
+            services.stop_background.clone(),
+        ));
+    }
     let requests = TaskTracker::new();
     // Cancelled by shutdown, or when the NATS server is refused.
     let stop_edge = shutdown.child_token();
@@ -149,6 +171,7 @@ pub async fn serve(
         metrics: crate::telemetry::metrics(),
         credentials: config.credentials.clone(),
         guardrails,
+        cache: cache.clone(),
     });
     let admin = AdminState {
         admin_token_hash: config.admin_token_hash,
@@ -157,6 +180,7 @@ pub async fn serve(
         budgets_status: services.budgets_status.clone(),
         audit: services.audit.clone(),
         governance: Some(governance),
+        cache,
     };
     let app = edge::router(state, admin);
     services.stop_edge_when_refused(stop_edge.clone());
@@ -556,6 +580,7 @@ pub async fn consume_budgets(
             budgets_status: Some(Arc::clone(&status)),
             audit: None,
             governance: None,
+            cache: None,
         };
         serve_admin(&config, listener, admin, &tasks, &shutdown);
     }
@@ -594,6 +619,22 @@ pub async fn replay_budgets(
         progress,
     )
     .await
+}
+
+/// `switchyard replay cache`: fold the stream's requests, answers and flushes of the last TTL
+/// into a new cache, as every instance does at its start, and say what it holds (compare with
+/// a running instance's `GET /admin/cache`).
+pub async fn replay_cache(
+    config: Config,
+    progress: impl Fn(u64, u64) + Send + 'static,
+) -> Result<crate::cache::store::Summary, AppError> {
+    let client = connect_for_replay(&config).await?;
+    let c = config.clone();
+    let cache = tokio::task::spawn_blocking(move || crate::cache::Cache::from_config(&c))
+        .await??
+        .ok_or(AppError::CacheOff)?;
+    crate::cache::follow::replay(&client, &config.nats.stream, &cache, progress).await?;
+    Ok(cache.summary())
 }
 
 /// `switchyard replay audit`: empty the audit index and rebuild it from the stream. Returns
@@ -697,6 +738,7 @@ pub async fn consume_audit(
             budgets_status: None,
             audit: Some(audit),
             governance: None,
+            cache: None,
         };
         serve_admin(&config, listener, admin, &tasks, &shutdown);
     }

@@ -23,6 +23,7 @@
 
 pub mod app;
 pub mod aws;
+pub mod cache;
 pub mod config;
 pub mod edge;
 pub mod events;

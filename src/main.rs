@@ -77,6 +77,8 @@ enum Command {
 enum ProjectionName {
     Budgets,
     Audit,
+    /// The answer cache (replay only: it lives in each gateway's memory).
+    Cache,
 }
 
 #[derive(clap::Args)]
@@ -213,6 +215,7 @@ async fn run(cli: Cli) -> Result<()> {
                 ProjectionName::Audit => {
                     app::consume_audit(cfg, listener, shutdown_signal()).await?
                 }
+                ProjectionName::Cache => return Err(app::AppError::CacheInServe.into()),
             }
         }
         Command::Replay { projection, config } => {
@@ -220,6 +223,7 @@ async fn run(cli: Cli) -> Result<()> {
             let name = match projection {
                 ProjectionName::Budgets => "budgets",
                 ProjectionName::Audit => "audit",
+                ProjectionName::Cache => "cache",
             };
             let bar = indicatif::ProgressBar::new(0);
             if !std::io::stderr().is_terminal() {
@@ -245,6 +249,17 @@ async fn run(cli: Cli) -> Result<()> {
                         "budgets rebuilt up to stream sequence {checkpoint} in {:.2?}",
                         started.elapsed()
                     );
+                }
+                ProjectionName::Cache => {
+                    let summary = app::replay_cache(cfg, progress).await?;
+                    bar.finish_and_clear();
+                    eprintln!(
+                        "cache rebuilt up to stream sequence {}: {} answers in {:.2?}",
+                        summary.applied,
+                        summary.entries,
+                        started.elapsed()
+                    );
+                    println!("{}", serde_json::to_string_pretty(&summary)?);
                 }
                 ProjectionName::Audit => {
                     let (applied, records) = app::replay_audit(cfg, progress).await?;

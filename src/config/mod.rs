@@ -3,6 +3,7 @@
 //! resolved. Runtime code holds validated handles, never names to look up again.
 
 mod budgets;
+mod cache;
 mod guardrails;
 mod presets;
 mod pricing;
@@ -12,6 +13,7 @@ mod secret;
 mod validate;
 
 pub use budgets::{BudgetsConfig, LedgerUnavailable};
+pub use cache::{CacheConfig, CachePolicy, CacheScope, DEFAULT_THRESHOLD, RawModelCache};
 pub use guardrails::{
     BodyPolicy, CustomDetector, GuardrailRule, GuardrailsConfig, PrivacyConfig, PrivacyRule,
 };
@@ -78,6 +80,9 @@ pub struct RawConfig {
     /// What the event stream keeps of bodies.
     #[serde(default)]
     pub privacy: PrivacyConfig,
+    /// The exact and semantic answer cache.
+    #[serde(default)]
+    pub cache: CacheConfig,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
@@ -439,6 +444,8 @@ pub struct RawModel {
     pub fallback_on: Vec<RawClassFallback>,
     /// Send a second attempt elsewhere when the first is slow to answer (opt-in).
     pub hedge: Option<RawHedge>,
+    /// This model's cache settings (what is left out comes from `[cache]`).
+    pub cache: Option<RawModelCache>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
@@ -568,6 +575,7 @@ pub struct ModelSpec {
     pub fallbacks: Vec<String>,
     pub fallback_on: Vec<(ErrorClass, String)>,
     pub hedge: Option<RawHedge>,
+    pub cache: CachePolicy,
 }
 
 /// A virtual key after validation.
@@ -600,6 +608,7 @@ pub struct Config {
     pub secrets: SecretsConfig,
     pub guardrails: GuardrailsConfig,
     pub privacy: PrivacyConfig,
+    pub cache: CacheConfig,
     /// Every secret reference of the file, each once, named by its path: what the gateway
     /// fetches before serving and keeps fresh.
     pub credentials: Vec<Credential>,

@@ -80,7 +80,8 @@ pub fn validate_in(
         .values()
         .flat_map(|p| p.credentials().into_iter().cloned())
         .collect();
-    let models = models(&raw.models, &providers, &mut problems);
+    let models = models(&raw.models, &raw.cache, &providers, &mut problems);
+    super::cache::validate(&raw.cache, &raw.models, &mut problems);
     routing::validate(&raw.routing, &models, &mut problems);
     super::budgets::validate(&raw.budgets, &mut problems);
     super::rate::validate(&raw.rate_limits, &raw.nats.stream, &mut problems);
@@ -111,6 +112,7 @@ pub fn validate_in(
         rate_limits: raw.rate_limits,
         guardrails: raw.guardrails,
         privacy: raw.privacy,
+        cache: raw.cache,
         secrets: raw.secrets,
         credentials,
     })
@@ -409,6 +411,7 @@ fn bedrock_credentials(
 /// `[[models]]`: unique names, deployments on known providers, strategy and hedge settings.
 fn models(
     raw: &[RawModel],
+    cache: &super::CacheConfig,
     providers: &BTreeMap<String, Arc<ProviderSpec>>,
     problems: &mut Vec<String>,
 ) -> Vec<ModelSpec> {
@@ -463,6 +466,7 @@ fn models(
                 .map(|f| (f.class, f.model.clone()))
                 .collect(),
             hedge: m.hedge.clone(),
+            cache: cache.policy(m.cache.as_ref()),
         });
     }
     models

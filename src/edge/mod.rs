@@ -59,6 +59,8 @@ pub struct EdgeState {
     pub credentials: Vec<crate::secrets::Credential>,
     /// Request guardrails and what the stream keeps of bodies.
     pub guardrails: Arc<crate::guardrails::Policy>,
+    /// The answer cache, when a model has it on.
+    pub cache: Option<Arc<crate::cache::Cache>>,
 }
 
 /// The full edge router.

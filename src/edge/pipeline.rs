@@ -44,9 +44,10 @@ use super::error::char_prefix;
 use super::rejected::{self, Refusal, Seen};
 use super::surface::{Authenticated, Canonical, Framer, Surface, SurfaceError, SurfaceRequest};
 use super::{ApiError, EdgeState, ratelimit, read_body, validate};
+use crate::cache::{answer, key::Directives, store::Hit};
 use crate::config::{BodyPolicy, Durability};
 use crate::events::{
-    Attempt, BreakerChanged, Endpoint, Envelope, ErrorInfo, Event, GuardrailAction,
+    Attempt, BreakerChanged, CacheHit, Endpoint, Envelope, ErrorInfo, Event, GuardrailAction,
     GuardrailFinding, Principal, RequestAccepted, ResponseCompleted, SpendRecorded, Usage,
 };
 use crate::governance::budgets::{Estimate, Reservation, cost};
@@ -59,6 +60,8 @@ static REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 static PROVIDER: HeaderName = HeaderName::from_static("x-switchyard-provider");
 static ATTEMPTS: HeaderName = HeaderName::from_static("x-switchyard-attempts");
 static UPSTREAM_MODEL: HeaderName = HeaderName::from_static("x-switchyard-model");
+static CACHE: HeaderName = HeaderName::from_static("x-switchyard-cache");
+static CACHE_SIMILARITY: HeaderName = HeaderName::from_static("x-switchyard-cache-similarity");
 
 /// A body as recorded in an event: whole when it fits `max`, else its first `max` bytes (cut at
 /// a character boundary) and a marker saying how much was left out. Keeps every event under
@@ -88,6 +91,8 @@ struct Ctx {
     budget: Reservation,
     /// The request's placeholders and their values, for `restore`.
     restore: Vec<(String, String)>,
+    /// The cache may keep this request's answer.
+    cache_store: bool,
 }
 
 /// A request on surface `S` whose body is an `R`, from authentication to its response. A
@@ -195,6 +200,35 @@ async fn admit_and_run<S: Surface, R: SurfaceRequest>(
         })
         .await
         .map_err(|r| ApiError::budget_refused(&r, &st.pricing.currency))?;
+    // The cache: the keys of a chat request whose model has it on, and a cached answer if one
+    // fits. Only answers the stream keeps whole, of requests no guardrail rewrote, are kept;
+    // only turns in which nothing was found are compared by meaning.
+    let plan = match (&st.cache, &canonical) {
+        (Some(cache), Canonical::Chat(chat)) => cache.plan(
+            &principal,
+            &route.name,
+            chat,
+            Directives::from_headers(headers),
+            st.guardrails.bodies(&principal) != BodyPolicy::Metadata
+                && inspection.restore.is_empty()
+                && inspection.forward.is_none(),
+            inspection.findings.is_empty(),
+        ),
+        _ => None,
+    };
+    let hit = match (&st.cache, &plan) {
+        (Some(cache), Some(plan)) => cache.lookup(plan, crate::governance::now_ms()),
+        _ => None,
+    };
+    let cache_headers = plan.as_ref().map(|_| {
+        (
+            hit.as_ref().map_or("miss", |h| h.matched.as_str()),
+            hit.as_ref().map(|h| h.similarity),
+        )
+    });
+    if let Some(cache) = &cache_headers {
+        metrics::counter!("switchyard_cache_requests_total", "model" => route.name.clone(), "result" => cache.0).increment(1);
+    }
     let request_id = Ulid::generate();
     let accepted = Envelope::new(
         request_id,
@@ -206,7 +240,7 @@ async fn admit_and_run<S: Surface, R: SurfaceRequest>(
             stream,
             body: stored_request(&st, &principal, &bytes, &inspection),
             guardrail_findings: inspection.findings.clone(),
-            cache_key: None,
+            cache: plan.as_ref().map(crate::cache::Plan::event_key),
             routed_model: resolved.rule.as_ref().map(|_| route.name.clone()),
             rule: resolved.rule,
         }),
@@ -222,10 +256,14 @@ async fn admit_and_run<S: Surface, R: SurfaceRequest>(
         client_gone: CancellationToken::new(),
         budget,
         restore: inspection.restore,
+        cache_store: plan.as_ref().is_some_and(crate::cache::Plan::stores),
     };
     // Route, attempt, render and close, on the request's own task.
     let mut response = detach::<S, _, _>(ctx, move |ctx| async move {
         match canonical {
+            Canonical::Chat(req) if let Some(hit) = hit => {
+                cached_path::<S>(ctx, req, accepted, hit, stream).await
+            }
             Canonical::Chat(req) if stream => stream_path::<S>(ctx, req, accepted).await,
             Canonical::Chat(req) => {
                 let (st, route) = (Arc::clone(&ctx.st), Arc::clone(&ctx.route));
@@ -258,6 +296,13 @@ async fn admit_and_run<S: Surface, R: SurfaceRequest>(
     })
     .await;
     ratelimit::write(response.headers_mut(), &rate);
+    if let Some((result, similarity)) = cache_headers {
+        let h = response.headers_mut();
+        h.insert(CACHE.clone(), HeaderValue::from_static(result));
+        if let Some(s) = similarity.and_then(|s| HeaderValue::from_str(&format!("{s:.4}")).ok()) {
+            h.insert(CACHE_SIMILARITY.clone(), s);
+        }
+    }
     Ok(response)
 }
 
@@ -426,6 +471,7 @@ async fn plain_path<S: Surface>(
             finish_reason: answer.finish_reason,
             body: Some(body),
             stream: false,
+            cache: None,
         },
     )
     .await;
@@ -493,6 +539,7 @@ async fn fail(ctx: &Ctx, attempts: Vec<Attempt>, e: &ProviderError, stream: bool
             finish_reason: None,
             body: None,
             stream,
+            cache: None,
         },
     )
     .await;
@@ -539,6 +586,8 @@ struct Finished {
     finish_reason: Option<String>,
     body: Option<String>,
     stream: bool,
+    /// The cached answer that answered, when the cache did.
+    cache: Option<CacheHit>,
 }
 
 /// The request body as the stream keeps it (`[privacy]`): as sent, with every finding masked, or
@@ -569,13 +618,23 @@ fn stored_response(
     }
 }
 
+/// The provider a cached answer is recorded as coming from.
+const CACHE_PROVIDER: &str = "cache";
+
 /// Publish ResponseCompleted and, when the cost is known, SpendRecorded; count the request.
 async fn finish(ctx: &Ctx, done: Finished) {
     let latency = ctx.started.elapsed();
     // Before settling: the budget's settlement and the events that record it stay together.
+    // The cache keeps only an answer the stream holds as the client got it.
+    let client_got = ctx.cache_store.then(|| done.body.clone()).flatten();
     let body = stored_response(&ctx.st, &ctx.principal, done.body, done.masked_body);
+    let whole_body = client_got.is_some() && client_got == body;
     let target = done.deployment.as_deref();
-    let provider = target.map_or("none", |t| t.provider_name.as_str());
+    let provider = match target {
+        Some(t) => t.provider_name.as_str(),
+        None if done.cache.is_some() => CACHE_PROVIDER,
+        None => "none",
+    };
     metrics::counter!("switchyard_requests_total", "model" => ctx.route.name.clone(), "provider" => provider.to_owned(), "status" => done.status.to_string()).increment(1);
     metrics::histogram!("switchyard_request_duration_seconds", "model" => ctx.route.name.clone())
         .record(latency.as_secs_f64());
@@ -600,6 +659,20 @@ async fn finish(ctx: &Ctx, done: Finished) {
                 priced: price.is_some(),
             })
         }
+        // A cached answer costs nothing: its tokens are recorded as served from the cache.
+        (None, Some(usage)) if done.cache.is_some() => Some(SpendRecorded {
+            principal: ctx.principal.clone(),
+            model: ctx.model.clone(),
+            provider: CACHE_PROVIDER.to_owned(),
+            provider_model: ctx.route.name.clone(),
+            usage: Usage {
+                cached_input_tokens: usage.input_tokens,
+                ..usage
+            },
+            cost_nanos: 0,
+            currency: ctx.st.pricing.currency.clone(),
+            priced: true,
+        }),
         _ => None,
     };
     ctx.budget
@@ -621,8 +694,8 @@ async fn finish(ctx: &Ctx, done: Finished) {
             usage: done.usage,
             finish_reason: done.finish_reason,
             body,
-            cache_hit: None,
-            cache_score: None,
+            cache: done.cache,
+            whole_body,
             guardrail_findings: done.findings,
         }),
     );
@@ -633,6 +706,102 @@ async fn finish(ctx: &Ctx, done: Finished) {
             .emit(&Envelope::new(ctx.request_id, Event::SpendRecorded(s)))
             .await;
     }
+}
+
+/// Answer from the cache: the cached completion re-stamped for this request, as JSON or replayed
+/// as a stream in the surface's framing; no provider is called.
+async fn cached_path<S: Surface>(
+    ctx: Ctx,
+    req: ChatRequest,
+    accepted: Envelope,
+    hit: Hit,
+    stream: bool,
+) -> Result<Response, ApiError> {
+    let (acked, ()) = accepted_then(&ctx.st, &accepted, async {}).await;
+    let created = crate::governance::now_ms() / 1000;
+    let id = format!("chatcmpl-{}", ctx.request_id);
+    let cached = answer::with_model(&hit.answer, &id, &ctx.model, created)
+        .unwrap_or_else(|| (*hit.answer).clone());
+    let usage = cached.usage;
+    let rendered = if stream {
+        let mut framer = S::framer(&req, &ctx.model);
+        let chunks = answer::chunks(&cached);
+        let mut log = String::new();
+        let mut frames = Vec::new();
+        for chunk in &chunks {
+            keep(&mut log, &chunk.data);
+            frames.extend(framer.chunk(chunk));
+        }
+        frames.extend(framer.done(usage.as_ref()));
+        Ok((frames, log))
+    } else {
+        S::answer(cached.body.clone(), &ctx.model, usage.as_ref()).map(|b| {
+            let log = String::from_utf8_lossy(&b).into_owned();
+            (vec![b], log)
+        })
+    };
+    let strict = acked.as_ref().err().map(strict_audit_error);
+    let (status, error) = match (&strict, &acked, &rendered) {
+        (Some(e), Err(pe), _) => (e.status.as_u16(), Some(strict_audit_info(pe))),
+        (_, _, Err(e)) => (
+            e.status.as_u16(),
+            Some(ErrorInfo {
+                class: "unconvertible_answer".into(),
+                message: e.message.clone(),
+            }),
+        ),
+        _ => (200, None),
+    };
+    let body = rendered
+        .as_ref()
+        .ok()
+        .map(|(_, log)| clip(log.as_bytes(), ctx.st.max_event_body_bytes));
+    finish(
+        &ctx,
+        Finished {
+            findings: Vec::new(),
+            masked_body: None,
+            attempts: Vec::new(),
+            deployment: None,
+            status,
+            error,
+            ttft_us: Some(ctx.started.elapsed().as_micros() as u64),
+            usage,
+            finish_reason: cached.finish_reason.clone(),
+            body,
+            stream,
+            cache: Some(CacheHit {
+                matched: hit.matched,
+                similarity: hit.similarity,
+                source: hit.source.to_string(),
+            }),
+        },
+    )
+    .await;
+    if let Some(e) = strict {
+        return Err(e);
+    }
+    let (frames, _) = rendered?;
+    let mut r = if stream {
+        let frames =
+            futures::stream::iter(frames.into_iter().map(Ok::<_, std::convert::Infallible>));
+        Response::builder()
+            .status(StatusCode::OK)
+            .header(header::CONTENT_TYPE, "text/event-stream")
+            .header(header::CACHE_CONTROL, "no-cache")
+            .body(Body::from_stream(frames))
+            .map_err(|_| ApiError::internal())?
+    } else {
+        let body = frames.into_iter().next().unwrap_or_default();
+        (
+            StatusCode::OK,
+            [(header::CONTENT_TYPE, "application/json")],
+            body,
+        )
+            .into_response()
+    };
+    decorate(r.headers_mut(), ctx.request_id, None, 0);
+    Ok(r)
 }
 
 /// Open the stream (attempts until a first chunk), hand the client its response, and leave the
@@ -671,6 +840,7 @@ async fn stream_path<S: Surface>(
                 finish_reason: None,
                 body: None,
                 stream: true,
+                cache: None,
             },
         )
         .await;
@@ -850,6 +1020,7 @@ async fn forward<S: Surface>(
             finish_reason,
             body: Some(clip_log(&log)),
             stream: true,
+            cache: None,
         },
     )
     .await;

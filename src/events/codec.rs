@@ -12,20 +12,23 @@
 //! | 4 | `Event::RequestRejected`: requests refused before admission |
 //! | 5 | `Event::AuditAnchored`: the audit chain's head, for `switchyard audit verify` |
 //! | 6 | guardrails: `GuardrailFinding` gets its real shape, `ResponseCompleted.guardrail_findings` is appended; frozen in `v5.rs` |
+//! | 7 | the cache: `RequestAccepted.cache` (was the reserved `cache_key`), `ResponseCompleted.cache` (was the reserved `cache_hit` and `cache_score`), `Event::CacheFlushed`; frozen in `v6.rs` |
 //!
 //! Schemas 3, 4 and 5 only added variants at the end of `Event`, so a schema-2, 3 or 4 body is
 //! a valid schema-5 body; schema 6 changed two payloads, so bodies of schemas 2 to 5 decode
 //! through the frozen schema-5 types (`v5.rs`) and are converted; the version still moved so that an
 //! older build stops before an event it does not know ([`DecodeError::UnknownSchema`]) instead
-//! of skipping it as garbage.
+//! of skipping it as garbage. Schema 7 changed the same two payloads again: schema-6 bodies
+//! decode through `v6.rs`.
 
 mod v1;
 mod v5;
+mod v6;
 
 use super::Envelope;
 
 /// The schema version written by this build.
-pub const CURRENT_SCHEMA: u16 = 6;
+pub const CURRENT_SCHEMA: u16 = 7;
 
 fn config() -> bincode::config::Configuration {
     bincode::config::standard()
@@ -82,6 +85,7 @@ pub fn decode(bytes: &[u8]) -> Result<Envelope, DecodeError> {
         1 => body_of::<v1::Envelope>(schema, body).map(Envelope::from),
         // Schemas 3 to 5 added variants only; 6 changed payloads (see the table above).
         2..=5 => body_of::<v5::Envelope>(schema, body).map(Envelope::from),
+        6 => body_of::<v6::Envelope>(schema, body).map(Envelope::from),
         CURRENT_SCHEMA => body_of::<Envelope>(schema, body),
         other => Err(DecodeError::UnknownSchema(other)),
     }
@@ -150,7 +154,7 @@ mod tests {
         );
         let bytes = encode(&env);
         assert_eq!(bytes[..2], CURRENT_SCHEMA.to_le_bytes());
-        assert_eq!(CURRENT_SCHEMA, 6);
+        assert_eq!(CURRENT_SCHEMA, 7);
         assert_eq!(decode(&bytes).unwrap(), env);
     }
 
@@ -248,7 +252,15 @@ mod properties {
                             stream,
                             body,
                             guardrail_findings: vec![],
-                            cache_key,
+                            cache: cache_key.map(|exact| CacheKey {
+                                tenant: "team:t".into(),
+                                exact,
+                                context: None,
+                                prompt: None,
+                                embedding: Some(vec![0.5, -0.25]),
+                                store: stream,
+                                ttl_ms: 60_000,
+                            }),
                             rule,
                             routed_model,
                         })
@@ -304,8 +316,12 @@ mod properties {
                             usage,
                             finish_reason: body.clone(),
                             body,
-                            cache_hit: None,
-                            cache_score: Some(0.25),
+                            cache: (status == 200).then(|| CacheHit {
+                                matched: CacheMatch::Semantic,
+                                similarity: 0.25,
+                                source: "01".into(),
+                            }),
+                            whole_body: status == 200,
                             guardrail_findings: vec![],
                         })
                     }

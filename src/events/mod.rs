@@ -9,8 +9,9 @@ mod subject;
 
 pub use codec::{CURRENT_SCHEMA, DecodeError, decode, encode};
 pub use subject::{
-    ADMIN_SUBJECT_WILDCARD, BUDGET_LEASE_PREFIX, BUDGET_THRESHOLD_PREFIX, EVENT_SUBJECT_WILDCARD,
-    SPEND_SUBJECT, budget_lease_subject, budget_threshold_subject, subject,
+    ADMIN_SUBJECT_WILDCARD, BUDGET_LEASE_PREFIX, BUDGET_THRESHOLD_PREFIX, CACHE_FLUSHED_SUBJECT,
+    EVENT_SUBJECT_WILDCARD, REQUEST_ACCEPTED_SUBJECT, RESPONSE_COMPLETED_SUBJECT, SPEND_SUBJECT,
+    budget_lease_subject, budget_threshold_subject, subject,
 };
 
 use schemars::JsonSchema;
@@ -74,6 +75,8 @@ pub enum Event {
     /// by each process that runs the audit projection. `switchyard audit verify` checks the
     /// chain it recomputes from the stream against every anchor. Belongs to no request.
     AuditAnchored(AuditAnchored),
+    /// Schema 7: an admin emptied (part of) the answer cache. Belongs to no request.
+    CacheFlushed(CacheFlushed),
 }
 
 impl Event {
@@ -93,6 +96,7 @@ impl Event {
             Event::BudgetThresholdCrossed(_) => "budget_threshold_crossed",
             Event::RequestRejected(_) => "request_rejected",
             Event::AuditAnchored(_) => "audit_anchored",
+            Event::CacheFlushed(_) => "cache_flushed",
         }
     }
 }
@@ -175,14 +179,77 @@ pub struct RequestAccepted {
     pub body: String,
     /// What the request guardrails found in the request, and did (schema 6).
     pub guardrail_findings: Vec<GuardrailFinding>,
-    /// Reserved for the cache: always `None` until it is built.
-    pub cache_key: Option<String>,
+    /// What the answer cache knows of a chat request it may answer or keep; `None` when the
+    /// cache is off for the model. (Schema 7; before, a reserved `cache_key` never written.)
+    pub cache: Option<CacheKey>,
     /// Name of the content rule that routed the request; `None` when no rule matched.
     /// (Schema 2; schema-1 events decode with `None`.)
     pub rule: Option<String>,
     /// The public model the rule chose; `None` when the requested `model` was used as is.
     /// (Schema 2; schema-1 events decode with `None`.)
     pub routed_model: Option<String>,
+}
+
+/// What the answer cache knows of an admitted chat request (schema 7). Every instance's cache
+/// keeps the request's answer under these keys when it completes, unless `store` is false.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct CacheKey {
+    /// Whom the answer may be served to: `team:<name>`, `project:<name>`, `user:<name>`,
+    /// `key:<id>` or `global`.
+    pub tenant: String,
+    /// SHA-256 (lowercase hex) of the tenant, the public model and every field of the request
+    /// that can change the answer.
+    pub exact: String,
+    /// For the semantic cache: SHA-256 of the same with the last user turn's text left out.
+    pub context: Option<String>,
+    /// The last user turn's text, for the checks a semantic hit must pass (numbers, negation,
+    /// names). Only when `context` is set and the stream keeps bodies whole.
+    pub prompt: Option<String>,
+    /// The last user turn's vector (L2-normalised), so no consumer embeds it again.
+    pub embedding: Option<Vec<f32>>,
+    /// Whether the answer may be kept (false under `Cache-Control: no-store`, or when the
+    /// request's values were redacted by a guardrail or the stream does not keep bodies whole).
+    pub store: bool,
+    /// How long the answer may be served after it completes, in milliseconds.
+    pub ttl_ms: u64,
+}
+
+/// How a cached answer matched. (Schema 7.)
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum CacheMatch {
+    /// The same request (every field that can change the answer).
+    Exact,
+    /// The same conversation and parameters, and a last user turn of the same meaning.
+    Semantic,
+}
+
+impl CacheMatch {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CacheMatch::Exact => "exact",
+            CacheMatch::Semantic => "semantic",
+        }
+    }
+}
+
+/// A request answered from the cache. (Schema 7.)
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct CacheHit {
+    #[serde(rename = "match")]
+    pub matched: CacheMatch,
+    /// The cosine similarity of the two last user turns (1 for an exact hit).
+    pub similarity: f32,
+    /// The request whose answer was served.
+    pub source: String,
+}
+
+/// Cached answers were dropped: those of one tenant and/or one public model, or all of them.
+/// (Schema 7.)
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct CacheFlushed {
+    pub tenant: Option<String>,
+    pub model: Option<String>,
 }
 
 /// The edge refused a request before admitting it. Holds no secret: an unrecognised key is
@@ -290,11 +357,13 @@ pub struct ResponseCompleted {
     /// Response body: the JSON answer, or for a stream the upstream's `data:` payloads joined by
     /// newlines.
     pub body: Option<String>,
-    /// Reserved for the cache: `exact` or `semantic` when a cache answered; always `None`
-    /// until the cache is built.
-    pub cache_hit: Option<String>,
-    /// Reserved for the cache: the similarity of a semantic hit; always `None` until then.
-    pub cache_score: Option<f32>,
+    /// The cached answer that answered this request, when the cache did (no provider was
+    /// called). (Schema 7; before, the reserved `cache_hit` and `cache_score`, never written.)
+    pub cache: Option<CacheHit>,
+    /// `body` is the answer exactly as the client got it: not clipped, and not masked by the
+    /// privacy setting. Only worked out (and so only true) when the request's answer may be
+    /// kept by the cache; the cache keeps no other. (Schema 7.)
+    pub whole_body: bool,
     /// What the response guardrails found in the answer, and did. (Schema 6: appended.)
     pub guardrail_findings: Vec<GuardrailFinding>,
 }

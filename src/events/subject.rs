@@ -12,8 +12,8 @@ pub const EVENT_SUBJECT_WILDCARD: &str = "switchyard.events.>";
 /// alerts, which have subjects of their own (see [`budget_lease_subject`]).
 pub fn subject(event: &Event) -> Cow<'static, str> {
     Cow::Borrowed(match event {
-        Event::RequestAccepted(_) => "switchyard.events.request.accepted",
-        Event::ResponseCompleted(_) => "switchyard.events.response.completed",
+        Event::RequestAccepted(_) => REQUEST_ACCEPTED_SUBJECT,
+        Event::ResponseCompleted(_) => RESPONSE_COMPLETED_SUBJECT,
         Event::SpendRecorded(_) => SPEND_SUBJECT,
         Event::BreakerChanged(_) => "switchyard.events.breaker.changed",
         Event::KeyIssued(_) => "switchyard.events.admin.key.issued",
@@ -23,12 +23,19 @@ pub fn subject(event: &Event) -> Cow<'static, str> {
         Event::LimitsSet(_) => "switchyard.events.admin.limits.set",
         Event::RequestRejected(_) => "switchyard.events.request.rejected",
         Event::AuditAnchored(_) => "switchyard.events.audit.anchored",
+        Event::CacheFlushed(_) => CACHE_FLUSHED_SUBJECT,
         Event::BudgetLeased(e) => return Cow::Owned(budget_lease_subject(&e.window)),
         Event::BudgetThresholdCrossed(e) => {
             return Cow::Owned(budget_threshold_subject(&e.window, e.percent));
         }
     })
 }
+
+pub const REQUEST_ACCEPTED_SUBJECT: &str = "switchyard.events.request.accepted";
+pub const RESPONSE_COMPLETED_SUBJECT: &str = "switchyard.events.response.completed";
+
+/// An admin's flush of cached answers: each instance's cache follows it with the requests.
+pub const CACHE_FLUSHED_SUBJECT: &str = "switchyard.events.cache.flushed";
 
 /// Every budget window's ledger lives under this prefix.
 pub const BUDGET_LEASE_PREFIX: &str = "switchyard.events.budget.lease.";
@@ -92,7 +99,7 @@ mod tests {
                 stream: false,
                 body: String::new(),
                 guardrail_findings: vec![],
-                cache_key: None,
+                cache: None,
                 rule: None,
                 routed_model: None,
             }),
@@ -111,8 +118,8 @@ mod tests {
                 usage: None,
                 finish_reason: None,
                 body: None,
-                cache_hit: None,
-                cache_score: None,
+                cache: None,
+                whole_body: false,
                 guardrail_findings: vec![],
             }),
             Event::SpendRecorded(SpendRecorded {
@@ -191,6 +198,10 @@ mod tests {
                 head_seq: 0,
                 head: String::new(),
                 length: 0,
+            }),
+            Event::CacheFlushed(CacheFlushed {
+                tenant: None,
+                model: None,
             }),
         ];
         let admin = ADMIN_SUBJECT_WILDCARD.trim_end_matches('>');

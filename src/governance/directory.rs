@@ -271,6 +271,7 @@ fn fold(state: &mut State, env: &Envelope) {
         Event::KeyExpired(e) => update(&e.key_id, &|k| k.expiry_recorded = true),
         Event::LimitsSet(e) => set_limits(state, e.scope.clone(), &e.limits),
         Event::RequestAccepted(_)
+        | Event::CacheFlushed(_)
         | Event::ResponseCompleted(_)
         | Event::SpendRecorded(_)
         | Event::BreakerChanged(_)

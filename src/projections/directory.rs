@@ -9,8 +9,6 @@
 //! expiry time, and JetStream's Msg-Id de-duplication keeps one copy.
 
 use async_nats::jetstream::{self, consumer};
-use futures::StreamExt;
-use futures::future::FutureExt;
 use sha2::{Digest, Sha256};
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,6 +16,7 @@ use tokio_util::sync::CancellationToken;
 use ulid::Ulid;
 
 use super::ProjectionError;
+use super::follow::{nats, next_batch};
 use crate::events::{
     ADMIN_SUBJECT_WILDCARD, CURRENT_SCHEMA, DecodeError, Envelope, Event, KeyExpired, decode,
 };
@@ -37,29 +36,10 @@ pub async fn follow(
     directory: Arc<Directory>,
     stop: CancellationToken,
 ) {
-    loop {
-        let res = tokio::select! {
-            r = follow_once(&client, &stream, &directory) => r,
-            _ = stop.cancelled() => return,
-        };
-        if let Err(e) = res {
-            let pause = if matches!(e, ProjectionError::NewerSchema { .. }) {
-                tracing::error!(error = %e, "key directory stopped before an event it cannot read");
-                Duration::from_secs(2)
-            } else {
-                tracing::debug!(error = %e, "key directory follower interrupted; retrying");
-                Duration::from_millis(250)
-            };
-            tokio::select! {
-                _ = tokio::time::sleep(pause) => {}
-                _ = stop.cancelled() => return,
-            }
-        }
-    }
-}
-
-fn nats(e: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> ProjectionError {
-    ProjectionError::Nats(e.into())
+    super::follow::retrying("key directory follower", stop, || {
+        follow_once(&client, &stream, &directory)
+    })
+    .await;
 }
 
 async fn follow_once(
@@ -92,19 +72,8 @@ async fn follow_once(
     }
     let mut messages = consumer.messages().await.map_err(nats)?;
     loop {
-        let first = messages
-            .next()
-            .await
-            .ok_or(ProjectionError::SubscriptionEnded)?
-            .map_err(nats)?;
-        let mut raw = vec![first];
         // Whatever else has already arrived joins the batch: one snapshot for a burst.
-        while raw.len() < BATCH {
-            match messages.next().now_or_never() {
-                Some(Some(m)) => raw.push(m.map_err(nats)?),
-                _ => break,
-            }
-        }
+        let raw = next_batch(&mut messages, BATCH).await?;
         let mut batch = Vec::with_capacity(raw.len());
         let mut caught_up = false;
         let mut newer = None;

@@ -10,6 +10,7 @@
 pub mod audit;
 pub mod budgets;
 pub mod directory;
+pub mod follow;
 mod runner;
 
 pub use runner::{ProjectionStatus, RunMode, Runner};

@@ -63,6 +63,7 @@ fn table(provider: Arc<dyn Provider>) -> RouteTable {
         fallbacks: Vec::new(),
         fallback_on: Vec::new(),
         hedge: None,
+        cache: crate::config::CacheConfig::default().policy(None),
     };
     let routing = RoutingConfig {
         retry: RetryConfig {
@@ -133,6 +134,7 @@ fn latency_routing_explores_a_slow_deployment_a_few_times_a_second_at_most() {
         fallbacks: Vec::new(),
         fallback_on: Vec::new(),
         hedge: None,
+        cache: crate::config::CacheConfig::default().policy(None),
     };
     let adapter = |_: &str| -> Arc<dyn Provider> {
         Arc::new(Scripted {
@@ -228,6 +230,7 @@ async fn a_hedged_model_whose_first_deployment_fails_fast_falls_back_to_the_seco
             after: Some(Duration::from_secs(5)),
             min_delay: Duration::from_millis(1),
         }),
+        cache: crate::config::CacheConfig::default().policy(None),
     };
     let broken: Arc<dyn Provider> = Arc::new(Scripted {
         fail: u32::MAX,

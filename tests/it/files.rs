@@ -167,7 +167,7 @@ fn golden_v1() -> Vec<(&'static str, Envelope)> {
                         location: FindingLocation::Request,
                         message: None,
                     }],
-                    cache_key: Some("abc".into()),
+                    cache: None,
                     rule: None,
                     routed_model: None,
                 }),
@@ -216,8 +216,8 @@ fn golden_v1() -> Vec<(&'static str, Envelope)> {
                     usage: Some(usage),
                     finish_reason: Some("stop".into()),
                     body: Some("{\"choices\":[]}".into()),
-                    cache_hit: None,
-                    cache_score: Some(0.5),
+                    cache: None,
+                    whole_body: false,
                     guardrail_findings: vec![],
                 }),
             ),
@@ -294,7 +294,7 @@ fn golden_v2() -> Vec<(&'static str, Envelope)> {
                         r#"{"model":"auto","messages":[{"role":"user","content":"fn main() {}"}]}"#
                             .into(),
                     guardrail_findings: vec![],
-                    cache_key: None,
+                    cache: None,
                     rule: Some("code".into()),
                     routed_model: Some("claude-sonnet".into()),
                 }),
@@ -360,8 +360,8 @@ fn golden_v2() -> Vec<(&'static str, Envelope)> {
                     usage: Some(usage),
                     finish_reason: Some("end_turn".into()),
                     body: Some("{\"type\":\"message_stop\"}".into()),
-                    cache_hit: None,
-                    cache_score: None,
+                    cache: None,
+                    whole_body: false,
                     guardrail_findings: vec![],
                 }),
             ),
@@ -725,7 +725,7 @@ fn golden_v6() -> Vec<(&'static str, Envelope)> {
                             Some(0),
                         ),
                     ],
-                    cache_key: None,
+                    cache: None,
                     rule: None,
                     routed_model: None,
                 }),
@@ -752,8 +752,8 @@ fn golden_v6() -> Vec<(&'static str, Envelope)> {
                     usage: None,
                     finish_reason: Some("stop".into()),
                     body: Some("write to [EMAIL_1]".into()),
-                    cache_hit: None,
-                    cache_score: None,
+                    cache: None,
+                    whole_body: false,
                     guardrail_findings: vec![finding(
                         "openai_key",
                         GuardrailAction::Redact,
@@ -767,29 +767,122 @@ fn golden_v6() -> Vec<(&'static str, Envelope)> {
     ]
 }
 
-/// Schema 6 is current: its golden files are written once under SWITCHYARD_BLESS (never
-/// rewritten) and this build must still write them byte for byte.
+/// Schema 6 is no longer written: its golden files decode through the frozen v6 types.
 #[test]
 fn golden_v6_bytes_still_decode() {
-    assert_eq!(CURRENT_SCHEMA, 6, "a new schema needs its own golden files");
-    let dir = root().join("tests/fixtures/events/v6");
-    for (name, env) in golden_v6() {
+    older_schema_decodes(6, golden_v6());
+}
+
+/// Schema 7: the cache's keys on a request, a hit on its completion, a flush.
+fn golden_v7() -> Vec<(&'static str, Envelope)> {
+    let id = |n: u128| ulid::Ulid::from(0x019a_f000_0000_0000_0000_0000_0000_0000u128 + n);
+    let principal = Principal {
+        key_id: "01kb000000000000000000000a".into(),
+        user: None,
+        team: Some("search".into()),
+        project: None,
+    };
+    vec![
+        (
+            "request_accepted_with_cache_key",
+            Envelope {
+                id: id(1),
+                at_ms: 1_764_800_000_000,
+                request_id: id(100),
+                event: Event::RequestAccepted(RequestAccepted {
+                    principal: principal.clone(),
+                    endpoint: Endpoint::ChatCompletions,
+                    model: "gpt-4o-mini".into(),
+                    route: vec![DeploymentRef {
+                        provider: "openai".into(),
+                        model: "gpt-4o-mini".into(),
+                    }],
+                    stream: false,
+                    body: r#"{"messages":[{"role":"user","content":"capital of France?"}]}"#.into(),
+                    guardrail_findings: vec![],
+                    cache: Some(CacheKey {
+                        tenant: "team:search".into(),
+                        exact: "ab".repeat(32),
+                        context: Some("cd".repeat(32)),
+                        prompt: Some("capital of France?".into()),
+                        embedding: Some(vec![0.6, 0.8, 0.0]),
+                        store: true,
+                        ttl_ms: 3_600_000,
+                    }),
+                    rule: None,
+                    routed_model: None,
+                }),
+            },
+        ),
+        (
+            "response_completed_from_cache",
+            Envelope {
+                id: id(2),
+                at_ms: 1_764_800_000_002,
+                request_id: id(101),
+                event: Event::ResponseCompleted(ResponseCompleted {
+                    principal,
+                    endpoint: Endpoint::ChatCompletions,
+                    model: "gpt-4o-mini".into(),
+                    attempts: vec![],
+                    provider: None,
+                    provider_model: None,
+                    status: 200,
+                    error: None,
+                    stream: false,
+                    ttft_us: Some(400),
+                    latency_us: 500,
+                    usage: None,
+                    finish_reason: Some("stop".into()),
+                    body: Some("{}".into()),
+                    cache: Some(CacheHit {
+                        matched: CacheMatch::Semantic,
+                        similarity: 0.93,
+                        source: id(100).to_string(),
+                    }),
+                    whole_body: true,
+                    guardrail_findings: vec![],
+                }),
+            },
+        ),
+        (
+            "cache_flushed",
+            Envelope {
+                id: id(3),
+                at_ms: 1_764_800_000_003,
+                request_id: id(3),
+                event: Event::CacheFlushed(CacheFlushed {
+                    tenant: Some("team:search".into()),
+                    model: None,
+                }),
+            },
+        ),
+    ]
+}
+
+/// Schema 7 is current: its golden files are written once under SWITCHYARD_BLESS (never
+/// rewritten) and this build must still write them byte for byte.
+#[test]
+fn golden_v7_bytes_are_written_identically() {
+    assert_eq!(CURRENT_SCHEMA, 7, "a new schema needs its own golden files");
+    let dir = root().join("tests/fixtures/events/v7");
+    for (name, env) in golden_v7() {
         let path = dir.join(format!("{name}.bin"));
         if bless() && !path.exists() {
             std::fs::create_dir_all(&dir).unwrap();
             std::fs::write(&path, encode(&env)).unwrap();
         }
         let bytes = std::fs::read(&path).unwrap_or_else(|_| panic!("{} missing", path.display()));
-        assert_eq!(u16::from_le_bytes([bytes[0], bytes[1]]), 6);
+        assert_eq!(u16::from_le_bytes([bytes[0], bytes[1]]), 7);
         assert_eq!(
             decode(&bytes).unwrap(),
             env,
-            "{name}: v6 bytes decode to the same event"
+            "{name}: v7 bytes decode to the same event"
         );
         assert_eq!(
             encode(&env),
             bytes,
-            "{name}: this build still writes v6 identically"
+            "{name}: this build still writes v7 identically"
         );
     }
 }

@@ -3,6 +3,7 @@
 
 mod audit;
 mod budgets;
+mod cache;
 mod chat;
 mod cluster;
 mod conformance;

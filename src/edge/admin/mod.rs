@@ -7,6 +7,7 @@
 
 mod audit;
 mod budgets;
+mod cache;
 mod keys;
 mod limits;
 pub mod money;
@@ -36,6 +37,8 @@ pub struct AdminState {
     pub audit: Option<Arc<crate::projections::audit::AuditService>>,
     /// Keys and limits, in a gateway (not in a standalone projection process).
     pub governance: Option<Arc<AdminGovernance>>,
+    /// This instance's answer cache, when a model has it on.
+    pub cache: Option<Arc<crate::cache::Cache>>,
 }
 
 /// What the key and limit endpoints need.
@@ -64,6 +67,8 @@ pub fn router(state: AdminState) -> axum::Router {
         .route("/admin/keys/{id}", get(keys::show).delete(keys::revoke))
         .route("/admin/keys/{id}/rotate", post(keys::rotate))
         .route("/admin/limits", get(limits::list))
+        .route("/admin/cache", get(cache::show))
+        .route("/admin/cache/flush", post(cache::flush))
         .route(
             "/admin/limits/{kind}/{name}",
             put(limits::set).get(limits::show).delete(limits::clear),
@@ -91,10 +96,22 @@ fn governance(st: &AdminState) -> Result<&Arc<AdminGovernance>, ApiError> {
 /// How long an admin call waits for JetStream's acknowledgement, then for this instance's
 /// directory to apply the event.
 const PUBLISH_TIMEOUT: Duration = Duration::from_secs(5);
-const APPLY_TIMEOUT: Duration = Duration::from_secs(5);
+pub(super) const APPLY_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Publish an admin event and wait until this instance's directory has applied it.
 async fn publish(gov: &AdminGovernance, event: Event) -> Result<(), ApiError> {
+    let seq = publish_acked(gov, event).await?;
+    if !gov.directory.wait_applied(seq, APPLY_TIMEOUT).await {
+        return Err(ApiError::unavailable(
+            "directory_lagging",
+            "The change is in the event log but this instance has not applied it yet; it takes effect as soon as it does.",
+        ));
+    }
+    Ok(())
+}
+
+/// Publish an admin event and wait for JetStream's acknowledgement: its stream sequence.
+async fn publish_acked(gov: &AdminGovernance, event: Event) -> Result<u64, ApiError> {
     let env = Envelope::new(ulid::Ulid::generate(), event);
     let kind = env.event.kind();
     // Just after start the stream may not be set up yet: give the outbox task a moment.
@@ -112,13 +129,7 @@ async fn publish(gov: &AdminGovernance, event: Event) -> Result<(), ApiError> {
             )
         })?;
     tracing::info!(event = kind, seq, "admin event published");
-    if !gov.directory.wait_applied(seq, APPLY_TIMEOUT).await {
-        return Err(ApiError::unavailable(
-            "directory_lagging",
-            "The change is in the event log but this instance has not applied it yet; it takes effect as soon as it does.",
-        ));
-    }
-    Ok(())
+    Ok(seq)
 }
 
 /// A duration in human form (`15m`, `1h 30m`) from a request field.

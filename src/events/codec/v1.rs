@@ -64,6 +64,8 @@ struct RequestAccepted {
     stream: bool,
     body: String,
     guardrail_findings: Vec<GuardrailFinding>,
+    /// Reserved; schema 7 gave the cache its own shape and these placeholders are dropped.
+    #[allow(dead_code)]
     cache_key: Option<String>,
 }
 
@@ -107,7 +109,10 @@ struct ResponseCompleted {
     usage: Option<Usage>,
     finish_reason: Option<String>,
     body: Option<String>,
+    /// Reserved; dropped on decode (see `cache_key`).
+    #[allow(dead_code)]
     cache_hit: Option<String>,
+    #[allow(dead_code)]
     cache_score: Option<f32>,
 }
 
@@ -193,7 +198,7 @@ impl From<RequestAccepted> for current::RequestAccepted {
             stream: v.stream,
             body: v.body,
             guardrail_findings: v.guardrail_findings.into_iter().map(Into::into).collect(),
-            cache_key: v.cache_key,
+            cache: None,
             rule: None,
             routed_model: None,
         }
@@ -265,8 +270,8 @@ impl From<ResponseCompleted> for current::ResponseCompleted {
             usage: v.usage.map(Into::into),
             finish_reason: v.finish_reason,
             body: v.body,
-            cache_hit: v.cache_hit,
-            cache_score: v.cache_score,
+            cache: None,
+            whole_body: false,
             guardrail_findings: Vec::new(),
         }
     }

@@ -52,6 +52,7 @@ struct RequestAccepted {
     stream: bool,
     body: String,
     guardrail_findings: Vec<GuardrailFinding>,
+    #[allow(dead_code)]
     cache_key: Option<String>,
     rule: Option<String>,
     routed_model: Option<String>,
@@ -73,7 +74,9 @@ struct ResponseCompleted {
     usage: Option<current::Usage>,
     finish_reason: Option<String>,
     body: Option<String>,
+    #[allow(dead_code)]
     cache_hit: Option<String>,
+    #[allow(dead_code)]
     cache_score: Option<f32>,
 }
 
@@ -126,7 +129,8 @@ impl From<Event> for current::Event {
                     .into_iter()
                     .map(|f| finding(f.guardrail, f.kind, f.action))
                     .collect(),
-                cache_key: a.cache_key,
+                // Reserved, never written before schema 7.
+                cache: None,
                 rule: a.rule,
                 routed_model: a.routed_model,
             }),
@@ -145,8 +149,8 @@ impl From<Event> for current::Event {
                 usage: c.usage,
                 finish_reason: c.finish_reason,
                 body: c.body,
-                cache_hit: c.cache_hit,
-                cache_score: c.cache_score,
+                cache: None,
+                whole_body: false,
                 guardrail_findings: Vec::new(),
             }),
             Event::SpendRecorded(e) => E::SpendRecorded(e),

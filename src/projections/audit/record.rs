@@ -59,7 +59,8 @@ pub struct AuditRecord {
     /// Admin records: what changed (`key_issued`, `key_rotated`, `key_revoked`, `key_expired`,
     /// `limits_set`).
     pub action: Option<String>,
-    /// Admin records: the change itself (JSON text, never a secret or its hash).
+    /// Admin records: the change itself (JSON text, never a secret or its hash); a request
+    /// answered from the cache: `{"cache": {match, similarity, source}}`.
     pub detail: Option<String>,
     pub key_id: Option<String>,
     pub user: Option<String>,
@@ -177,8 +178,8 @@ impl Joiner {
                 self.entry(seq, env).accepted = Some(a.clone());
             }
             Event::ResponseCompleted(c) => {
-                // A provider answered with usage: its spend follows.
-                if c.provider.is_some() && c.usage.is_some() {
+                // A provider (or the cache) answered with usage: its spend follows.
+                if (c.provider.is_some() || c.cache.is_some()) && c.usage.is_some() {
                     self.entry(seq, env).completed = Some(c.clone());
                     return;
                 }
@@ -209,7 +210,8 @@ impl Joiner {
             | Event::KeyRotated(_)
             | Event::KeyRevoked(_)
             | Event::KeyExpired(_)
-            | Event::LimitsSet(_) => out.push(admin(env, seq)),
+            | Event::LimitsSet(_)
+            | Event::CacheFlushed(_) => out.push(admin(env, seq)),
             Event::BreakerChanged(_)
             | Event::BudgetLeased(_)
             | Event::BudgetThresholdCrossed(_)
@@ -338,6 +340,10 @@ fn admin(env: &Envelope, seq: u64) -> AuditRecord {
             }
             serde_json::json!({"scope": l.scope, "limits": l.limits})
         }
+        Event::CacheFlushed(f) => {
+            r.model = f.model.clone();
+            serde_json::json!({"tenant": f.tenant, "model": f.model})
+        }
         _ => serde_json::Value::Null,
     };
     r.detail = Some(detail.to_string());
@@ -364,7 +370,15 @@ fn completed(
         model: Some(c.model.clone()),
         routed_model: accepted.as_ref().and_then(|a| a.routed_model.clone()),
         rule: accepted.as_ref().and_then(|a| a.rule.clone()),
-        provider: c.provider.clone(),
+        // A cached answer is the cache's; the detail names the match and the answer served.
+        provider: c
+            .provider
+            .clone()
+            .or_else(|| c.cache.as_ref().map(|_| "cache".to_owned())),
+        detail: c
+            .cache
+            .as_ref()
+            .map(|h| serde_json::json!({ "cache": h }).to_string()),
         served_model: c.provider_model.clone(),
         status: c.status,
         error: c.error.as_ref().map(|e| e.class.clone()),
@@ -496,7 +510,7 @@ mod tests {
             stream: false,
             body: r#"{"messages":[{"role":"user","content":"hello"}]}"#.into(),
             guardrail_findings: vec![],
-            cache_key: None,
+            cache: None,
             rule: None,
             routed_model: None,
         })
@@ -521,8 +535,8 @@ mod tests {
             usage,
             finish_reason: None,
             body: Some("hi there".into()),
-            cache_hit: None,
-            cache_score: None,
+            cache: None,
+            whole_body: false,
             guardrail_findings: vec![],
         })
     }
