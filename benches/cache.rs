@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Instant;
 
-use switchyard::cache::embed::{Embedder, StaticEmbedder};
+use switchyard::cache::embed::StaticEmbedder;
 use switchyard::cache::prompt::Prompt;
 use switchyard::cache::store::{Query, Store};
 use switchyard::config::CacheConfig;
@@ -81,7 +81,7 @@ fn embedding(root: &Path, embedder: &StaticEmbedder) {
         for p in &prompts {
             let t = Instant::now();
             let prompt = Prompt::new(p);
-            std::hint::black_box(embedder.embed(&prompt));
+            std::hint::black_box(embedder.vector(&prompt));
             times.push(t.elapsed().as_nanos() as u64);
         }
     }
@@ -173,7 +173,7 @@ fn lookups(embedder: &StaticEmbedder) {
     println!("\n## Cache lookup (exact miss, then the semantic scan and checks), one bucket\n");
     println!("| answers held | p50 | p99 |\n|---|---|---|");
     let prompt = Prompt::new("What is the capital of France?");
-    let v = embedder.embed(&prompt).unwrap();
+    let v = embedder.vector(&prompt).unwrap();
     for n in [10_000u64, 50_000] {
         let store = store_with(n, embedder.dim());
         let q = Query {

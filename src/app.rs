@@ -129,10 +129,19 @@ pub async fn serve(
         .await??,
     );
     services.keep_secrets_fresh(&config.credentials, &fetcher);
-    let cache_config = config.clone();
-    let cache =
-        tokio::task::spawn_blocking(move || crate::cache::Cache::from_config(&cache_config))
-            .await??;
+    let requests = TaskTracker::new();
+    // Cancelled by shutdown, or when the NATS server is refused.
+    let stop_edge = shutdown.child_token();
+    let routes = Arc::new(RouteTable::build(
+        &config.models,
+        &config.routing,
+        &providers,
+    ));
+    let (cache_config, cache_routes) = (config.clone(), Arc::clone(&routes));
+    let cache = tokio::task::spawn_blocking(move || {
+        crate::cache::Cache::from_config(&cache_config, Some(cache_routes))
+    })
+    .await??;
     if let Some(cache) = &cache {
         services.tasks.spawn(crate::cache::follow::follow(
             services.client.clone(),
@@ -141,10 +150,6 @@ pub async fn serve(
             services.stop_background.clone(),
         ));
     }
-    let requests = TaskTracker::new();
-    // Cancelled by shutdown, or when the NATS server is refused.
-    let stop_edge = shutdown.child_token();
-    let routes = RouteTable::build(&config.models, &config.routing, &providers);
     let governance = Arc::new(AdminGovernance {
         directory: Arc::clone(&services.directory),
         client: services.client.clone(),
@@ -630,7 +635,8 @@ pub async fn replay_cache(
 ) -> Result<crate::cache::store::Summary, AppError> {
     let client = connect_for_replay(&config).await?;
     let c = config.clone();
-    let cache = tokio::task::spawn_blocking(move || crate::cache::Cache::from_config(&c))
+    // The fold needs no embedder: the vectors are in the events.
+    let cache = tokio::task::spawn_blocking(move || crate::cache::Cache::from_config(&c, None))
         .await??
         .ok_or(AppError::CacheOff)?;
     crate::cache::follow::replay(&client, &config.nats.stream, &cache, progress).await?;

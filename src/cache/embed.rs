@@ -16,9 +16,13 @@
 //! 59 %). Static vectors blur which word changed, so a hit also needs every word one prompt has
 //! and the other lacks to have a close counterpart on the other side ([`Embedder::agree`]).
 
+use futures::future::BoxFuture;
 use std::path::Path;
+use std::sync::Arc;
 
 use super::prompt::Prompt;
+use crate::providers::EmbeddingsRequest;
+use crate::routing::{self, RouteTable};
 
 /// Where the weights live inside the installed `wordllama` package.
 const TOKENIZER_FILE: &str = "tokenizers/l2_supercat_tokenizer_config.json";
@@ -45,13 +49,13 @@ pub enum EmbedError {
     Format { what: &'static str, message: String },
 }
 
-/// Turns prompts into L2-normalised vectors of [`Embedder::dim`] dimensions.
+/// Turns prompts into L2-normalised vectors (all of one embedder's the same length).
 pub trait Embedder: Send + Sync {
     /// A short name for logs, metrics and `/admin/cache`.
     fn name(&self) -> &str;
-    fn dim(&self) -> usize;
-    /// The prompt's vector; `None` when it has nothing to embed (no content word).
-    fn embed(&self, prompt: &Prompt) -> Option<Vec<f32>>;
+    /// The vector of a last user turn (`text`, read as `prompt`); `None` when there is nothing
+    /// to embed or the embedder failed (the request is then cached exactly only).
+    fn embed<'a>(&'a self, prompt: &'a Prompt, text: &'a str) -> BoxFuture<'a, Option<Vec<f32>>>;
     /// Whether two prompts whose vectors are close also agree word for word, as far as this
     /// embedder can tell. The default trusts the vectors.
     fn agree(&self, _a: &Prompt, _b: &Prompt) -> bool {
@@ -153,16 +157,13 @@ impl StaticEmbedder {
     }
 }
 
-impl Embedder for StaticEmbedder {
-    fn name(&self) -> &str {
-        "wordllama-l2-supercat-256"
-    }
-
-    fn dim(&self) -> usize {
+impl StaticEmbedder {
+    pub fn dim(&self) -> usize {
         self.dim
     }
 
-    fn embed(&self, prompt: &Prompt) -> Option<Vec<f32>> {
+    /// The prompt's vector; `None` when it has no content word.
+    pub fn vector(&self, prompt: &Prompt) -> Option<Vec<f32>> {
         let mut sum = vec![0f32; self.dim];
         let mut any = false;
         for word in prompt.content() {
@@ -172,6 +173,16 @@ impl Embedder for StaticEmbedder {
             }
         }
         any.then(|| normalised(sum))
+    }
+}
+
+impl Embedder for StaticEmbedder {
+    fn name(&self) -> &str {
+        "wordllama-l2-supercat-256"
+    }
+
+    fn embed<'a>(&'a self, prompt: &'a Prompt, _text: &'a str) -> BoxFuture<'a, Option<Vec<f32>>> {
+        Box::pin(std::future::ready(self.vector(prompt)))
     }
 
     fn agree(&self, a: &Prompt, b: &Prompt) -> bool {
@@ -202,4 +213,58 @@ fn normalised(mut v: Vec<f32>) -> Vec<f32> {
         v.iter_mut().for_each(|x| *x /= norm);
     }
     v
+}
+
+/// Embeddings from a model of this gateway's own config (`[cache] embedding_model`), called
+/// through its routes like any embeddings request: its deployments, retries and fallbacks, its
+/// provider credentials. Used instead of the local vectors; the prompt checks still apply.
+pub struct RemoteEmbedder {
+    routes: Arc<RouteTable>,
+    model: String,
+}
+
+impl RemoteEmbedder {
+    pub fn new(routes: Arc<RouteTable>, model: String) -> Self {
+        Self { routes, model }
+    }
+
+    async fn call(&self, text: &str) -> Option<Vec<f32>> {
+        let route = self.routes.get(&self.model)?;
+        let mut rest = serde_json::Map::new();
+        rest.insert("input".into(), serde_json::Value::String(text.to_owned()));
+        let req = EmbeddingsRequest {
+            model: self.model.clone(),
+            rest,
+        };
+        let outcome = routing::embeddings(&self.routes, route, &req).await;
+        let body = match outcome.result {
+            Ok((answer, _)) => answer.body,
+            Err(e) => {
+                tracing::warn!(model = %self.model, error = %e, "the cache's embedding call failed; exact caching only for this request");
+                metrics::counter!("switchyard_cache_embedding_failures_total").increment(1);
+                return None;
+            }
+        };
+        #[derive(serde::Deserialize)]
+        struct List {
+            data: Vec<Item>,
+        }
+        #[derive(serde::Deserialize)]
+        struct Item {
+            embedding: Vec<f32>,
+        }
+        let list: List = serde_json::from_slice(&body).ok()?;
+        let v = list.data.into_iter().next()?.embedding;
+        (!v.is_empty()).then(|| normalised(v))
+    }
+}
+
+impl Embedder for RemoteEmbedder {
+    fn name(&self) -> &str {
+        &self.model
+    }
+
+    fn embed<'a>(&'a self, _prompt: &'a Prompt, text: &'a str) -> BoxFuture<'a, Option<Vec<f32>>> {
+        Box::pin(self.call(text))
+    }
 }

@@ -25,7 +25,8 @@ use std::time::Duration;
 use crate::config::{CacheConfig, CachePolicy, Config};
 use crate::events::{CacheKey, Envelope, Principal};
 use crate::providers::ChatRequest;
-use embed::{EmbedError, Embedder, StaticEmbedder};
+use crate::routing::RouteTable;
+use embed::{EmbedError, Embedder, RemoteEmbedder, StaticEmbedder};
 use key::Directives;
 use prompt::Prompt;
 use store::{Hit, Query, Store, Summary};
@@ -76,8 +77,12 @@ impl Plan {
 
 impl Cache {
     /// The cache of `cfg`, or `None` when no model has it on. Loads the embedder when a model
-    /// answers semantically.
-    pub fn from_config(cfg: &Config) -> Result<Option<Arc<Self>>, EmbedError> {
+    /// answers semantically: the local one, or `[cache] embedding_model` through `routes` (without
+    /// routes, as in `switchyard replay cache`, none: the fold reads the vectors from the events).
+    pub fn from_config(
+        cfg: &Config,
+        routes: Option<Arc<RouteTable>>,
+    ) -> Result<Option<Arc<Self>>, EmbedError> {
         let policies: HashMap<String, CachePolicy> = cfg
             .models
             .iter()
@@ -87,10 +92,17 @@ impl Cache {
         if policies.is_empty() {
             return Ok(None);
         }
-        let embedder: Option<Arc<dyn Embedder>> = if cfg.cache.needs_embedder(&cfg.models) {
-            Some(Arc::new(StaticEmbedder::load(&cfg.cache.embedder_path)?))
-        } else {
-            None
+        let embedder: Option<Arc<dyn Embedder>> = match (
+            cfg.cache.needs_embedder(&cfg.models),
+            &cfg.cache.embedding_model,
+            routes,
+        ) {
+            (false, _, _) => None,
+            (true, Some(model), Some(routes)) => {
+                Some(Arc::new(RemoteEmbedder::new(routes, model.clone())))
+            }
+            (true, Some(_), None) => None,
+            (true, None, _) => Some(Arc::new(StaticEmbedder::load(&cfg.cache.embedder_path)?)),
         };
         Ok(Some(Arc::new(Self::new(
             cfg.cache.clone(),
@@ -128,10 +140,10 @@ impl Cache {
     }
 
     /// The cache's part in a chat request for the public model `model`, or `None` when the
-    /// model's cache is off. `storable`: the request's answer may be kept at all (the stream
+    /// model's cache is off. Embeds the last user turn (a remote embedder is awaited). `storable`: the request's answer may be kept at all (the stream
     /// keeps bodies whole and no guardrail redacted the request); `semantic`: its last turn may
     /// be compared by meaning (no guardrail found anything in it).
-    pub fn plan(
+    pub async fn plan(
         &self,
         principal: &Principal,
         model: &str,
@@ -148,9 +160,8 @@ impl Cache {
         let semantic = match (keys.semantic, &self.embedder) {
             (Some((context, text)), Some(embedder)) if wanted => {
                 let prompt = Prompt::new(&text);
-                embedder
-                    .embed(&prompt)
-                    .map(|v| (hex::encode(context), prompt, text, v))
+                let v = embedder.embed(&prompt, &text).await;
+                v.map(|v| (hex::encode(context), prompt, text, v))
             }
             _ => None,
         };

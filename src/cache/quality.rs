@@ -34,7 +34,7 @@ fn pairs() -> Vec<Pair> {
                 Prompt::new(v["a"].as_str().unwrap()),
                 Prompt::new(v["b"].as_str().unwrap()),
             );
-            let (va, vb) = (embedder.embed(&a), embedder.embed(&b));
+            let (va, vb) = (embedder.vector(&a), embedder.vector(&b));
             let similarity = match (va, vb) {
                 (Some(x), Some(y)) => x.iter().zip(&y).map(|(p, q)| p * q).sum(),
                 _ => 0.0,

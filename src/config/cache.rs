@@ -49,6 +49,9 @@ pub struct CacheConfig {
     /// The local embedder's weights: the installed `wordllama` package directory
     /// (`scripts/lib.sh` installs it under tools/).
     pub embedder_path: PathBuf,
+    /// Embed last user turns with this model of the config (e.g. an OpenAI
+    /// `text-embedding-3-small` deployment), through its routes, instead of the local vectors.
+    pub embedding_model: Option<String>,
 }
 
 /// The similarity threshold picked from the precision/recall curve over the labelled pairs
@@ -66,6 +69,7 @@ impl Default for CacheConfig {
             max_entries: 10_000,
             max_prompt_chars: 2_000,
             embedder_path: PathBuf::from("tools/wordllama/wordllama"),
+            embedding_model: None,
         }
     }
 }
@@ -140,6 +144,11 @@ pub(super) fn validate(raw: &CacheConfig, models: &[RawModel], problems: &mut Ve
                 c.max_entries,
             );
         }
+    }
+    if let Some(m) = &raw.embedding_model
+        && !models.iter().any(|x| &x.name == m)
+    {
+        problems.push(format!("cache.embedding_model: no model named {m:?}"));
     }
     if raw.max_prompt_chars == 0 {
         problems.push("cache.max_prompt_chars: must be greater than 0".into());

@@ -40,7 +40,7 @@ pub struct EdgeState {
     pub budgets: Arc<Budgets>,
     /// This instance's part of every rate limit (admission), fed by the rate ledger task.
     pub rates: Arc<crate::governance::rate::Rates>,
-    pub routes: RouteTable,
+    pub routes: Arc<RouteTable>,
     pub sink: EventSink,
     pub pricing: Pricing,
     pub durability: Durability,

@@ -204,16 +204,20 @@ async fn admit_and_run<S: Surface, R: SurfaceRequest>(
     // fits. Only answers the stream keeps whole, of requests no guardrail rewrote, are kept;
     // only turns in which nothing was found are compared by meaning.
     let plan = match (&st.cache, &canonical) {
-        (Some(cache), Canonical::Chat(chat)) => cache.plan(
-            &principal,
-            &route.name,
-            chat,
-            Directives::from_headers(headers),
-            st.guardrails.bodies(&principal) != BodyPolicy::Metadata
-                && inspection.restore.is_empty()
-                && inspection.forward.is_none(),
-            inspection.findings.is_empty(),
-        ),
+        (Some(cache), Canonical::Chat(chat)) => {
+            cache
+                .plan(
+                    &principal,
+                    &route.name,
+                    chat,
+                    Directives::from_headers(headers),
+                    st.guardrails.bodies(&principal) != BodyPolicy::Metadata
+                        && inspection.restore.is_empty()
+                        && inspection.forward.is_none(),
+                    inspection.findings.is_empty(),
+                )
+                .await
+        }
         _ => None,
     };
     let hit = match (&st.cache, &plan) {

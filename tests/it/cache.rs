@@ -340,3 +340,39 @@ async fn every_instance_serves_the_cache_replay_rebuilds_it_and_a_flush_reaches_
     let r = post(&b, "How many legs does a spider have?").await.unwrap();
     assert_eq!(r.headers()["x-switchyard-cache"], "miss");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_remote_embedder_embeds_through_the_gateways_own_embeddings_model() {
+    let nats = Nats::start();
+    let mock = mock().await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = TestConfig::new(&nats, &mock, dir.path());
+    cfg.extra = format!(
+        "{}embedding_model = \"text-embedding-3-small\"\n",
+        cache_toml()
+    );
+    let gw = Gateway::start(cfg.build()).await;
+    let cached = chat_body("gpt-4o-mini", "Describe the water cycle.", false);
+    let (result, _, first) = ask(&gw, KEY, &cached, None).await;
+    assert_eq!(result, "miss");
+    assert_eq!(
+        mock.state.stats().embeddings,
+        1,
+        "the turn was embedded upstream"
+    );
+    wait_entries(&gw.url("/admin/cache"), 1).await;
+    // The same turn written as content parts: not the same request, the same vector (the
+    // mock's vectors are a function of the text).
+    let mut parts = cached.clone();
+    parts["messages"][1]["content"] =
+        json!([{"type": "text", "text": "Describe the water cycle."}]);
+    let (result, similarity, again) = ask(&gw, KEY, &parts, None).await;
+    assert_eq!(result, "semantic");
+    assert_eq!(similarity.as_deref(), Some("1.0000"));
+    assert_eq!(content(&again), content(&first));
+    let stats = mock.state.stats();
+    assert_eq!((stats.chat, stats.embeddings), (1, 2));
+    let state = cache_state(gw.url("/admin/cache")).await;
+    assert_eq!(state["embedder"], "text-embedding-3-small");
+    gw.stop().await;
+}
