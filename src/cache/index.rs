@@ -57,12 +57,38 @@ pub trait VectorIndex: Send + Sync {
 /// Layout: one contiguous row-major `Vec<f32>` (`dim` floats per row), the row's id in a parallel
 /// `Vec<u64>`, and a map id → row. Removal moves the last row into the hole so rows stay
 /// contiguous and the scan never skips holes.
+///
+/// Past [`EXACT_UP_TO`] rows the scan is two-staged so a lookup stays well under a millisecond:
+/// each row also keeps its vector's signs (one bit per dimension, 32 bytes at 256 dimensions,
+/// 1.6 MB for 50,000 rows), the rows whose signs differ least from the query's (Hamming
+/// distance, which tracks the angle) are shortlisted, at least [`SHORTLIST`] of them, and only
+/// those are scored exactly. A vector within the threshold of the query differs from it in far
+/// fewer signs than an unrelated one (a cosine of 0.5 is 60°: a third of the signs; unrelated
+/// vectors, 90°: half), so the shortlist holds the hits unless hundreds of rows are closer still.
 #[derive(Debug, Clone)]
 pub struct BruteForce {
     dim: usize,
     rows: Vec<f32>,
+    /// The signs of each row, `words` u64s per row.
+    signs: Vec<u64>,
     ids: Vec<u64>,
     row_of: HashMap<u64, usize>,
+}
+
+/// Up to this many rows every row is scored exactly.
+pub const EXACT_UP_TO: usize = 4096;
+/// Past [`EXACT_UP_TO`], at least this many rows closest by sign are scored exactly.
+pub const SHORTLIST: usize = 256;
+
+/// One bit per dimension: set where the component is positive.
+fn signs_of(v: &[f32], out: &mut Vec<u64>) {
+    for chunk in v.chunks(64) {
+        let mut w = 0u64;
+        for (i, x) in chunk.iter().enumerate() {
+            w |= u64::from(*x > 0.0) << i;
+        }
+        out.push(w);
+    }
 }
 
 impl BruteForce {
@@ -79,9 +105,32 @@ impl BruteForce {
         Self {
             dim,
             rows: Vec::with_capacity(dim.saturating_mul(n)),
+            signs: Vec::with_capacity(dim.div_ceil(64).saturating_mul(n)),
             ids: Vec::with_capacity(n),
             row_of: HashMap::with_capacity(n),
         }
+    }
+}
+
+impl BruteForce {
+    fn words(&self) -> usize {
+        self.dim.div_ceil(64)
+    }
+
+    /// Offer row `row` (id `id`) to the best-`k` list `out`; returns the new floor.
+    fn offer(out: &mut Vec<(u64, f32)>, k: usize, id: u64, score: f32, floor: f32) -> f32 {
+        // Written as `>=`: a NaN score (a NaN in the query) or a NaN `min_score` is no hit.
+        if score >= floor {
+            let at = out.partition_point(|&(oid, os)| os > score || (os == score && oid < id));
+            if at < k {
+                out.insert(at, (id, score));
+                out.truncate(k);
+                if out.len() == k {
+                    return out[k - 1].1;
+                }
+            }
+        }
+        floor
     }
 }
 
@@ -105,13 +154,18 @@ impl VectorIndex for BruteForce {
         if vector.len() != self.dim {
             return;
         }
+        let mut signs = Vec::with_capacity(self.words());
+        signs_of(vector, &mut signs);
         if let Some(&row) = self.row_of.get(&id) {
             self.rows[row * self.dim..(row + 1) * self.dim].copy_from_slice(vector);
+            let w = self.words();
+            self.signs[row * w..(row + 1) * w].copy_from_slice(&signs);
             return;
         }
         self.row_of.insert(id, self.ids.len());
         self.ids.push(id);
         self.rows.extend_from_slice(vector);
+        self.signs.extend_from_slice(&signs);
     }
 
     fn remove(&mut self, id: u64) -> bool {
@@ -119,14 +173,17 @@ impl VectorIndex for BruteForce {
             return false;
         };
         let last = self.ids.len() - 1;
+        let w = self.words();
         if row != last {
             self.rows
                 .copy_within(last * self.dim..(last + 1) * self.dim, row * self.dim);
+            self.signs.copy_within(last * w..(last + 1) * w, row * w);
             let moved = self.ids[last];
             self.row_of.insert(moved, row);
         }
         self.ids.swap_remove(row);
         self.rows.truncate(last * self.dim);
+        self.signs.truncate(last * w);
         true
     }
 
@@ -146,19 +203,46 @@ impl VectorIndex for BruteForce {
         // The score a row must reach to enter `out`: `min_score` until `out` holds `k` hits,
         // then the worst of them (equal scores still compete on id below).
         let mut floor = min_score;
-        // `max(1)`: `chunks_exact(0)` panics; a 0-dim index has no floats and yields no rows.
-        for (&id, row) in self.ids.iter().zip(self.rows.chunks_exact(self.dim.max(1))) {
-            let score = dot(query, row);
-            // Written as `>=`: a NaN score (a NaN in the query) or a NaN `min_score` is no hit.
-            if score >= floor {
-                let at = out.partition_point(|&(oid, os)| os > score || (os == score && oid < id));
-                if at < k {
-                    out.insert(at, (id, score));
-                    out.truncate(k);
-                    if out.len() == k {
-                        floor = out[k - 1].1;
-                    }
-                }
+        if self.ids.len() <= EXACT_UP_TO {
+            // `max(1)`: `chunks_exact(0)` panics; a 0-dim index has no floats and yields no rows.
+            for (&id, row) in self.ids.iter().zip(self.rows.chunks_exact(self.dim.max(1))) {
+                floor = Self::offer(out, k, id, dot(query, row), floor);
+            }
+            return;
+        }
+        // Two stages: the distance (in signs) within which SHORTLIST rows lie, then the exact
+        // score of the rows within it.
+        let mut q = Vec::with_capacity(self.words());
+        signs_of(query, &mut q);
+        // One pass over the signs: every row's distance (kept for the second stage) and how
+        // many rows lie at each distance.
+        let mut histogram = vec![0u32; self.dim + 1];
+        let distances: Vec<u16> = self
+            .signs
+            .chunks_exact(self.words().max(1))
+            .map(|signs| {
+                let d: u32 = signs
+                    .iter()
+                    .zip(&q)
+                    .map(|(a, b)| (a ^ b).count_ones())
+                    .sum();
+                histogram[d as usize] += 1;
+                d as u16
+            })
+            .collect();
+        let mut within = 0usize;
+        let mut cut = self.dim as u16;
+        for (d, n) in histogram.iter().enumerate() {
+            within += *n as usize;
+            if within >= SHORTLIST.max(k) {
+                cut = d as u16;
+                break;
+            }
+        }
+        for (row, d) in distances.iter().enumerate() {
+            if *d <= cut {
+                let v = &self.rows[row * self.dim..(row + 1) * self.dim];
+                floor = Self::offer(out, k, self.ids[row], dot(query, v), floor);
             }
         }
     }
@@ -348,6 +432,40 @@ mod tests {
         let mut index = BruteForce::new(2);
         index.insert(1, &[1.0, 0.0]);
         assert!(search(&index, &[f32::NAN, 0.0], -1.0, 8).is_empty());
+    }
+
+    /// Past EXACT_UP_TO rows the sign shortlist still finds what a threshold lookup wants: a
+    /// reworded prompt's neighbour (cosine ~0.6–0.9) is the best hit, as the exact scan says.
+    #[test]
+    fn the_sign_shortlist_finds_the_near_neighbours_of_a_large_index() {
+        let (dim, n) = (256, 3 * EXACT_UP_TO);
+        let mut rng = Rng(0xC0FFEE);
+        let mut index = BruteForce::with_capacity(dim, n);
+        let vectors: Vec<Vec<f32>> = (0..n).map(|_| rng.unit(dim)).collect();
+        for (id, v) in vectors.iter().enumerate() {
+            index.insert(id as u64, v);
+        }
+        let mut out = Vec::new();
+        for q in 0..60 {
+            let target = q * 197 % n;
+            // The stored vector plus noise of growing weight: cosines from ~0.95 down to ~0.6.
+            let noise = rng.unit(dim);
+            let w = 0.3 + 0.015 * q as f32;
+            let mut query: Vec<f32> = vectors[target]
+                .iter()
+                .zip(&noise)
+                .map(|(a, b)| a + w * b)
+                .collect();
+            normalise(&mut query);
+            let exact = dot(&query, &vectors[target]);
+            index.search(&query, 0.5, 8, &mut out);
+            assert_eq!(
+                out.first().map(|h| h.0),
+                Some(target as u64),
+                "query {q} (cosine {exact})"
+            );
+            assert!((out[0].1 - exact).abs() < 1e-5);
+        }
     }
 
     #[test]

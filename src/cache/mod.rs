@@ -197,9 +197,12 @@ impl Cache {
 
     /// Fold a batch of events (with their stream sequences) into the cache.
     pub fn apply(&self, batch: &[(u64, Envelope)]) {
+        // Parse first, lock after: lookups wait only for the map updates.
+        let prepared: Vec<store::Prepared> =
+            batch.iter().map(|(_, env)| store::prepare(env)).collect();
         let mut store = self.store.write().unwrap_or_else(PoisonError::into_inner);
-        for (seq, env) in batch {
-            store.apply(*seq, env);
+        for ((seq, env), prepared) in batch.iter().zip(prepared) {
+            store.apply_prepared(*seq, env, prepared);
         }
     }
 

@@ -14,7 +14,7 @@ use super::embed::Embedder;
 use super::index::{BruteForce, VectorIndex};
 use super::prompt::Prompt;
 use crate::config::CachePolicy;
-use crate::events::{CacheKey, CacheMatch, Endpoint, Envelope, Event, ResponseCompleted};
+use crate::events::{CacheKey, CacheMatch, Endpoint, Envelope, Event};
 
 /// A request accepted with cache keys, waiting for its answer. Dropped when no answer comes
 /// within this long (of stream time).
@@ -122,9 +122,55 @@ pub struct Query<'a> {
 
 struct Pending {
     at_ms: u64,
-    endpoint: Endpoint,
     model: String,
     key: CacheKey,
+    /// The last user turn read, for a semantic entry.
+    prompt: Option<Prompt>,
+}
+
+/// What folding an event needs that does not depend on the store (parsing an answer, reading
+/// a turn): worked out before the store is locked, so lookups never wait on it.
+#[derive(Default)]
+pub struct Prepared {
+    answer: Option<Cached>,
+    prompt: Option<Prompt>,
+}
+
+/// Parse what `env` brings for the cache: a kept request's last user turn, or a complete answer
+/// the client got whole.
+pub fn prepare(env: &Envelope) -> Prepared {
+    match &env.event {
+        Event::RequestAccepted(a) => Prepared {
+            answer: None,
+            prompt: a
+                .cache
+                .as_ref()
+                .filter(|k| k.store && k.context.is_some())
+                .and_then(|k| k.prompt.as_deref())
+                .map(Prompt::new),
+        },
+        Event::ResponseCompleted(c) if c.cache.is_none() && c.whole_body && c.status == 200 => {
+            let answer = c
+                .body
+                .as_deref()
+                .and_then(|body| match (c.stream, c.endpoint) {
+                    (true, _) => answer::from_stream(body),
+                    (false, Endpoint::Messages) => answer::from_plain_messages(body),
+                    (false, _) => answer::from_plain_openai(body),
+                });
+            Prepared {
+                // Only answers that ended as a model ends them: not cut, not filtered.
+                answer: answer.filter(|a| {
+                    matches!(
+                        a.finish_reason.as_deref(),
+                        Some("stop" | "length" | "tool_calls")
+                    )
+                }),
+                prompt: None,
+            }
+        }
+        _ => Prepared::default(),
+    }
 }
 
 /// Every cached answer, by tenant and model.
@@ -163,6 +209,11 @@ impl Store {
 
     /// Fold one event at stream sequence `seq`.
     pub fn apply(&mut self, seq: u64, env: &Envelope) {
+        self.apply_prepared(seq, env, prepare(env));
+    }
+
+    /// Fold one event whose [`prepare`] was done beforehand.
+    pub fn apply_prepared(&mut self, seq: u64, env: &Envelope, prepared: Prepared) {
         self.applied = self.applied.max(seq);
         self.expire_pending(env.at_ms);
         match &env.event {
@@ -175,11 +226,11 @@ impl Store {
                         env.request_id,
                         Pending {
                             at_ms: env.at_ms,
-                            endpoint: a.endpoint,
                             // The model that answered: a content rule's choice, else the one
                             // asked for.
                             model: a.routed_model.clone().unwrap_or_else(|| a.model.clone()),
                             key: key.clone(),
+                            prompt: prepared.prompt,
                         },
                     );
                     self.pending_by_time.insert((env.at_ms, env.request_id));
@@ -192,8 +243,8 @@ impl Store {
                 }
                 if let Some(hit) = &c.cache {
                     self.touch_source(&hit.source, seq);
-                } else if let Some(p) = pending {
-                    self.insert(seq, env, c, p);
+                } else if let (Some(p), Some(answer)) = (pending, prepared.answer) {
+                    self.insert(seq, env, answer, p);
                 }
             }
             Event::CacheFlushed(f) => {
@@ -235,27 +286,7 @@ impl Store {
         }
     }
 
-    fn insert(&mut self, seq: u64, env: &Envelope, c: &ResponseCompleted, p: Pending) {
-        if c.status != 200 || c.error.is_some() || !c.whole_body {
-            return;
-        }
-        let Some(body) = c.body.as_deref() else {
-            return;
-        };
-        let cached = match (c.stream, p.endpoint) {
-            (true, _) => answer::from_stream(body),
-            (false, Endpoint::Messages) => answer::from_plain_messages(body),
-            (false, _) => answer::from_plain_openai(body),
-        };
-        // Only answers that ended as a model ends them: not cut, not filtered.
-        let Some(cached) = cached.filter(|a| {
-            matches!(
-                a.finish_reason.as_deref(),
-                Some("stop" | "length" | "tool_calls")
-            )
-        }) else {
-            return;
-        };
+    fn insert(&mut self, seq: u64, env: &Envelope, cached: Cached, p: Pending) {
         let max = self.max_entries(&p.model);
         let key = p.key;
         let part = self
@@ -265,8 +296,8 @@ impl Store {
         if let Some(old) = part.exact.get(&key.exact).copied() {
             part.remove(old);
         }
-        let semantic = match (&key.context, &key.embedding, &key.prompt) {
-            (Some(ctx), Some(v), Some(text)) => Some((ctx.clone(), v, Prompt::new(text))),
+        let semantic = match (&key.context, &key.embedding, p.prompt) {
+            (Some(ctx), Some(v), Some(prompt)) => Some((ctx.clone(), v, prompt)),
             _ => None,
         };
         if let Some((ctx, v, _)) = &semantic {
