@@ -46,13 +46,11 @@ pub trait VectorIndex: Send + Sync {
 /// that size a linear scan over contiguous rows is exact (no recall to tune, no rebuilds on
 /// removal), simple, and bound by memory bandwidth rather than arithmetic.
 ///
-/// Cost, from `cargo bench --bench cache_index` (k = 8, f32 rows, medians on a shared 2-core AMD
-/// EPYC VM with other builds running, so ±30%): dim 256 × 10,000 rows (10 MB) ≈ 0.5–0.65 ms;
-/// dim 384 × 10,000 (15 MB) ≈ 1.3 ms; dim 256 × 50,000 (51 MB) ≈ 6 ms — and merely reading
-/// 51 MB takes 5 ms on that machine (≈10 GB/s for one core), so no kernel makes f32 rows fast
-/// there. The lever is bytes per row: i8 rows (a quarter) scanned in ≈2 ms at 50,000 in a
-/// prototype; well under a millisecond needs a scan of a few MB, e.g. 1-bit codes (32 B per row)
-/// with the best few hundred rescored in f32, or an ANN index behind [`VectorIndex`].
+/// Cost of a full f32 scan, from `cargo bench --bench cache_index` (k = 8, medians on a shared
+/// 2-core AMD EPYC VM, ±30%): dim 256 × 10,000 rows (10 MB) ≈ 0.5–0.65 ms; dim 256 × 50,000
+/// (51 MB) ≈ 6 ms, and merely reading 51 MB takes 5 ms there (≈10 GB/s for one core). Hence the
+/// sign shortlist past [`EXACT_UP_TO`] rows: a lookup through the cache's store
+/// (`cargo bench --bench cache`) takes 72 µs at 10,000 answers and 287 µs at 50,000 (p50).
 ///
 /// Layout: one contiguous row-major `Vec<f32>` (`dim` floats per row), the row's id in a parallel
 /// `Vec<u64>`, and a map id → row. Removal moves the last row into the hole so rows stay
