@@ -18,6 +18,7 @@ pub mod prompt;
 mod quality;
 pub mod store;
 
+use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
@@ -161,7 +162,13 @@ impl Cache {
             (Some((context, text)), Some(embedder)) if wanted => {
                 let prompt = Prompt::new(&text);
                 let v = embedder.embed(&prompt, &text).await;
-                v.map(|v| (hex::encode(context), prompt, text, v))
+                // The bucket: the conversation, and the facts of the turn a hit needs equal, so
+                // a templated prompt with other numbers is not even compared.
+                let mut h = Sha256::new();
+                h.update(context);
+                h.update(prompt.fingerprint());
+                let bucket = hex::encode(h.finalize());
+                v.map(|v| (bucket, prompt, text, v))
             }
             _ => None,
         };

@@ -315,6 +315,19 @@ impl Prompt {
         }
     }
 
+    /// The facts a semantic hit needs equal (numbers, negation, script), as bytes: prompts
+    /// whose fingerprints differ can never answer each other.
+    pub fn fingerprint(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        for n in &self.numbers {
+            out.extend_from_slice(n.as_bytes());
+            out.push(0);
+        }
+        out.push(u8::from(self.negated));
+        out.push(u8::from(self.other_script));
+        out
+    }
+
     /// The words the sentence vector is made of.
     pub fn content(&self) -> &[String] {
         &self.content
@@ -478,6 +491,14 @@ mod tests {
             ),
             None
         );
+    }
+
+    #[test]
+    fn prompts_that_can_never_answer_each_other_have_other_fingerprints() {
+        let f = |t: &str| Prompt::new(t).fingerprint();
+        assert_eq!(f("Convert 5 miles to km"), f("how many km is 5 miles"));
+        assert_ne!(f("Convert 5 miles to km"), f("Convert 7 miles to km"));
+        assert_ne!(f("foods safe for dogs"), f("foods not safe for dogs"));
     }
 
     #[test]

@@ -200,7 +200,9 @@ pub struct CacheKey {
     /// SHA-256 (lowercase hex) of the tenant, the public model and every field of the request
     /// that can change the answer.
     pub exact: String,
-    /// For the semantic cache: SHA-256 of the same with the last user turn's text left out.
+    /// For the semantic cache, the bucket the turn is compared in: SHA-256 of the same with
+    /// the last user turn's text left out, and of the turn's facts a hit needs equal (its
+    /// numbers, negation, script).
     pub context: Option<String>,
     /// The last user turn's text, for the checks a semantic hit must pass (numbers, negation,
     /// names). Only when `context` is set and the stream keeps bodies whole.
