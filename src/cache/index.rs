@@ -50,7 +50,7 @@ pub trait VectorIndex: Send + Sync {
 /// 2-core AMD EPYC VM, ±30%): dim 256 × 10,000 rows (10 MB) ≈ 0.5–0.65 ms; dim 256 × 50,000
 /// (51 MB) ≈ 6 ms, and merely reading 51 MB takes 5 ms there (≈10 GB/s for one core). Hence the
 /// sign shortlist past [`EXACT_UP_TO`] rows: a lookup through the cache's store
-/// (`cargo bench --bench cache`) takes 72 µs at 10,000 answers and 287 µs at 50,000 (p50).
+/// (`cargo bench --bench cache`) takes 72 µs at 10,000 answers and 0.29–0.52 ms at 50,000 (p50).
 ///
 /// Layout: one contiguous row-major `Vec<f32>` (`dim` floats per row), the row's id in a parallel
 /// `Vec<u64>`, and a map id → row. Removal moves the last row into the hole so rows stay
