@@ -51,7 +51,9 @@ pub fn start(cache: &Cache) -> consumer::DeliverPolicy {
         0 => {
             let back = time::Duration::try_from(cache.max_ttl()).unwrap_or(time::Duration::DAY);
             consumer::DeliverPolicy::ByStartTime {
-                start_time: time::OffsetDateTime::now_utc() - back,
+                start_time: time::OffsetDateTime::now_utc()
+                    .checked_sub(back)
+                    .unwrap_or(time::OffsetDateTime::UNIX_EPOCH),
             }
         }
         applied => consumer::DeliverPolicy::ByStartSequence {
