@@ -62,6 +62,21 @@ pub fn start(cache: &Cache) -> consumer::DeliverPolicy {
     }
 }
 
+/// An ordered consumer of the cache's subjects, from where [`start`] says.
+async fn open(
+    stream: &jetstream::stream::Stream,
+    cache: &Cache,
+) -> Result<jetstream::consumer::Consumer<consumer::pull::OrderedConfig>, ProjectionError> {
+    stream
+        .create_consumer(consumer::pull::OrderedConfig {
+            filter_subjects: subjects(),
+            deliver_policy: start(cache),
+            ..Default::default()
+        })
+        .await
+        .map_err(nats)
+}
+
 async fn follow_once(
     client: &async_nats::Client,
     stream_name: &str,
@@ -72,14 +87,7 @@ async fn follow_once(
     }
     let js = jetstream::new(client.clone());
     let stream = js.get_stream(stream_name).await.map_err(nats)?;
-    let consumer = stream
-        .create_consumer(consumer::pull::OrderedConfig {
-            filter_subjects: subjects(),
-            deliver_policy: start(cache),
-            ..Default::default()
-        })
-        .await
-        .map_err(nats)?;
+    let consumer = open(&stream, cache).await?;
     let mut messages = consumer.messages().await.map_err(nats)?;
     loop {
         let raw = next_batch(&mut messages, BATCH).await?;
@@ -132,14 +140,7 @@ pub async fn replay(
     let js = jetstream::new(client.clone());
     let mut stream = js.get_stream(stream_name).await.map_err(nats)?;
     let end = stream.info().await.map_err(nats)?.state.last_sequence;
-    let consumer = stream
-        .create_consumer(consumer::pull::OrderedConfig {
-            filter_subjects: subjects(),
-            deliver_policy: start(cache),
-            ..Default::default()
-        })
-        .await
-        .map_err(nats)?;
+    let consumer = open(&stream, cache).await?;
     if consumer.cached_info().num_pending == 0 {
         progress(end, end);
         return Ok(());

@@ -42,23 +42,65 @@ pub fn keys(tenant: &str, model: &str, req: &ChatRequest, max_prompt_chars: usiz
     let semantic = last_user_text(&req.rest)
         .filter(|(_, text)| text.chars().count() <= max_prompt_chars && !text.trim().is_empty())
         .map(|(at, text)| {
-            let mut rest = req.rest.clone();
-            if let Some(Value::Array(messages)) = rest.get_mut("messages")
-                && let Some(Value::Object(m)) = messages.get_mut(at)
-            {
-                m.insert("content".to_owned(), Value::Null);
-            }
-            (digest(tenant, model, "context", &rest), text)
+            let without = WithoutContent {
+                rest: &req.rest,
+                at,
+            };
+            (digest(tenant, model, "context", &without), text)
         });
     Keys { exact, semantic }
 }
 
-fn digest(
-    tenant: &str,
-    model: &str,
-    kind: &str,
-    rest: &serde_json::Map<String, Value>,
-) -> [u8; 32] {
+/// The request's fields as JSON with message `at`'s content as `null`: what the context key
+/// hashes, written without copying the conversation.
+struct WithoutContent<'a> {
+    rest: &'a serde_json::Map<String, Value>,
+    at: usize,
+}
+
+impl serde::Serialize for WithoutContent<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::{SerializeMap, SerializeSeq};
+        struct Messages<'a>(&'a [Value], usize);
+        impl serde::Serialize for Messages<'_> {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                let mut seq = s.serialize_seq(Some(self.0.len()))?;
+                for (i, m) in self.0.iter().enumerate() {
+                    match m {
+                        Value::Object(fields) if i == self.1 => {
+                            seq.serialize_element(&Blanked(fields))?
+                        }
+                        other => seq.serialize_element(other)?,
+                    }
+                }
+                seq.end()
+            }
+        }
+        struct Blanked<'a>(&'a serde_json::Map<String, Value>);
+        impl serde::Serialize for Blanked<'_> {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                let mut map = s.serialize_map(Some(self.0.len()))?;
+                for (k, v) in self.0 {
+                    let v = if k == "content" { &Value::Null } else { v };
+                    map.serialize_entry(k, v)?;
+                }
+                map.end()
+            }
+        }
+        let mut map = s.serialize_map(Some(self.rest.len()))?;
+        for (k, v) in self.rest {
+            match v {
+                Value::Array(messages) if k == "messages" => {
+                    map.serialize_entry(k, &Messages(messages, self.at))?
+                }
+                other => map.serialize_entry(k, other)?,
+            }
+        }
+        map.end()
+    }
+}
+
+fn digest(tenant: &str, model: &str, kind: &str, rest: &impl serde::Serialize) -> [u8; 32] {
     let mut h = Sha256::new();
     for part in ["switchyard-cache-1", kind, tenant, model] {
         h.update(part.as_bytes());
@@ -194,6 +236,24 @@ mod tests {
             {"role": "user", "content": "x"}, {"role": "tool", "content": "y", "tool_call_id": "1"}
         ]}));
         assert!(keys("t", "m", &tool, 2000).semantic.is_none());
+    }
+
+    #[test]
+    fn the_context_view_writes_the_request_with_that_content_nulled() {
+        let r = req(json!({"model": "m", "temperature": 0.1, "messages": [
+            {"role": "system", "content": "be brief"},
+            {"role": "user", "name": "ann", "content": [{"type": "text", "text": "hi"}]}
+        ]}));
+        let mut nulled = r.rest.clone();
+        nulled["messages"][1]["content"] = Value::Null;
+        let view = WithoutContent {
+            rest: &r.rest,
+            at: 1,
+        };
+        assert_eq!(
+            serde_json::to_string(&view).unwrap(),
+            serde_json::to_string(&nulled).unwrap()
+        );
     }
 
     #[test]

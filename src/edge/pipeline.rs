@@ -607,18 +607,26 @@ fn stored_request(st: &EdgeState, p: &Principal, sent: &[u8], inspection: &Inspe
     }
 }
 
-/// An answer as the stream keeps it (`[privacy]`).
+/// An answer as the stream keeps it (`[privacy]`), and whether that is the answer exactly as
+/// the client got it (what the cache may keep).
 /// `masked`: the body as a `redacted` stream keeps it, when the guardrails already made it.
 fn stored_response(
     st: &EdgeState,
     p: &Principal,
     body: Option<String>,
     masked: Option<String>,
-) -> Option<String> {
+) -> (Option<String>, bool) {
     match st.guardrails.bodies(p) {
-        BodyPolicy::Full => body,
-        BodyPolicy::Redacted => masked.or_else(|| body.map(|b| st.guardrails.mask(&b))),
-        BodyPolicy::Metadata => None,
+        BodyPolicy::Full => {
+            let whole = body.is_some();
+            (body, whole)
+        }
+        BodyPolicy::Redacted => {
+            let kept = masked.or_else(|| body.as_deref().map(|b| st.guardrails.mask(b)));
+            let whole = kept.is_some() && kept == body;
+            (kept, whole)
+        }
+        BodyPolicy::Metadata => (None, false),
     }
 }
 
@@ -629,10 +637,9 @@ const CACHE_PROVIDER: &str = "cache";
 async fn finish(ctx: &Ctx, done: Finished) {
     let latency = ctx.started.elapsed();
     // Before settling: the budget's settlement and the events that record it stay together.
+    let (body, whole) = stored_response(&ctx.st, &ctx.principal, done.body, done.masked_body);
     // The cache keeps only an answer the stream holds as the client got it.
-    let client_got = ctx.cache_store.then(|| done.body.clone()).flatten();
-    let body = stored_response(&ctx.st, &ctx.principal, done.body, done.masked_body);
-    let whole_body = client_got.is_some() && client_got == body;
+    let whole_body = ctx.cache_store && whole;
     let target = done.deployment.as_deref();
     let provider = match target {
         Some(t) => t.provider_name.as_str(),
